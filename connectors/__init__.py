@@ -1,0 +1,45 @@
+"""Graph sources: NetworkX in process (the embedded default) and Neo4j over Bolt.
+
+Installed as ``ruvector_graph_attn.connectors``. Third-party sources register in the
+entry-point group ``ruvector_graph_attn.connectors`` and are found by :func:`get_connector`.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import GraphSource, Subgraph
+
+_LAZY = {
+    "NetworkXGraph": ".networkx:NetworkXGraph",
+    "Neo4jGraph": ".neo4j:Neo4jGraph",
+    "Neo4jVectorIndex": ".neo4j:Neo4jVectorIndex",
+}
+
+ENTRY_POINT_GROUP = "ruvector_graph_attn.connectors"
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    mod, attr = target.split(":")
+    value = getattr(importlib.import_module(mod, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def get_connector(name: str) -> Any:
+    """The connector class registered under ``name`` in the entry-point group."""
+    from importlib.metadata import entry_points
+
+    from ..errors import InvalidInputError
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    raise InvalidInputError(f"no graph connector named {name!r}; registered: {known}")
+
+
+__all__ = ["GraphSource", "Subgraph", "NetworkXGraph", "Neo4jGraph", "Neo4jVectorIndex", "get_connector"]

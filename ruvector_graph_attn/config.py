@@ -1,0 +1,31 @@
+"""Pydantic v2 models for every configurable object.
+
+They validate on construction, serialise to JSON (``model_dump_json``) and are stored
+with checkpoints. Each area appends its own models here.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .validation import DEFAULT_MAX_KEYS
+
+
+class RgaConfig(BaseModel):
+    """Base of every config: unknown fields are rejected, values validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class AttentionConfig(RgaConfig):
+    """Configuration of an attention mechanism (seed section 2.1 / AttentionConfig)."""
+
+    attention_type: Literal[
+        "scaled_dot_product", "multi_head", "sparse", "geometric", "graph"
+    ] = "scaled_dot_product"
+    dim: int = Field(gt=0)
+    num_heads: int = Field(default=1, gt=0)
+    scale: Optional[float] = Field(default=None, gt=0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    max_keys: Optional[int] = Field(default=DEFAULT_MAX_KEYS, gt=0)

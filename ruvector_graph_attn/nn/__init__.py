@@ -1,0 +1,4 @@
+"""numpy modules with forward/backward and torch-style state_dict names."""
+from .module import Module, Parameter
+
+__all__ = ["Module", "Parameter"]
