@@ -1,0 +1,412 @@
+"""NetworkX graphs as a :class:`~ruvector_graph_attn.connectors.GraphSource` (the embedded default).
+
+Walking NetworkX's nested dicts per query is far too slow for millisecond re-ranking, so
+:class:`NetworkXGraph` takes a **snapshot** of the graph -- the node list, one feature
+matrix, CSR adjacency arrays for the ``out``, ``in`` and ``both`` directions and an
+optional edge-feature matrix -- lazily, on the first call that needs it, and expands
+neighbourhoods on those arrays with a Numba frontier kernel.
+
+Picking up later edits
+    The snapshot is rebuilt automatically when the graph's **node count** changed since
+    it was taken (an O(1) check done on every call). Edits that keep the node count --
+    adding or removing edges, changing a node's features or an edge attribute -- are
+    *not* detected automatically (counting edges in NetworkX is O(N)); call
+    :meth:`NetworkXGraph.refresh` after such edits. ``refresh()`` is cheap to call when
+    nothing changed only in the sense that it always rebuilds; call it once after a batch
+    of edits.
+
+Expansion semantics (the Neo4j connector implements the same)
+    ``expand(ids, hops, direction, max_neighbors, seed)`` is a breadth-first search from
+    the requested ids (the *seeds*, hop 0). A node reached at hop ``h < hops`` is
+    *expanded*: its neighbours in ``direction`` -- ``"out"``: successors (edges
+    ``u -> v``), ``"in"``: predecessors (edges ``v -> u``), ``"both"``: the union -- are
+    added at hop ``h + 1`` unless already reached. For undirected graphs the three
+    directions coincide. When ``max_neighbors`` is set and an expanded node has more
+    neighbours than that, exactly ``max_neighbors`` of its distinct neighbours are kept:
+    those with the smallest ``splitmix64(seed, u, v)`` hash of (seed, node position,
+    neighbour position). The sample of a node therefore depends only on the graph, the
+    node and ``seed`` -- never on which other ids were requested or in what order -- so a
+    union expansion of many seeds contains exactly every seed's own expansion.
+
+    ``Subgraph.edge_index`` holds the **traversed edges**, not the induced subgraph:
+    for every expanded node ``u`` and every kept neighbour ``v``, every graph edge
+    between ``u`` and ``v`` in the expansion direction, written in the graph's own
+    orientation (``"out"``: ``(u, v)``; ``"in"``: ``(v, u)``; ``"both"``: whichever of
+    ``(u, v)``, ``(v, u)`` exist). Undirected edges appear in both orientations, as in
+    PyTorch Geometric. Each (source, target) pair appears once. Edges among nodes of the
+    last hop (which are not expanded) are not included. Self-loops of expanded nodes are
+    included. Rows of ``node_ids``/``x``/``hop`` are in discovery order: the seeds first
+    (distinct, in request order), then hop 1, hop 2, ...; ``Subgraph.seeds`` are the seed
+    positions and ``Subgraph.missing`` the requested ids not in the graph.
+
+Multigraphs are collapsed to simple graphs (parallel edges become one edge carrying the
+attributes of the first one NetworkX yields).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Hashable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from ruvector_graph_attn.errors import (
+    DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
+)
+from ruvector_graph_attn.kernels.rerank import csr_expand
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
+
+from .base import Subgraph, check_direction, check_hops
+
+__all__ = ["NetworkXGraph"]
+
+
+def _is_int_id(n: Any) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):
+    """CSR of distinct (u, v) neighbour pairs; e_fwd/e_bwd of merged duplicates are combined."""
+    if u.size == 0:
+        return (np.zeros(n + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+                np.empty(0, np.int64))
+    key = u * np.int64(n) + v
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    uu = u[order][starts]
+    vv = v[order][starts]
+    e_fwd = np.maximum.reduceat(ef[order], starts)
+    e_bwd = np.maximum.reduceat(eb[order], starts)
+    indptr = np.zeros(n + 1, np.int64)
+    np.add.at(indptr, uu + 1, 1)
+    np.cumsum(indptr, out=indptr)
+    return indptr, np.ascontiguousarray(vv), np.ascontiguousarray(e_fwd), np.ascontiguousarray(e_bwd)
+
+
+class _Snapshot:
+    """Arrays taken from a NetworkX graph at one moment (see module docstring)."""
+
+    __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
+                 "csr", "num_nodes", "num_edges", "dim", "directed")
+
+
+class NetworkXGraph:
+    """A NetworkX graph with per-node feature vectors, read through array snapshots.
+
+    Args:
+        G: a ``networkx`` Graph, DiGraph, MultiGraph or MultiDiGraph. Node ids may be any
+            hashable values.
+        feature_key: node attribute holding each node's feature vector (all the same length).
+        edge_feature_keys: edge attributes concatenated (in this order) into
+            ``Subgraph.edge_attr``; each may be a number or a vector; every edge must have them.
+        dtype: float dtype of the snapshot features (float32 default, float64 kept).
+
+    Every node must carry ``feature_key`` with a finite vector of the common length; the
+    first node that does not is named in the :class:`InvalidInputError` raised when the
+    snapshot is taken.
+    """
+
+    def __init__(self, G: Any, feature_key: str = "embedding", edge_feature_keys: Sequence[str] = (),
+                 dtype: Any = np.float32):
+        try:
+            import networkx as nx
+        except ImportError as exc:  # pragma: no cover - networkx is a dependency
+            raise GraphSourceError("networkx is not installed") from exc
+        if not isinstance(G, nx.Graph):
+            raise InvalidInputError(f"G must be a networkx graph, got {type(G).__name__}")
+        if not isinstance(feature_key, str) or not feature_key:
+            raise InvalidInputError(f"feature_key must be a non-empty string, got {feature_key!r}")
+        if isinstance(edge_feature_keys, str):
+            edge_feature_keys = (edge_feature_keys,)
+        edge_feature_keys = tuple(edge_feature_keys)
+        for k in edge_feature_keys:
+            if not isinstance(k, str) or not k:
+                raise InvalidInputError(f"edge_feature_keys must be non-empty strings, got {k!r}")
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise InvalidInputError(f"dtype must be float32 or float64, got {dt}")
+        self.G = G
+        self.feature_key = feature_key
+        self.edge_feature_keys = edge_feature_keys
+        self.dtype = dt
+        self._snap: Optional[_Snapshot] = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ snapshot
+    def refresh(self) -> "NetworkXGraph":
+        """Rebuild the snapshot now (call after edge or feature edits; see module docstring)."""
+        with self._lock:
+            self._snap = self._build()
+        return self
+
+    def _snapshot(self) -> _Snapshot:
+        snap = self._snap
+        if snap is None or snap.num_nodes != self.G.number_of_nodes():
+            with self._lock:
+                snap = self._snap
+                if snap is None or snap.num_nodes != self.G.number_of_nodes():
+                    snap = self._snap = self._build()
+        return snap
+
+    def _build(self) -> _Snapshot:
+        G = self.G
+        nodes = list(G.nodes())
+        n = len(nodes)
+        if n == 0:
+            raise GraphSourceError("the graph has no nodes; expected at least one node with features")
+        pos = {node: i for i, node in enumerate(nodes)}
+        # features: one pass, the first bad node is named
+        key = self.feature_key
+        rows = []
+        dim = None
+        for node, data in G.nodes(data=True):
+            if key not in data or data[key] is None:
+                raise InvalidInputError(f"node {node!r} has no feature {key!r}; every node needs a vector")
+            try:
+                vec = np.asarray(data[key], dtype=self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"node {node!r}: feature {key!r} is not a numeric vector ({exc})") from exc
+            if vec.ndim != 1:
+                raise InvalidInputError(
+                    f"node {node!r}: feature {key!r} must be a 1-D vector, got shape {vec.shape}")
+            if dim is None:
+                dim = vec.shape[0]
+                if dim == 0:
+                    raise InvalidInputError(f"node {node!r}: feature {key!r} is empty")
+            elif vec.shape[0] != dim:
+                raise DimensionMismatchError(dim, vec.shape[0], f"feature {key!r} length of node {node!r}")
+            if not np.isfinite(vec).all():
+                raise InvalidInputError(f"node {node!r}: feature {key!r} contains NaN or Inf")
+            rows.append(vec)
+        x = np.ascontiguousarray(np.stack(rows), dtype=self.dtype)
+
+        # edges (multigraph parallel edges collapsed to the first)
+        directed = G.is_directed()
+        if G.is_multigraph():
+            seen: dict = {}
+            for u, v, data in G.edges(data=True):
+                k = (u, v) if directed else frozenset((u, v))
+                if k not in seen:
+                    seen[k] = (u, v, data)
+            edge_list = list(seen.values())
+        else:
+            edge_list = list(G.edges(data=True))
+        m = len(edge_list)
+        src = np.fromiter((pos[e[0]] for e in edge_list), dtype=np.int64, count=m)
+        dst = np.fromiter((pos[e[1]] for e in edge_list), dtype=np.int64, count=m)
+        edge_attr = None
+        if self.edge_feature_keys:
+            edge_attr = self._edge_features(edge_list)
+
+        eids = np.arange(m, dtype=np.int64)
+        neg = np.full(m, -1, np.int64)
+        csr = {}
+        if directed:
+            csr["out"] = _merge_pairs(src, dst, eids, neg, n)
+            csr["in"] = _merge_pairs(dst, src, neg, eids, n)
+            csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
+                                       np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
+        else:
+            loops = src == dst
+            u = np.concatenate([src, dst[~loops]])
+            v = np.concatenate([dst, src[~loops]])
+            e = np.concatenate([eids, eids[~loops]])
+            both = _merge_pairs(u, v, e, e, n)
+            csr["out"] = csr["in"] = csr["both"] = both
+
+        snap = _Snapshot()
+        snap.nodes = nodes
+        snap.node_arr = np.empty(n, dtype=object)
+        snap.node_arr[:] = nodes
+        snap.pos = pos
+        if all(_is_int_id(node) for node in nodes):
+            ints = np.fromiter((int(node) for node in nodes), dtype=np.int64, count=n)
+            order = np.argsort(ints, kind="stable")
+            snap.int_sorted = ints[order]
+            snap.int_order = order.astype(np.int64)
+        else:
+            snap.int_sorted = None
+            snap.int_order = None
+        snap.x = x
+        snap.edge_attr = edge_attr
+        snap.csr = csr
+        snap.num_nodes = n
+        snap.num_edges = m
+        snap.dim = int(dim)
+        snap.directed = directed
+        return snap
+
+    def _edge_features(self, edge_list: list) -> np.ndarray:
+        cols = []
+        widths = {}
+        for u, v, data in edge_list:
+            parts = []
+            for k in self.edge_feature_keys:
+                if k not in data or data[k] is None:
+                    raise InvalidInputError(f"edge ({u!r}, {v!r}) has no attribute {k!r} (edge_feature_keys)")
+                val = np.atleast_1d(np.asarray(data[k], dtype=self.dtype))
+                if val.ndim != 1:
+                    raise InvalidInputError(f"edge ({u!r}, {v!r}): attribute {k!r} must be a number or 1-D vector")
+                w = widths.setdefault(k, val.shape[0])
+                if w != val.shape[0]:
+                    raise DimensionMismatchError(w, val.shape[0], f"edge attribute {k!r} length of edge ({u!r}, {v!r})")
+                parts.append(val)
+            cols.append(np.concatenate(parts))
+        if not cols:
+            width = 0
+            return np.zeros((0, width), dtype=self.dtype)
+        out = np.ascontiguousarray(np.stack(cols), dtype=self.dtype)
+        if not np.isfinite(out).all():
+            bad = int(np.argwhere(~np.isfinite(out))[0, 0])
+            u, v, _ = edge_list[bad]
+            raise InvalidInputError(f"edge ({u!r}, {v!r}) has a NaN or Inf attribute")
+        return out
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def dim(self) -> int:
+        """Length of the node feature vectors."""
+        return self._snapshot().dim
+
+    @property
+    def num_nodes(self) -> int:
+        return self._snapshot().num_nodes
+
+    @property
+    def num_edges(self) -> int:
+        """Edges in the snapshot (multigraph parallel edges counted once)."""
+        return self._snapshot().num_edges
+
+    def __len__(self) -> int:
+        return self.num_nodes
+
+    def _ids_list(self, ids: Any, what: str) -> Any:
+        if ids is None:
+            raise InvalidInputError(f"{what} is None; expected a sequence of node ids")
+        if isinstance(ids, np.ndarray):
+            if ids.ndim != 1:
+                raise InvalidInputError(f"{what} must be 1-D, got shape {ids.shape}")
+            return ids
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InvalidInputError(f"{what} must be a sequence of node ids, got {type(ids).__name__}")
+        return list(ids)
+
+    def positions(self, ids: Any) -> np.ndarray:
+        """Dense snapshot positions of ``ids`` (int64), -1 for ids not in the graph."""
+        snap = self._snapshot()
+        ids = self._ids_list(ids, "ids")
+        n_ids = len(ids)
+        if n_ids == 0:
+            return np.empty(0, np.int64)
+        if snap.int_sorted is not None:
+            arr = ids if isinstance(ids, np.ndarray) else None
+            if arr is None:
+                try:
+                    if all(_is_int_id(i) for i in ids):
+                        arr = np.asarray(ids, dtype=np.int64)
+                except OverflowError:
+                    arr = None
+            if arr is not None and arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64, copy=False)
+                j = np.searchsorted(snap.int_sorted, arr)
+                j = np.minimum(j, snap.int_sorted.size - 1)
+                hit = snap.int_sorted[j] == arr
+                return np.where(hit, snap.int_order[j], -1).astype(np.int64)
+        get = snap.pos.get
+        out = np.empty(n_ids, np.int64)
+        for t, i in enumerate(ids.tolist() if isinstance(ids, np.ndarray) else ids):
+            try:
+                out[t] = get(i, -1)
+            except TypeError:  # unhashable id
+                out[t] = -1
+        return out
+
+    def contains(self, ids: Iterable[Hashable]) -> np.ndarray:
+        """Boolean mask: which ids are nodes of the graph."""
+        return self.positions(ids) >= 0
+
+    def features(self, ids: Sequence[Hashable]) -> np.ndarray:
+        """``[len(ids), dim]`` features; ids not in the graph raise :class:`UnknownIdError`."""
+        snap = self._snapshot()
+        ids = self._ids_list(ids, "ids")
+        if len(ids) == 0:
+            raise InvalidInputError("ids is empty; expected at least one node id")
+        p = self.positions(ids)
+        if (p < 0).any():
+            bad = [ids[i] for i in np.flatnonzero(p < 0)]
+            raise UnknownIdError(bad, "NetworkX graph")
+        return snap.x[p]
+
+    def node_ids(self, positions: np.ndarray) -> list:
+        """Node ids at snapshot ``positions``."""
+        return self._snapshot().node_arr[np.asarray(positions, dtype=np.int64)].tolist()
+
+    # ------------------------------------------------------------------ expansion
+    def expand(self, ids: Sequence[Hashable], hops: int = 1, direction: str = "out",
+               max_neighbors: Optional[int] = None, seed: int = 0) -> Subgraph:
+        """The neighbourhood of ``ids`` within ``hops`` (semantics in the module docstring).
+
+        Unknown ids are reported in ``Subgraph.missing`` (not an error); an empty ``ids``,
+        a bad ``direction``/``hops``/``max_neighbors``/``seed`` raise :class:`InvalidInputError`.
+        """
+        hops = check_hops(hops)
+        direction = check_direction(direction)
+        if max_neighbors is not None:
+            if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) \
+                    or max_neighbors < 0:
+                raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+        snap = self._snapshot()
+        ids = self._ids_list(ids, "ids")
+        if len(ids) == 0:
+            raise InvalidInputError("ids is empty; expected at least one node id to expand")
+        check_size(len(ids), DEFAULT_MAX_KEYS, "number of ids to expand")
+        p = self.positions(ids)
+        ok = p >= 0
+        missing = [] if ok.all() else [ids[i] for i in np.flatnonzero(~ok)]
+        seeds = p[ok]
+        if seeds.size > 1:  # distinct, first occurrence order
+            _, first = np.unique(seeds, return_index=True)
+            if first.size != seeds.size:
+                seeds = seeds[np.sort(first)]
+        return self._expand_positions(snap, seeds, hops, direction, max_neighbors, int(seed), missing)
+
+    def _expand_positions(self, snap: _Snapshot, seeds: np.ndarray, hops: int, direction: str,
+                          max_neighbors: Optional[int], seed: int, missing: list) -> Subgraph:
+        indptr, nbr, e_fwd, e_bwd = snap.csr[direction]
+        cap = -1 if max_neighbors is None else int(max_neighbors)
+        nodes, hop, src, dst, eid = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds.astype(np.int64),
+                                               hops, cap, seed, snap.num_nodes)
+        if src.size and hops > 0:
+            # duplicates only arise between two expanded nodes that sampled each other
+            both_exp = (hop[src] < hops) & (hop[dst] < hops)
+            if both_exp.any():
+                idx = np.flatnonzero(both_exp)
+                key = src[idx] * np.int64(nodes.size) + dst[idx]
+                _, first = np.unique(key, return_index=True)
+                if first.size != idx.size:
+                    keep = np.ones(src.size, dtype=bool)
+                    keep[idx] = False
+                    keep[idx[first]] = True
+                    src, dst, eid = src[keep], dst[keep], eid[keep]
+        edge_attr = None
+        if snap.edge_attr is not None:
+            edge_attr = snap.edge_attr[eid]
+        return Subgraph(
+            node_ids=snap.node_arr[nodes].tolist(),
+            edge_index=np.stack([src, dst]),
+            x=snap.x[nodes],
+            hop=hop,
+            seeds=np.arange(seeds.size, dtype=np.int64),
+            edge_attr=edge_attr,
+            missing=missing,
+        )
+
+    def __repr__(self) -> str:
+        kind = type(self.G).__name__
+        state = "not snapshotted" if self._snap is None else \
+            f"{self._snap.num_nodes} nodes, {self._snap.num_edges} edges, dim={self._snap.dim}"
+        return f"NetworkXGraph({kind}, feature_key={self.feature_key!r}, {state})"

@@ -1,0 +1,285 @@
+"""Numba kernels of the re-ranking pipeline: CSR frontier expansion, per-candidate
+neighbourhoods and segment-softmax neighbourhood attention.
+
+Plain functions on arrays; no classes, no I/O. Positions are dense int64 indices.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def splitmix64(x):
+    """The splitmix64 finaliser: a cheap, well-mixed 64-bit hash."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def pair_hash(salt, u, v):
+    """Deterministic hash of (salt, u, v): the sampling key of neighbour v of node u."""
+    h = splitmix64(np.uint64(salt))
+    h = splitmix64(h ^ np.uint64(u))
+    return splitmix64(h ^ np.uint64(v))
+
+
+@njit(cache=True)
+def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
+    """Breadth-first frontier expansion over a CSR adjacency.
+
+    ``indptr``/``nbr`` list each node's distinct neighbours in the expansion direction;
+    ``e_fwd[k]`` is the id of the graph edge ``u -> nbr[k]`` (or -1) and ``e_bwd[k]`` the id
+    of ``nbr[k] -> u`` (or -1), so traversed edges are emitted in the graph's orientation.
+    ``seeds`` are global positions (distinct). A node reached at hop ``h < hops`` is
+    expanded; when it has more than ``cap`` neighbours (``cap < 0``: no cap) the ``cap``
+    neighbours with the smallest ``pair_hash(salt, u, v)`` are kept, so the sample of a
+    node depends only on (salt, node) and never on the other seeds.
+
+    Returns ``(nodes, hop, src, dst, eid)``: global positions in discovery order (seeds
+    first), the hop at which each was reached, and the traversed edges as *local*
+    positions into ``nodes`` with their graph edge ids (may contain duplicates when two
+    expanded nodes sampled each other; the caller removes them).
+    """
+    local = np.full(num_nodes, -1, np.int64)
+    n_seeds = seeds.shape[0]
+    size = max(16, n_seeds * 4)
+    nodes = np.empty(size, np.int64)
+    hop = np.empty(size, np.int64)
+    count = 0
+    for i in range(n_seeds):
+        s = seeds[i]
+        if local[s] < 0:
+            local[s] = count
+            nodes[count] = s
+            hop[count] = 0
+            count += 1
+    esize = max(16, n_seeds * 8)
+    src = np.empty(esize, np.int64)
+    dst = np.empty(esize, np.int64)
+    eid = np.empty(esize, np.int64)
+    ecount = 0
+    start = 0
+    for h in range(hops):
+        stop = count
+        if start == stop:
+            break
+        for f in range(start, stop):
+            u = nodes[f]
+            lo = indptr[u]
+            hi = indptr[u + 1]
+            deg = hi - lo
+            if cap >= 0 and deg > cap:
+                keys = np.empty(deg, np.uint64)
+                for k in range(deg):
+                    keys[k] = pair_hash(salt, u, nbr[lo + k])
+                order = np.argsort(keys)[:cap]
+                picks = np.sort(order) + lo
+            else:
+                picks = np.arange(lo, hi)
+            for t in range(picks.shape[0]):
+                k = picks[t]
+                v = nbr[k]
+                lv = local[v]
+                if lv < 0:
+                    if count == size:
+                        size *= 2
+                        nodes2 = np.empty(size, np.int64)
+                        nodes2[:count] = nodes[:count]
+                        nodes = nodes2
+                        hop2 = np.empty(size, np.int64)
+                        hop2[:count] = hop[:count]
+                        hop = hop2
+                    lv = count
+                    local[v] = lv
+                    nodes[count] = v
+                    hop[count] = h + 1
+                    count += 1
+                if ecount + 2 > esize:
+                    esize *= 2
+                    src2 = np.empty(esize, np.int64)
+                    src2[:ecount] = src[:ecount]
+                    src = src2
+                    dst2 = np.empty(esize, np.int64)
+                    dst2[:ecount] = dst[:ecount]
+                    dst = dst2
+                    eid2 = np.empty(esize, np.int64)
+                    eid2[:ecount] = eid[:ecount]
+                    eid = eid2
+                lu = f
+                if e_fwd[k] >= 0:
+                    src[ecount] = lu
+                    dst[ecount] = lv
+                    eid[ecount] = e_fwd[k]
+                    ecount += 1
+                if e_bwd[k] >= 0:
+                    src[ecount] = lv
+                    dst[ecount] = lu
+                    eid[ecount] = e_bwd[k]
+                    ecount += 1
+        start = stop
+    return nodes[:count].copy(), hop[:count].copy(), src[:ecount].copy(), dst[:ecount].copy(), eid[:ecount].copy()
+
+
+@njit(cache=True)
+def build_csr(src, dst, num_nodes):
+    """CSR (indptr, indices, edge order) of directed pairs ``src -> dst``, rows sorted by dst."""
+    counts = np.zeros(num_nodes + 1, np.int64)
+    for e in range(src.shape[0]):
+        counts[src[e] + 1] += 1
+    for i in range(num_nodes):
+        counts[i + 1] += counts[i]
+    order = np.argsort(src * num_nodes + dst, kind="mergesort")
+    indices = np.empty(src.shape[0], np.int64)
+    for t in range(order.shape[0]):
+        indices[t] = dst[order[t]]
+    return counts, indices, order
+
+
+@njit(cache=True)
+def neighbourhoods(indptr, indices, centres, hops):
+    """Members of each centre's neighbourhood within ``hops`` in a CSR adjacency.
+
+    Returns ``(ptr, members, member_hop)``: segment ``ptr[i]:ptr[i+1]`` lists centre ``i``
+    first (hop 0), then every node within ``hops`` steps in BFS order, each once.
+    """
+    n = indptr.shape[0] - 1
+    stamp = np.full(n, -1, np.int64)
+    c = centres.shape[0]
+    ptr = np.zeros(c + 1, np.int64)
+    size = max(16, c * 8)
+    members = np.empty(size, np.int64)
+    mhop = np.empty(size, np.int64)
+    count = 0
+    for i in range(c):
+        ctr = centres[i]
+        if count + 1 > size:
+            size *= 2
+            m2 = np.empty(size, np.int64)
+            m2[:count] = members[:count]
+            members = m2
+            h2 = np.empty(size, np.int64)
+            h2[:count] = mhop[:count]
+            mhop = h2
+        stamp[ctr] = i
+        members[count] = ctr
+        mhop[count] = 0
+        count += 1
+        start = count - 1
+        for h in range(hops):
+            stop = count
+            if start == stop:
+                break
+            for f in range(start, stop):
+                u = members[f]
+                for k in range(indptr[u], indptr[u + 1]):
+                    v = indices[k]
+                    if stamp[v] != i:
+                        stamp[v] = i
+                        if count == size:
+                            size *= 2
+                            m2 = np.empty(size, np.int64)
+                            m2[:count] = members[:count]
+                            members = m2
+                            h2 = np.empty(size, np.int64)
+                            h2[:count] = mhop[:count]
+                            mhop = h2
+                        members[count] = v
+                        mhop[count] = h + 1
+                        count += 1
+            start = stop
+        ptr[i + 1] = count
+    return ptr, members[:count].copy(), mhop[:count].copy()
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def neighbourhood_attention(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                            temperature, blend, metric, out_ptr):
+    """Query-conditioned attention of every (query, candidate) pair over the candidate's
+    neighbourhood (segment softmax).
+
+    For pair ``p`` with query ``b = pair_query[p]`` and neighbourhood segment
+    ``j in members[seg_ptr[s]:seg_ptr[s+1]]`` (``s = pair_seg[p]``):
+    ``s_j = sim(Q[b], X[j])`` (metric 0: dot product, used for ``ip`` and for ``cosine``
+    on unit rows; metric 1: ``-||q - x||^2`` from the squared norms ``qsq``/``xsq``),
+    ``a_j = softmax_j(s_j / temperature)``, ``context = sum_j a_j s_j`` and
+    ``score = (1 - blend) * own[p] + blend * context``.
+
+    Returns ``(score [P], context [P], weights [out_ptr[-1]])``; the weights of pair ``p``
+    sit at ``out_ptr[p]:out_ptr[p+1]`` in segment order.
+    """
+    P = pair_query.shape[0]
+    D = Q.shape[1]
+    score = np.empty(P, Q.dtype)
+    context = np.empty(P, Q.dtype)
+    weights = np.empty(out_ptr[P], Q.dtype)
+    for p in prange(P):
+        b = pair_query[p]
+        s = pair_seg[p]
+        lo = seg_ptr[s]
+        hi = seg_ptr[s + 1]
+        o = out_ptr[p]
+        smax = -np.inf
+        for t in range(hi - lo):
+            j = members[lo + t]
+            acc = 0.0
+            for d in range(D):
+                acc += Q[b, d] * X[j, d]
+            if metric == 1:
+                acc = -(qsq[b] - 2.0 * acc + xsq[j])
+            weights[o + t] = acc
+            if acc > smax:
+                smax = acc
+        total = 0.0
+        for t in range(hi - lo):
+            e = np.exp((weights[o + t] - smax) / temperature)
+            total += e
+        ctx = 0.0
+        for t in range(hi - lo):
+            sim = weights[o + t]
+            a = np.exp((sim - smax) / temperature) / total
+            ctx += a * sim
+            weights[o + t] = a
+        context[p] = ctx
+        score[p] = (1.0 - blend) * own[p] + blend * ctx
+    return score, context, weights
+
+
+@njit(cache=True, parallel=True)
+def pair_similarity(Q, H, qsq, hsq, pair_query, pair_node, metric):
+    """``sim(Q[pair_query[p]], H[pair_node[p]])`` per pair (metric as in neighbourhood_attention)."""
+    P = pair_query.shape[0]
+    D = Q.shape[1]
+    out = np.empty(P, Q.dtype)
+    for p in prange(P):
+        b = pair_query[p]
+        j = pair_node[p]
+        acc = 0.0
+        for d in range(D):
+            acc += Q[b, d] * H[j, d]
+        if metric == 1:
+            acc = -(qsq[b] - 2.0 * acc + hsq[j])
+        out[p] = acc
+    return out
+
+
+@njit(cache=True)
+def segment_topk_desc(scores, valid, k):
+    """Row-wise indices of the ``k`` largest valid scores, best first (ties: lower index)."""
+    B, C = scores.shape
+    kk = min(k, C)
+    out = np.full((B, kk), -1, np.int64)
+    for b in range(B):
+        keys = np.empty(C, np.float64)
+        for c in range(C):
+            keys[c] = -scores[b, c] if valid[b, c] else np.inf
+        order = np.argsort(keys, kind="mergesort")
+        for t in range(kk):
+            if valid[b, order[t]]:
+                out[b, t] = order[t]
+    return out
