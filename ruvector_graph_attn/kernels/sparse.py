@@ -1,0 +1,224 @@
+"""Numba kernels for sparse (masked) attention over a CSR pattern.
+
+A pattern is CSR over query rows: the keys allowed for query ``i`` are
+``indices[indptr[i]:indptr[i + 1]]`` (sorted, no duplicates). Every kernel here costs
+O(nnz * d) or O(nnz); none builds a dense ``[B, N]`` array.
+
+* :func:`csr_attention` -- scores, stable softmax and the weighted sum of values, per row.
+* :func:`window_pattern_counts` / :func:`window_pattern_fill` -- the local window +
+  strided + global-token pattern generated directly in CSR.
+* :func:`block_pattern_counts` / :func:`block_pattern_fill` -- block-sparse patterns.
+* :func:`topk_merge` -- merge one block of scores into running per-row top-k heaps.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "csr_attention",
+    "window_pattern_counts",
+    "window_pattern_fill",
+    "block_pattern_counts",
+    "block_pattern_fill",
+    "topk_merge",
+]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def csr_attention(q, k, v, indptr, indices, scale, out, weights):
+    """Sparse softmax attention over a CSR pattern.
+
+    For each query row ``i`` (in parallel): ``s_p = scale * <q_i, k_{j_p}>`` over the allowed
+    keys ``j_p``, ``w_p = softmax(s)_p`` (max-subtracted), ``out_i = sum_p w_p v_{j_p}``.
+    ``weights`` (length nnz) receives the normalised weights in CSR order. Rows without any
+    allowed key get ``out_i = 0`` (and no weights). Work is O(nnz * (d + dv)).
+    """
+    n_rows = indptr.shape[0] - 1
+    d = q.shape[1]
+    dv = v.shape[1]
+    for i in prange(n_rows):
+        start = indptr[i]
+        stop = indptr[i + 1]
+        for c in range(dv):
+            out[i, c] = 0.0
+        if stop <= start:
+            continue
+        m = -np.inf
+        for p in range(start, stop):
+            j = indices[p]
+            acc = 0.0
+            for c in range(d):
+                acc += q[i, c] * k[j, c]
+            s = acc * scale
+            weights[p] = s
+            if s > m:
+                m = s
+        total = 0.0
+        for p in range(start, stop):
+            e = math.exp(weights[p] - m)
+            weights[p] = e
+            total += e
+        inv = 1.0 / total
+        for p in range(start, stop):
+            w = weights[p] * inv
+            weights[p] = w
+            j = indices[p]
+            for c in range(dv):
+                out[i, c] += w * v[j, c]
+
+
+@njit(cache=True)
+def _window_row(pos, n_keys, window, stride, global_keys, is_global, out, start, write):
+    """Sorted union for one query at position ``pos``; returns the count (writes if ``write``).
+
+    Keys: ``|pos - j| <= window`` (window >= 0; a negative window means no local window),
+    ``(pos - j) % stride == 0`` when ``stride > 0``, every key in ``global_keys``; a query whose
+    position is a global token attends to every key.
+    """
+    if 0 <= pos < n_keys and is_global[pos]:
+        if write:
+            for j in range(n_keys):
+                out[start + j] = j
+        return n_keys
+    # stream 1: window [a, b]
+    if window >= 0:
+        a = max(pos - window, 0)
+        b = min(pos + window, n_keys - 1)
+    else:
+        a = 1
+        b = 0
+    # stream 2: strided positions r, r + stride, ...
+    if stride > 0:
+        sj = pos % stride  # Python semantics: in [0, stride)
+    else:
+        sj = n_keys
+    # stream 3: global keys (sorted)
+    g = 0
+    n_g = global_keys.shape[0]
+    wj = a
+    count = 0
+    while True:
+        cand = n_keys
+        if wj <= b:
+            cand = wj
+        if sj < cand:
+            cand = sj
+        if g < n_g and global_keys[g] < cand:
+            cand = global_keys[g]
+        if cand >= n_keys:
+            break
+        if write:
+            out[start + count] = cand
+        count += 1
+        if wj <= b and wj == cand:
+            wj += 1
+        if sj == cand:
+            sj += stride
+        if g < n_g and global_keys[g] == cand:
+            g += 1
+    return count
+
+
+@njit(cache=True, parallel=True)
+def window_pattern_counts(n_rows, n_keys, offset, window, stride, global_keys, is_global, counts):
+    """Number of allowed keys per query row for the window/stride/global pattern."""
+    dummy = np.empty(0, dtype=np.int64)
+    for i in prange(n_rows):
+        counts[i] = _window_row(i + offset, n_keys, window, stride, global_keys, is_global, dummy, 0, False)
+
+
+@njit(cache=True, parallel=True)
+def window_pattern_fill(n_rows, n_keys, offset, window, stride, global_keys, is_global, indptr, indices):
+    """Fill CSR ``indices`` (sorted per row) for the window/stride/global pattern."""
+    for i in prange(n_rows):
+        _window_row(i + offset, n_keys, window, stride, global_keys, is_global, indices, indptr[i], True)
+
+
+@njit(cache=True, parallel=True)
+def block_pattern_counts(n_rows, n_keys, block_q, block_k, blk_ptr, blk_cols, counts):
+    """Allowed keys per row for a block pattern.
+
+    Active key blocks of query block ``b`` are ``blk_cols[blk_ptr[b]:blk_ptr[b + 1]]`` (sorted,
+    unique); a key block ``c`` covers keys ``c*block_k .. min((c+1)*block_k, n_keys) - 1``.
+    """
+    for i in prange(n_rows):
+        b = i // block_q
+        total = 0
+        for p in range(blk_ptr[b], blk_ptr[b + 1]):
+            lo = blk_cols[p] * block_k
+            hi = min(lo + block_k, n_keys)
+            total += hi - lo
+        counts[i] = total
+
+
+@njit(cache=True, parallel=True)
+def block_pattern_fill(n_rows, n_keys, block_q, block_k, blk_ptr, blk_cols, indptr, indices):
+    for i in prange(n_rows):
+        b = i // block_q
+        t = indptr[i]
+        for p in range(blk_ptr[b], blk_ptr[b + 1]):
+            lo = blk_cols[p] * block_k
+            hi = min(lo + block_k, n_keys)
+            for j in range(lo, hi):
+                indices[t] = j
+                t += 1
+
+
+@njit(cache=True, inline="always")
+def _worse(va, ia, vb, ib):
+    """True when (va, ia) ranks below (vb, ib): lower score, or equal score and higher index."""
+    return va < vb or (va == vb and ia > ib)
+
+
+@njit(cache=True, parallel=True)
+def topk_merge(scores, col_offset, seen, top_vals, top_idx):
+    """Merge a block of scores (keys ``col_offset .. col_offset + scores.shape[1] - 1``) into
+    per-row min-heaps of the ``k`` best keys so far (``seen`` keys merged before this block).
+
+    Ranking: higher score first; equal scores prefer the lower key index. The heap root is
+    the worst kept entry. O(n_block * log k) per row.
+    """
+    n_rows, n_block = scores.shape
+    k = top_vals.shape[1]
+    for i in prange(n_rows):
+        filled = min(seen, k)
+        for c in range(n_block):
+            s = scores[i, c]
+            j = col_offset + c
+            if filled < k:
+                # push and sift up
+                pos = filled
+                filled += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if _worse(s, j, top_vals[i, parent], top_idx[i, parent]):
+                        top_vals[i, pos] = top_vals[i, parent]
+                        top_idx[i, pos] = top_idx[i, parent]
+                        pos = parent
+                    else:
+                        break
+                top_vals[i, pos] = s
+                top_idx[i, pos] = j
+            elif _worse(top_vals[i, 0], top_idx[i, 0], s, j):
+                # replace the root and sift down
+                pos = 0
+                while True:
+                    left = 2 * pos + 1
+                    if left >= k:
+                        break
+                    child = left
+                    right = left + 1
+                    if right < k and _worse(top_vals[i, right], top_idx[i, right],
+                                            top_vals[i, left], top_idx[i, left]):
+                        child = right
+                    if _worse(top_vals[i, child], top_idx[i, child], s, j):
+                        top_vals[i, pos] = top_vals[i, child]
+                        top_idx[i, pos] = top_idx[i, child]
+                        pos = child
+                    else:
+                        break
+                top_vals[i, pos] = s
+                top_idx[i, pos] = j
