@@ -1,0 +1,380 @@
+"""Numba kernels for manifold distances and geometric attention (Poincaré ball, sphere).
+
+Plain functions, no classes, no I/O. Inputs are validated by the callers
+(``ruvector_graph_attn.manifold`` / ``attention.geometric``): points strictly inside the
+ball / on the sphere, matching dimensions, C-contiguous float32 or float64 arrays.
+Accumulation is done in float64; outputs have the dtype of the point array.
+
+The Poincaré formulas are those of curvature ``-c`` in the gyrovector formulation (as in
+geoopt's ``PoincareBall``): ``d(x, y) = 2/sqrt(c) * artanh(sqrt(c) * ||(-x) (+) y||)``
+with the ``artanh`` argument clamped to ``[-1 + 1e-7, 1 - 1e-7]``, norms clamped below
+at ``1e-15`` and ``tanh`` arguments clamped to ``[-15, 15]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+#: clamps shared with the numpy implementation (manifold/poincare.py)
+ARTANH_CLAMP = 1e-7
+NORM_MIN = 1e-15
+TANH_CLAMP = 15.0
+DENOM_MIN = 1e-15
+
+
+@njit(cache=True, inline="always")
+def _artanh_clamped(z):
+    lo = -1.0 + ARTANH_CLAMP
+    hi = 1.0 - ARTANH_CLAMP
+    if z < lo:
+        z = lo
+    elif z > hi:
+        z = hi
+    return 0.5 * (math.log1p(z) - math.log1p(-z))
+
+
+@njit(cache=True, inline="always")
+def _tanh_clamped(z):
+    if z < -TANH_CLAMP:
+        z = -TANH_CLAMP
+    elif z > TANH_CLAMP:
+        z = TANH_CLAMP
+    return math.tanh(z)
+
+
+@njit(cache=True, inline="always")
+def _mobius_neg_add_coeffs(q2, x2, qx, c):
+    """Coefficients (a, b) with (-q) (+) x = a * q + b * x (curvature -c)."""
+    # mobius_add(u, v) with u = -q: u2 = q2, v2 = x2, uv = -qx
+    den = 1.0 - 2.0 * c * qx + c * c * q2 * x2
+    if den < DENOM_MIN:
+        den = DENOM_MIN
+    a = -(1.0 - 2.0 * c * qx + c * x2) / den
+    b = (1.0 - c * q2) / den
+    return a, b
+
+
+@njit(cache=True, inline="always")
+def _poincare_dist_row(q, x, q2, c, sqrt_c):
+    d = q.shape[0]
+    x2 = 0.0
+    qx = 0.0
+    for j in range(d):
+        xj = float(x[j])
+        x2 += xj * xj
+        qx += float(q[j]) * xj
+    a, b = _mobius_neg_add_coeffs(q2, x2, qx, c)
+    s2 = 0.0
+    for j in range(d):
+        s = a * float(q[j]) + b * float(x[j])
+        s2 += s * s
+    sn = math.sqrt(s2)
+    return 2.0 * _artanh_clamped(sqrt_c * sn) / sqrt_c
+
+
+@njit(cache=True)
+def _sq_norm(v):
+    s = 0.0
+    for j in range(v.shape[0]):
+        s += float(v[j]) * float(v[j])
+    return s
+
+
+@njit(cache=True, parallel=True)
+def poincare_dist_one_to_many(q, points, c):
+    """Distances ``d_c(q, points[i])`` for every row: ``[D], [N, D] -> [N]``."""
+    n = points.shape[0]
+    out = np.empty(n, dtype=points.dtype)
+    sqrt_c = math.sqrt(c)
+    q2 = _sq_norm(q)
+    for i in prange(n):
+        out[i] = _poincare_dist_row(q, points[i], q2, c, sqrt_c)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def poincare_dist_many_to_many(queries, points, c):
+    """Pairwise distances ``[B, D], [N, D] -> [B, N]`` (flat parallel loop over B*N)."""
+    b = queries.shape[0]
+    n = points.shape[0]
+    out = np.empty((b, n), dtype=points.dtype)
+    sqrt_c = math.sqrt(c)
+    q2s = np.empty(b)
+    for r in range(b):
+        q2s[r] = _sq_norm(queries[r])
+    for t in prange(b * n):
+        r = t // n
+        i = t - r * n
+        out[r, i] = _poincare_dist_row(queries[r], points[i], q2s[r], c, sqrt_c)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _sphere_dist_row(q, x, radius):
+    # angle = 2 * atan2(||q - x||, ||q + x||): exact zero for q == x, accurate near 0 and pi
+    dm = 0.0
+    dp = 0.0
+    for j in range(q.shape[0]):
+        qj = float(q[j])
+        xj = float(x[j])
+        dm += (qj - xj) * (qj - xj)
+        dp += (qj + xj) * (qj + xj)
+    return radius * 2.0 * math.atan2(math.sqrt(dm), math.sqrt(dp))
+
+
+@njit(cache=True, parallel=True)
+def sphere_dist_one_to_many(q, points, radius):
+    """Great-circle distances on the sphere of radius ``radius``: ``[D], [N, D] -> [N]``."""
+    n = points.shape[0]
+    out = np.empty(n, dtype=points.dtype)
+    for i in prange(n):
+        out[i] = _sphere_dist_row(q, points[i], radius)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def softmax_neg_sq_inplace(dist, inv_temperature, out):
+    """``out = softmax(-dist**2 * inv_temperature)`` over a 1-D array (max-subtracted)."""
+    n = dist.shape[0]
+    logits = np.empty(n)
+    for i in prange(n):
+        d = float(dist[i])
+        logits[i] = -d * d * inv_temperature
+    m = logits[0]
+    for i in range(1, n):
+        if logits[i] > m:
+            m = logits[i]
+    total = 0.0
+    for i in prange(n):
+        e = math.exp(logits[i] - m)
+        logits[i] = e
+        total += e
+    for i in prange(n):
+        out[i] = logits[i] / total
+    return out
+
+
+@njit(cache=True, parallel=True)
+def poincare_attention_weights(q, keys, c, inv_temperature):
+    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> [N]``; also returns distances."""
+    n = keys.shape[0]
+    sqrt_c = math.sqrt(c)
+    q2 = _sq_norm(q)
+    dist = np.empty(n, dtype=keys.dtype)
+    logits = np.empty(n)
+    for i in prange(n):
+        d = _poincare_dist_row(q, keys[i], q2, c, sqrt_c)
+        dist[i] = d
+        logits[i] = -d * d * inv_temperature
+    m = logits[0]
+    for i in range(1, n):
+        if logits[i] > m:
+            m = logits[i]
+    total = 0.0
+    for i in prange(n):
+        e = math.exp(logits[i] - m)
+        logits[i] = e
+        total += e
+    w = np.empty(n, dtype=keys.dtype)
+    for i in prange(n):
+        w[i] = logits[i] / total
+    return w, dist
+
+
+@njit(cache=True, inline="always")
+def _add_weighted_logmap(q, x, q2, lam_q, c, sqrt_c, weight, acc):
+    """acc += weight * log_q(x) on the Poincaré ball."""
+    d = q.shape[0]
+    x2 = 0.0
+    qx = 0.0
+    for j in range(d):
+        xj = float(x[j])
+        x2 += xj * xj
+        qx += float(q[j]) * xj
+    a, b = _mobius_neg_add_coeffs(q2, x2, qx, c)
+    s2 = 0.0
+    for j in range(d):
+        s = a * float(q[j]) + b * float(x[j])
+        s2 += s * s
+    sn = math.sqrt(s2)
+    if sn < NORM_MIN:
+        sn = NORM_MIN
+    coef = weight * 2.0 * _artanh_clamped(sqrt_c * sn) / sqrt_c / (lam_q * sn)
+    for j in range(d):
+        acc[j] += coef * (a * float(q[j]) + b * float(x[j]))
+
+
+@njit(cache=True, parallel=True)
+def poincare_tangent_weighted_sum(q, points, weights, c):
+    """``sum_i weights[i] * log_q(points[i])`` (a tangent vector at ``q``), in float64.
+
+    Parallel over chunks of rows with private accumulators, then summed.
+    """
+    n, d = points.shape
+    sqrt_c = math.sqrt(c)
+    q2 = _sq_norm(q)
+    den = 1.0 - c * q2
+    if den < DENOM_MIN:
+        den = DENOM_MIN
+    lam_q = 2.0 / den
+    nchunks = min(n, 64)
+    partial = np.zeros((nchunks, d))
+    for ch in prange(nchunks):
+        start = ch * n // nchunks
+        stop = (ch + 1) * n // nchunks
+        acc = partial[ch]
+        for i in range(start, stop):
+            _add_weighted_logmap(q, points[i], q2, lam_q, c, sqrt_c, float(weights[i]), acc)
+    out = np.zeros(d)
+    for ch in range(nchunks):
+        for j in range(d):
+            out[j] += partial[ch, j]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def poincare_tangent_weighted_sum_batch(queries, points, weights, c):
+    """Row ``b``: ``sum_i weights[b, i] * log_{queries[b]}(points[i])``: ``-> [B, D]`` float64."""
+    bsz = queries.shape[0]
+    n, d = points.shape
+    sqrt_c = math.sqrt(c)
+    out = np.zeros((bsz, d))
+    for r in prange(bsz):
+        q = queries[r]
+        q2 = _sq_norm(q)
+        den = 1.0 - c * q2
+        if den < DENOM_MIN:
+            den = DENOM_MIN
+        lam_q = 2.0 / den
+        acc = out[r]
+        for i in range(n):
+            _add_weighted_logmap(q, points[i], q2, lam_q, c, sqrt_c, float(weights[r, i]), acc)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def poincare_einstein_sums(points, weights, c):
+    """Klein-model sums for the Einstein midpoint: ``(sum_i w_i g_i k_i, sum_i w_i g_i)``.
+
+    ``k_i = 2 x_i / (1 + c|x_i|^2)`` is the Klein image of ``x_i`` and
+    ``g_i = 1 / sqrt(1 - c|k_i|^2)`` its Lorentz factor. ``weights`` is ``[B, N]``;
+    returns ``([B, D], [B])`` in float64.
+    """
+    bsz = weights.shape[0]
+    n, d = points.shape
+    gk = np.empty((n, d))
+    g = np.empty(n)
+    for i in prange(n):
+        x2 = _sq_norm(points[i])
+        s = 1.0 + c * x2
+        k2 = 0.0
+        for j in range(d):
+            kj = 2.0 * float(points[i, j]) / s
+            gk[i, j] = kj
+            k2 += kj * kj
+        den = 1.0 - c * k2
+        if den < DENOM_MIN:
+            den = DENOM_MIN
+        gi = 1.0 / math.sqrt(den)
+        g[i] = gi
+        for j in range(d):
+            gk[i, j] *= gi
+    num = np.zeros((bsz, d))
+    tot = np.zeros(bsz)
+    for r in prange(bsz):
+        for i in range(n):
+            wi = float(weights[r, i])
+            tot[r] += wi * g[i]
+            for j in range(d):
+                num[r, j] += wi * gk[i, j]
+    return num, tot
+
+
+# --------------------------------------------------------------------------- graph (edge) kernels
+@njit(cache=True, parallel=True)
+def poincare_edge_dist(x, src, dst, c):
+    """Per-edge distance ``d_c(x[src[e]], x[dst[e]])``: ``-> [E]``."""
+    e = src.shape[0]
+    out = np.empty(e, dtype=x.dtype)
+    sqrt_c = math.sqrt(c)
+    for t in prange(e):
+        a = x[dst[t]]
+        out[t] = _poincare_dist_row(a, x[src[t]], _sq_norm(a), c, sqrt_c)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def segment_softmax_neg_sq(dist, perm, indptr, inv_temperature):
+    """Per-segment ``softmax(-dist**2 / T)``.
+
+    ``perm`` lists edge ids grouped by segment (target node); segment ``i`` owns
+    ``perm[indptr[i]:indptr[i+1]]``. Returns weights indexed by edge id (``[E]``).
+    """
+    nseg = indptr.shape[0] - 1
+    out = np.empty(dist.shape[0], dtype=dist.dtype)
+    for s in prange(nseg):
+        lo = indptr[s]
+        hi = indptr[s + 1]
+        if hi == lo:
+            continue
+        m = -np.inf
+        for t in range(lo, hi):
+            d = float(dist[perm[t]])
+            v = -d * d * inv_temperature
+            if v > m:
+                m = v
+        total = 0.0
+        for t in range(lo, hi):
+            d = float(dist[perm[t]])
+            total += math.exp(-d * d * inv_temperature - m)
+        for t in range(lo, hi):
+            d = float(dist[perm[t]])
+            out[perm[t]] = math.exp(-d * d * inv_temperature - m) / total
+    return out
+
+
+@njit(cache=True, parallel=True)
+def poincare_segment_tangent_aggregate(x, src, weights, perm, indptr, c):
+    """For every target ``i``: ``exp_{x_i}(sum_e w_e log_{x_i}(x[src[e]]))`` over its edges.
+
+    Targets with no edge keep ``x_i``. The result is projected to norm
+    ``<= (1 - eps) / sqrt(c)`` by the caller. Returns float64 ``[N, D]``.
+    """
+    n, d = x.shape
+    sqrt_c = math.sqrt(c)
+    out = np.empty((n, d))
+    for i in prange(n):
+        q = x[i]
+        q2 = _sq_norm(q)
+        den = 1.0 - c * q2
+        if den < DENOM_MIN:
+            den = DENOM_MIN
+        lam_q = 2.0 / den
+        acc = np.zeros(d)
+        for t in range(indptr[i], indptr[i + 1]):
+            ed = perm[t]
+            _add_weighted_logmap(q, x[src[ed]], q2, lam_q, c, sqrt_c, float(weights[ed]), acc)
+        # exp_q(acc) = q (+) tanh(sqrt(c) * lam_q * |acc| / 2) / sqrt(c) * acc / |acc|
+        un = 0.0
+        for j in range(d):
+            un += acc[j] * acc[j]
+        un = math.sqrt(un)
+        if un < NORM_MIN:
+            un = NORM_MIN
+        f = _tanh_clamped(sqrt_c * lam_q * un / 2.0) / sqrt_c / un
+        y2 = 0.0
+        qy = 0.0
+        for j in range(d):
+            yj = f * acc[j]
+            y2 += yj * yj
+            qy += float(q[j]) * yj
+        num_a = 1.0 + 2.0 * c * qy + c * y2
+        num_b = 1.0 - c * q2
+        dd = 1.0 + 2.0 * c * qy + c * c * q2 * y2
+        if dd < DENOM_MIN:
+            dd = DENOM_MIN
+        for j in range(d):
+            out[i, j] = (num_a * float(q[j]) + num_b * f * acc[j]) / dd
+    return out

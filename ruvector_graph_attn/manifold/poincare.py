@@ -1,0 +1,303 @@
+"""The Poincaré ball of curvature ``-c``: ``{x in R^D : c * |x|^2 < 1}``.
+
+Formulas are the gyrovector ones used by geoopt's ``PoincareBall`` (sectional curvature
+``k = -c``), including its numerical guards:
+
+* ``artanh`` argument clamped to ``[-1 + 1e-7, 1 - 1e-7]``, ``tanh`` argument to ``[-15, 15]``;
+* norms clamped below at ``1e-15``, the Möbius-addition denominator and the conformal
+  factor's denominator at ``1e-15``;
+* results of ``expmap``, ``expmap0``, ``mobius_add``, ``mobius_scalar_mul`` and
+  ``mobius_matvec`` are projected to norm ``(1 - eps) / sqrt(c)`` (``eps`` = 4e-3 for
+  float32, 1e-5 for float64) unless ``project=False``, as geoopt does.
+
+Input points are *checked*: a point with ``c * |x|^2 >= 1`` raises
+:class:`~ruvector_graph_attn.errors.InvalidInputError`. Use :meth:`PoincareBall.proj` to pull
+arbitrary vectors inside explicitly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import DimensionMismatchError, InvalidInputError
+from ..kernels import manifold as _k
+from ..validation import as_float_array
+from .base import Manifold, _dot, _norm, _sq_norm
+
+#: projection margin per dtype (geoopt's values): points are kept at norm <= (1 - eps) / sqrt(c)
+PROJ_EPS = {np.dtype(np.float32): 4e-3, np.dtype(np.float64): 1e-5}
+
+#: one-to-many distance calls with at least this many rows go to the Numba kernel
+KERNEL_MIN_ROWS = 256
+
+
+def _check_c(c: Any) -> float:
+    if isinstance(c, bool):
+        raise InvalidInputError("c must be a positive number, got a bool")
+    try:
+        cv = float(c)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"c must be a positive number, got {c!r}") from exc
+    if not math.isfinite(cv) or cv <= 0:
+        raise InvalidInputError(f"c must be a positive finite number (curvature is -c), got {c!r}")
+    return cv
+
+
+class PoincareBall(Manifold):
+    """Poincaré ball model of hyperbolic space with curvature ``-c`` (``c > 0``)."""
+
+    name = "poincare"
+
+    def __init__(self, c: float = 1.0):
+        self.c = _check_c(c)
+        self.sqrt_c = math.sqrt(self.c)
+
+    # --------------------------------------------------------------------------- helpers
+    def _tan_k(self, x: np.ndarray) -> np.ndarray:
+        return np.tanh(np.clip(self.sqrt_c * x, -_k.TANH_CLAMP, _k.TANH_CLAMP)) / self.sqrt_c
+
+    def _artan_k(self, x: np.ndarray) -> np.ndarray:
+        z = np.clip(self.sqrt_c * x, -1 + _k.ARTANH_CLAMP, 1 - _k.ARTANH_CLAMP)
+        return 0.5 * (np.log1p(z) - np.log1p(-z)) / self.sqrt_c
+
+    def _lambda(self, x: np.ndarray, keepdims: bool = True) -> np.ndarray:
+        return 2.0 / np.maximum(1.0 - self.c * _sq_norm(x, keepdims), _k.DENOM_MIN)
+
+    def _madd(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        c = self.c
+        x2 = _sq_norm(x)
+        y2 = _sq_norm(y)
+        xy = _dot(x, y)
+        num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
+        den = 1 + 2 * c * xy + c * c * x2 * y2
+        return num / np.maximum(den, _k.DENOM_MIN)
+
+    def _project(self, x: np.ndarray, eps: float | None = None) -> np.ndarray:
+        if eps is None:
+            eps = PROJ_EPS.get(x.dtype, 1e-5)
+        maxnorm = (1 - eps) / self.sqrt_c
+        n = np.maximum(_norm(x), _k.NORM_MIN)
+        return np.ascontiguousarray(np.where(n > maxnorm, x / n * maxnorm, x))
+
+    def _maybe_project(self, x: np.ndarray, project: bool) -> np.ndarray:
+        return self._project(x) if project else np.ascontiguousarray(x)
+
+    def _on_manifold_mask(self, x: np.ndarray) -> np.ndarray:
+        return self.c * _sq_norm(x, keepdims=False) < 1.0
+
+    def _check_point(self, x: np.ndarray, name: str) -> None:
+        ok = self._on_manifold_mask(x)
+        if not np.all(ok):
+            bad = np.argwhere(~np.atleast_1d(ok))[0]
+            idx = tuple(int(i) for i in bad) if x.ndim > 1 else ()
+            norm = float(np.sqrt(_sq_norm(x[idx] if idx else x, keepdims=False)))
+            where = f" (row {idx if len(idx) > 1 else idx[0]})" if idx else ""
+            raise InvalidInputError(
+                f"{name}{where} is outside the Poincaré ball: norm {norm:.6g} >= 1/sqrt(c) = "
+                f"{1 / self.sqrt_c:.6g} (c = {self.c:g}); points must satisfy c*|x|^2 < 1. "
+                "Call PoincareBall.proj(x) to project explicitly."
+            )
+
+    # ------------------------------------------------------------------------ interface
+    def curvature(self) -> float:
+        """Sectional curvature ``-c``."""
+        return -self.c
+
+    def origin(self, dim: int, dtype: Any = np.float32) -> np.ndarray:
+        return np.zeros(int(dim), dtype=dtype)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "c": self.c}
+
+    def proj(self, x: Any, eps: float | None = None) -> np.ndarray:
+        """Scale rows with norm above ``(1 - eps) / sqrt(c)`` back to that norm (geoopt's ``projx``)."""
+        arr = self._array(x, "x")
+        if eps is not None and not (0 < float(eps) < 1):
+            raise InvalidInputError(f"eps must be in (0, 1), got {eps!r}")
+        return self._project(arr, None if eps is None else float(eps))
+
+    def lambda_x(self, x: Any, keepdim: bool = False) -> np.ndarray:
+        """Conformal factor ``2 / (1 - c|x|^2)``."""
+        (x,) = self._points((x, "x"))
+        return self._lambda(x, keepdims=keepdim)
+
+    def inner(self, base: Any, u: Any, v: Any) -> np.ndarray:
+        """``lambda_x^2 <u, v>``."""
+        base, u, v = self._common((base, "base"), (u, "u"), (v, "v"))
+        self._check_point(base, "base")
+        return self._lambda(base, keepdims=False) ** 2 * _dot(u, v, keepdims=False)
+
+    def norm(self, base: Any, u: Any) -> np.ndarray:
+        """``lambda_x |u|``."""
+        base, u = self._common((base, "base"), (u, "u"))
+        self._check_point(base, "base")
+        return self._lambda(base, keepdims=False) * _norm(u, keepdims=False)
+
+    def mobius_add(self, x: Any, y: Any, project: bool = True) -> np.ndarray:
+        """Möbius addition ``x (+) y``."""
+        x, y = self._points((x, "x"), (y, "y"))
+        return self._maybe_project(self._madd(x, y), project)
+
+    def mobius_sub(self, x: Any, y: Any, project: bool = True) -> np.ndarray:
+        """``x (+) (-y)``."""
+        x, y = self._points((x, "x"), (y, "y"))
+        return self._maybe_project(self._madd(x, -y), project)
+
+    def mobius_scalar_mul(self, r: Any, x: Any, project: bool = True) -> np.ndarray:
+        """Möbius scalar multiplication ``r (x) x = tan_c(r * artan_c(|x|)) x / |x|``.
+
+        ``r`` is a scalar or an array broadcasting against ``x``'s leading axes.
+        """
+        (x,) = self._points((x, "x"))
+        rr = np.asarray(r)
+        if rr.dtype.kind not in "fiu" or not np.isfinite(rr).all():
+            raise InvalidInputError(f"r must be finite real number(s), got {r!r}")
+        rr = rr.astype(x.dtype)[..., None] if rr.ndim else x.dtype.type(rr)
+        xn = np.maximum(_norm(x), _k.NORM_MIN)
+        res = self._tan_k(rr * self._artan_k(xn)) * (x / xn)
+        return self._maybe_project(res, project)
+
+    def mobius_matvec(self, m: Any, x: Any, project: bool = True) -> np.ndarray:
+        """Möbius matrix-vector product ``M (x) x`` with ``m`` of shape ``[out, in]`` (torch Linear layout)."""
+        mm = self._array_any(m, "m", ndim=2)
+        (x,) = self._points((x, "x"))
+        if mm.shape[1] != x.shape[-1]:
+            raise DimensionMismatchError(x.shape[-1], mm.shape[1], "m columns (must equal the points' dimension)")
+        dt = np.result_type(mm, x)
+        mm, x = mm.astype(dt, copy=False), x.astype(dt, copy=False)
+        xn = np.maximum(_norm(x), _k.NORM_MIN)
+        mx = x @ mm.T
+        mxn = np.maximum(_norm(mx), _k.NORM_MIN)
+        res = self._tan_k(mxn / xn * self._artan_k(xn)) * (mx / mxn)
+        res = np.where(np.all(mx == 0, axis=-1, keepdims=True), 0, res).astype(dt, copy=False)
+        return self._maybe_project(res, project)
+
+    @staticmethod
+    def _array_any(x: Any, name: str, ndim: Any) -> np.ndarray:
+        return as_float_array(x, name, ndim=ndim)
+
+    def dist(self, x: Any, y: Any) -> np.ndarray:
+        """``2/sqrt(c) * artanh(sqrt(c) * |(-x) (+) y|)``.
+
+        One point against many rows (``[D]`` vs ``[N, D]``) runs on a parallel Numba kernel.
+        """
+        x, y = self._points((x, "x"), (y, "y"))
+        if x.ndim == 1 and y.ndim == 2 and y.shape[0] >= KERNEL_MIN_ROWS:
+            return _k.poincare_dist_one_to_many(x, y, self.c)
+        if y.ndim == 1 and x.ndim == 2 and x.shape[0] >= KERNEL_MIN_ROWS:
+            return _k.poincare_dist_one_to_many(y, x, self.c)
+        return 2.0 * self._artan_k(_norm(self._madd(-x, y), keepdims=False))
+
+    def dist0(self, x: Any) -> np.ndarray:
+        """Distance from the origin, ``2/sqrt(c) * artanh(sqrt(c)|x|)``."""
+        (x,) = self._points((x, "x"))
+        return 2.0 * self._artan_k(_norm(x, keepdims=False))
+
+    def cdist(self, x: Any, y: Any) -> np.ndarray:
+        """All pairwise distances between rows of ``x`` ``[B, D]`` and ``y`` ``[N, D]`` -> ``[B, N]`` (Numba)."""
+        x, y = self._points((x, "x"), (y, "y"))
+        if x.ndim != 2 or y.ndim != 2:
+            raise InvalidInputError(f"cdist expects two 2-D arrays, got shapes {x.shape} and {y.shape}")
+        return _k.poincare_dist_many_to_many(x, y, self.c)
+
+    def expmap(self, x: Any, u: Any, project: bool = True) -> np.ndarray:
+        """``x (+) tan_c(lambda_x |u| / 2) u / |u|``."""
+        x, u = self._common((x, "x"), (u, "u"))
+        self._check_point(x, "x")
+        un = np.maximum(_norm(u), _k.NORM_MIN)
+        second = self._tan_k(self._lambda(x) / 2.0 * un) * (u / un)
+        return self._maybe_project(self._madd(x, second), project)
+
+    def logmap(self, x: Any, y: Any) -> np.ndarray:
+        """``2/(sqrt(c) lambda_x) artanh(sqrt(c)|(-x) (+) y|) * s / |s|`` with ``s = (-x) (+) y``."""
+        x, y = self._points((x, "x"), (y, "y"))
+        sub = self._madd(-x, y)
+        sn = np.maximum(_norm(sub), _k.NORM_MIN)
+        return np.ascontiguousarray(2.0 * self._artan_k(sn) * (sub / (self._lambda(x) * sn)))
+
+    def expmap0(self, u: Any, project: bool = True) -> np.ndarray:
+        """``tan_c(|u|) u / |u|``."""
+        u = self._array(u, "u")
+        un = np.maximum(_norm(u), _k.NORM_MIN)
+        return self._maybe_project(self._tan_k(un) * (u / un), project)
+
+    def logmap0(self, y: Any) -> np.ndarray:
+        """``artan_c(|y|) y / |y|``."""
+        (y,) = self._points((y, "y"))
+        yn = np.maximum(_norm(y), _k.NORM_MIN)
+        return np.ascontiguousarray(y / yn * self._artan_k(yn))
+
+    def _gyration(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+        c = self.c
+        a2 = _sq_norm(a)
+        b2 = _sq_norm(b)
+        ab = _dot(a, b)
+        aw = _dot(a, w)
+        bw = _dot(b, w)
+        c2 = c * c
+        p = -c2 * aw * b2 + c * bw + 2 * c2 * ab * bw
+        q = -c2 * bw * a2 - c * aw
+        d = 1 + 2 * c * ab + c2 * a2 * b2
+        return w + 2 * (p * a + q * b) / np.maximum(d, _k.DENOM_MIN)
+
+    def gyration(self, a: Any, b: Any, w: Any) -> np.ndarray:
+        """Gyration ``gyr[a, b] w = -(a (+) b) (+) (a (+) (b (+) w))`` (closed form)."""
+        a, b, w = self._common((a, "a"), (b, "b"), (w, "w"))
+        self._check_point(a, "a")
+        self._check_point(b, "b")
+        return np.ascontiguousarray(self._gyration(a, b, w))
+
+    def transp(self, x: Any, y: Any, v: Any) -> np.ndarray:
+        """Parallel transport of ``v`` from ``T_x`` to ``T_y``: ``gyr[y, -x] v * lambda_x / lambda_y``."""
+        x, y, v = self._common((x, "x"), (y, "y"), (v, "v"))
+        self._check_point(x, "x")
+        self._check_point(y, "y")
+        return np.ascontiguousarray(self._gyration(y, -x, v) * self._lambda(x) / self._lambda(y))
+
+    # ------------------------------------------------------------------ midpoints / maps
+    def to_klein(self, x: Any) -> np.ndarray:
+        """Poincaré -> Klein model: ``2x / (1 + c|x|^2)``."""
+        (x,) = self._points((x, "x"))
+        return np.ascontiguousarray(2 * x / (1 + self.c * _sq_norm(x)))
+
+    def from_klein(self, k: Any) -> np.ndarray:
+        """Klein -> Poincaré model: ``k / (1 + sqrt(1 - c|k|^2))`` (``k`` must satisfy ``c|k|^2 < 1``)."""
+        k = self._array(k, "k")
+        self._check_point(k, "k")  # the Klein disc has the same radius
+        return np.ascontiguousarray(k / (1 + np.sqrt(np.maximum(1 - self.c * _sq_norm(k), 0))))
+
+    def einstein_midpoint(self, points: Any, weights: Any = None) -> np.ndarray:
+        """Weighted Einstein midpoint computed in the Klein model.
+
+        ``points`` ``[N, D]`` in the ball; ``weights`` ``[N]`` (or ``[B, N]`` for several
+        weightings, giving ``[B, D]``), non-negative with a positive sum; ``None`` = uniform.
+        Maps to Klein (``k_i``), averages with Lorentz factors ``g_i = 1/sqrt(1 - c|k_i|^2)``:
+        ``m = sum w_i g_i k_i / sum w_i g_i``, maps back. Equal to geoopt's weighted Möbius
+        gyromidpoint.
+        """
+        (p,) = self._points((points, "points"))
+        if p.ndim != 2:
+            raise InvalidInputError(f"points must be 2-D [N, D], got shape {p.shape}")
+        if weights is None:
+            w = np.full((1, p.shape[0]), 1.0 / p.shape[0], dtype=p.dtype)
+            squeeze = True
+        else:
+            w = self._array_any(weights, "weights", ndim=(1, 2)).astype(p.dtype, copy=False)
+            squeeze = w.ndim == 1
+            w = np.atleast_2d(w)
+            if w.shape[1] != p.shape[0]:
+                    raise DimensionMismatchError(p.shape[0], w.shape[1], "weights length (must equal number of points)")
+            if (w < 0).any():
+                raise InvalidInputError("weights must be non-negative")
+            if not (w.sum(axis=1) > 0).all():
+                raise InvalidInputError("every weight row must have a positive sum")
+        out = self._einstein(p, np.ascontiguousarray(w))
+        return out[0] if squeeze else out
+
+    def _einstein(self, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+        num, tot = _k.poincare_einstein_sums(p, w, self.c)
+        m = num / np.maximum(tot, _k.DENOM_MIN)[:, None]
+        back = m / (1 + np.sqrt(np.maximum(1 - self.c * _sq_norm(m), 0)))
+        return self._project(back.astype(p.dtype))
