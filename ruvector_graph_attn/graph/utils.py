@@ -1,0 +1,165 @@
+"""Graph utilities: edge_index validation, self loops, CSR orderings and degrees.
+
+Conventions (as in PyTorch Geometric): ``edge_index`` is an int64 ``[2, E]`` array and
+messages flow from ``edge_index[0]`` (source ``j``) to ``edge_index[1]`` (target ``i``).
+Duplicate edges are kept (each is a separate message).
+
+API
+---
+``validate_edge_index(edge_index, num_nodes)`` -> int64 C-contiguous ``[2, E]`` (raises
+    :class:`InvalidInputError` on wrong shape, float dtype, negative or out-of-range ids).
+``remove_self_loops(edge_index, edge_attr=None)`` -> ``(edge_index, edge_attr)``.
+``add_self_loops(edge_index, num_nodes, edge_attr=None, fill_value=None)`` ->
+    ``(edge_index, edge_attr)``: appends one loop ``(i, i)`` per node AFTER the existing
+    edges (existing loops are not removed; call :func:`remove_self_loops` first, as
+    GATConv does). Loop features follow PyG's ``add_self_loops``: ``None`` -> 1.0,
+    a number -> that value, an array of shape ``edge_attr.shape[1:]`` -> that array,
+    ``"add"``/``"sum"``/``"mean"``/``"max"``/``"min"`` -> that reduction of the
+    features of each node's INCOMING edges (``edge_index[1] == i``); a node with no
+    incoming edge gets 0 (PyG's scatter convention).
+``build_csr(edge_index, num_nodes, by="target")`` -> :class:`CSR` with ``indptr[N+1]``,
+    ``perm[E]`` (stable order of edges by target or source), ``col[E]`` (the other
+    endpoint in CSR order) and ``index[E]`` (the grouping endpoint, original order).
+    Build it once per call and pass it to every kernel (all heads, forward and backward).
+``degree(index, num_nodes, dtype=np.int64)`` -> counts per node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import DimensionMismatchError, InvalidInputError
+from ..kernels.segment import csr_from_index, scatter_max, scatter_mean, scatter_min, scatter_sum
+from ..validation import as_float_array, check_edge_index
+
+_REDUCES = ("add", "sum", "mean", "max", "min")
+
+
+def validate_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
+    """Check a ``[2, E]`` integer edge index against ``num_nodes``; returns int64, C-contiguous."""
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 0:
+        raise InvalidInputError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
+    return check_edge_index(edge_index, int(num_nodes), name)
+
+
+def _check_edge_attr(edge_attr: Any, num_edges: int) -> np.ndarray | None:
+    if edge_attr is None:
+        return None
+    ea = as_float_array(edge_attr, "edge_attr", allow_empty=True)
+    if ea.ndim == 0:
+        raise InvalidInputError("edge_attr must be 1-D [E] or 2-D [E, D], got a scalar")
+    if ea.shape[0] != num_edges:
+        raise DimensionMismatchError(num_edges, ea.shape[0], "edge_attr rows (must equal the number of edges)")
+    return ea
+
+
+def remove_self_loops(edge_index: Any, edge_attr: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Drop every edge ``(i, i)``; ``edge_attr`` rows are dropped alongside."""
+    ei = np.asarray(edge_index)
+    if ei.ndim != 2 or ei.shape[0] != 2:
+        raise InvalidInputError(f"edge_index must have shape [2, E], got {ei.shape}")
+    ei = check_edge_index(ei, np.iinfo(np.int64).max)
+    ea = _check_edge_attr(edge_attr, ei.shape[1])
+    keep = ei[0] != ei[1]
+    ei = np.ascontiguousarray(ei[:, keep])
+    if ea is not None:
+        ea = np.ascontiguousarray(ea[keep])
+    return ei, ea
+
+
+def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any) -> np.ndarray:
+    tail = ea.shape[1:]
+    if fill_value is None:
+        return np.ones((num_nodes,) + tail, dtype=ea.dtype)
+    if isinstance(fill_value, str):
+        if fill_value not in _REDUCES:
+            raise InvalidInputError(
+                f"fill_value {fill_value!r} is not supported; expected a number, an array or one of {_REDUCES}")
+        flat = ea.reshape(ea.shape[0], -1)
+        indptr, perm = csr_from_index(ei[1], num_nodes)
+        if fill_value in ("add", "sum"):
+            out = scatter_sum(flat, indptr, perm)
+        elif fill_value == "mean":
+            out = scatter_mean(flat, indptr, perm)
+        elif fill_value == "max":
+            out = scatter_max(flat, indptr, perm)[0]
+        else:
+            out = scatter_min(flat, indptr, perm)[0]
+        return out.reshape((num_nodes,) + tail)
+    if isinstance(fill_value, (bool, np.bool_)):
+        raise InvalidInputError("fill_value must be a number, an array or a reduction name, got a bool")
+    if isinstance(fill_value, (int, float, np.integer, np.floating)):
+        if not np.isfinite(fill_value):
+            raise InvalidInputError(f"fill_value must be finite, got {fill_value}")
+        return np.full((num_nodes,) + tail, fill_value, dtype=ea.dtype)
+    fv = as_float_array(fill_value, "fill_value", dtype=ea.dtype)
+    if fv.shape != tail:
+        raise DimensionMismatchError(tail, fv.shape, "fill_value shape (must equal edge_attr.shape[1:])")
+    return np.ascontiguousarray(np.broadcast_to(fv, (num_nodes,) + tail))
+
+
+def add_self_loops(edge_index: Any, num_nodes: int, edge_attr: Any = None,
+                   fill_value: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Append the loops ``(0,0) .. (N-1,N-1)`` after the existing edges (PyG semantics)."""
+    ei = validate_edge_index(edge_index, num_nodes)
+    ea = _check_edge_attr(edge_attr, ei.shape[1])
+    loops = np.arange(num_nodes, dtype=np.int64)
+    out_ei = np.ascontiguousarray(np.concatenate([ei, np.stack([loops, loops])], axis=1))
+    if ea is None:
+        return out_ei, None
+    loop_attr = _loop_attr(ei, ea, int(num_nodes), fill_value)
+    return out_ei, np.ascontiguousarray(np.concatenate([ea, loop_attr.astype(ea.dtype, copy=False)], axis=0))
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Edges grouped by one endpoint. ``indptr[N+1]``; ``perm[E]`` stable edge order;
+    ``col[E]`` the other endpoint in CSR order; ``index[E]`` the grouping endpoint per
+    original edge."""
+
+    indptr: np.ndarray
+    perm: np.ndarray
+    col: np.ndarray
+    index: np.ndarray
+    num_nodes: int
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.perm.shape[0])
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+def build_csr(edge_index: np.ndarray, num_nodes: int, by: str = "target") -> CSR:
+    """CSR of a VALIDATED int64 ``edge_index`` grouped by ``"target"`` (``edge_index[1]``,
+    the aggregation order) or ``"source"`` (``edge_index[0]``, for transposed backward
+    passes). O(E + N) counting sort; duplicate edges stay separate."""
+    if by == "target":
+        index, other = edge_index[1], edge_index[0]
+    elif by == "source":
+        index, other = edge_index[0], edge_index[1]
+    else:
+        raise InvalidInputError(f"by must be 'target' or 'source', got {by!r}")
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    indptr, perm = csr_from_index(index, int(num_nodes))
+    col = np.ascontiguousarray(other[perm], dtype=np.int64)
+    return CSR(indptr=indptr, perm=perm, col=col, index=index, num_nodes=int(num_nodes))
+
+
+def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
+    """Number of occurrences of each node id in ``index`` (e.g. ``edge_index[1]`` for in-degree)."""
+    idx = np.asarray(index)
+    if idx.ndim != 1:
+        raise InvalidInputError(f"index must be 1-D, got shape {idx.shape}")
+    if idx.size and idx.dtype.kind not in "iu":
+        raise InvalidInputError(f"index must have an integer dtype, got {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    if idx.size and (idx.min() < 0 or idx.max() >= num_nodes):
+        raise InvalidInputError(f"index has values outside 0..{num_nodes - 1}")
+    return np.bincount(idx, minlength=int(num_nodes)).astype(dtype, copy=False)
+
+
+__all__ = ["CSR", "add_self_loops", "build_csr", "degree", "remove_self_loops", "validate_edge_index"]

@@ -1,0 +1,655 @@
+"""Segment (per-target) kernels for message passing: CSR ordering, segment softmax,
+scatter sum/mean/max, gather, and the fused per-edge GAT/GATv2 kernels.
+
+All functions are plain Numba functions (``@njit(cache=True)``), parallel over
+*targets* (or over sources for the transposed backward pass) with ``prange``. Work is
+O(E * width); nothing is N x N; there are no Python loops over nodes or edges.
+Float arrays may be float32 or float64 (each dtype compiles once and is cached on disk);
+index arrays are int64. Callers validate inputs (``graph/utils.py`` and the layers do);
+the kernels trust shapes.
+
+CSR layout (built by :func:`csr_from_index`, wrapped by ``graph.utils.build_csr``)
+-----------------------------------------------------------------------------------
+Given the group index ``index[E]`` (usually the targets ``edge_index[1]``) and ``N``
+groups:
+
+* ``indptr[N + 1]`` int64: the edges of group ``i`` are positions ``indptr[i]:indptr[i+1]``;
+* ``perm[E]`` int64: a *stable* ordering of the edges by group, so ``perm[k]`` is the
+  original edge id at CSR position ``k``. Duplicate edges stay separate entries
+  (separate messages), in their original relative order;
+* ``col[E]`` int64 (optional, per kernel): the *other* endpoint at CSR position ``k``,
+  i.e. ``other[perm]`` (for a target CSR, ``col = edge_index[0][perm]``, the sources).
+
+Per-edge arrays (``scores``, ``alpha``, ``messages``) are always in ORIGINAL edge order
+(indexed through ``perm``), so results line up with the caller's ``edge_index``.
+
+API summary
+-----------
+``csr_from_index(index, num_groups) -> (indptr, perm)``
+    counting sort, O(E + N), stable.
+``segment_softmax(scores[E,H], indptr, perm) -> alpha[E,H]``
+    softmax over the edges of each group, per column; ``max`` subtracted per group
+    (safe for extreme values). A group whose scores are all ``-inf`` gets weights 0
+    (PyG would give NaN); empty groups produce nothing.
+``segment_softmax_backward(alpha[E,H], grad_alpha[E,H], indptr, perm) -> grad_scores[E,H]``
+    ``alpha * (g - sum_group(alpha * g))``.
+``segment_sum(values[E,H], indptr, perm) -> [N,H]``  sum of per-edge values per group.
+``scatter_sum(msg[E,F], indptr, perm) -> out[N,F]``; empty group -> 0.
+``scatter_mean(msg[E,F], indptr, perm) -> out[N,F]``; empty group -> 0 (PyG: sum / max(count, 1)).
+``scatter_max(msg[E,F], indptr, perm) -> (out[N,F], argmax[N,F])``; empty group -> 0
+    and argmax -1 (PyG's ``scatter(reduce="max")`` gives 0 for empty groups). Ties: the
+    argmax is the FIRST edge in CSR order (= the lowest original edge id, because the CSR
+    order is stable).
+``scatter_min`` likewise, with ``argmin``.
+``scatter_sum_backward(grad_out[N,F], index[E]) -> grad_msg[E,F]``  (= ``grad_out[index]``).
+``scatter_mean_backward(grad_out[N,F], index[E], indptr) -> grad_msg[E,F]``.
+``scatter_arg_backward(grad_out[N,F], arg[N,F], num_edges) -> grad_msg[E,F]``
+    backward of max/min routing the whole gradient to the recorded arg edge
+    (torch_scatter convention).
+``scatter_max_backward_split(grad_out, msg, out, indptr, perm) -> grad_msg``
+    backward of max that splits the gradient evenly among tied edges (the convention of
+    ``torch.Tensor.scatter_reduce(reduce="amax")``, which PyG uses without torch_scatter).
+``gather_rows(x[N,F], idx[M]) -> x[idx]`` (parallel copy).
+``gat_edge_scores(a_src[N,H], a_dst[N,H], a_edge[E,H] | empty, src[E], dst[E], slope) -> (score, pre)``
+    ``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre, slope)``.
+    Pass ``a_edge`` with shape ``(0, H)`` for "no edge term".
+``leaky_relu_backward(grad[E,H], pre[E,H], slope) -> grad_pre``.
+``weighted_aggregate(alpha[E,H], xs[N,H,C], indptr, perm, col) -> out[N_t,H,C]``
+    ``out[i,h,:] = sum_{e -> i} alpha[e,h] * xs[src[e],h,:]`` without materialising
+    ``[E,H,C]`` messages.
+``weighted_aggregate_backward_alpha(grad_out[N_t,H,C], xs, indptr, perm, col) -> grad_alpha[E,H]``.
+``weighted_aggregate_backward_x(grad_out, alpha, s_indptr, s_perm, s_col, num_src) -> grad_xs[N_s,H,C]``
+    needs the CSR by SOURCE (``s_col`` = targets in source order).
+``gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope) -> (out, alpha, pre)``
+    one prange pass over targets: per-edge score, leaky relu, segment softmax and the
+    weighted aggregation (GATConv without attention dropout).
+``gatv2_fused_forward(xl[N,H,C], xr[N_t,H,C], ee[E,H,C] | empty, att[H,C], indptr, perm, col, slope)
+    -> (out, alpha)``  (GATv2Conv: ``alpha = softmax(att . leaky_relu(xl[j] + xr[i] + ee))``).
+``gatv2_fused_backward_targets(...)``, ``gatv2_backward_sources(...)``: the GATv2 backward.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_FM = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: -inf must survive in softmax
+
+
+# --------------------------------------------------------------------------------------
+# CSR ordering
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def csr_from_index(index, num_groups):
+    """Stable counting sort of edges by ``index``: returns ``(indptr[N+1], perm[E])``."""
+    e = index.shape[0]
+    indptr = np.zeros(num_groups + 1, dtype=np.int64)
+    for k in range(e):
+        indptr[index[k] + 1] += 1
+    for i in range(num_groups):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    perm = np.empty(e, dtype=np.int64)
+    for k in range(e):
+        g = index[k]
+        perm[fill[g]] = k
+        fill[g] += 1
+    return indptr, perm
+
+
+@njit(cache=True, parallel=True)
+def gather_rows(x, idx):
+    """``x[idx]`` for a 2-D ``x`` (parallel row copy)."""
+    m = idx.shape[0]
+    f = x.shape[1]
+    out = np.empty((m, f), dtype=x.dtype)
+    for k in prange(m):
+        r = idx[k]
+        for c in range(f):
+            out[k, c] = x[r, c]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# segment softmax
+# --------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True, fastmath=_FM)
+def segment_softmax(scores, indptr, perm):
+    """Softmax of ``scores[E, H]`` over the edges of each group (per column)."""
+    n = indptr.shape[0] - 1
+    h_ = scores.shape[1]
+    out = np.zeros_like(scores)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if lo == hi:
+            continue
+        for h in range(h_):
+            m = -np.inf
+            for k in range(lo, hi):
+                v = scores[perm[k], h]
+                if v > m:
+                    m = v
+            if m == -np.inf:
+                continue  # all -inf: weights stay 0
+            s = 0.0
+            for k in range(lo, hi):
+                e = perm[k]
+                w = np.exp(scores[e, h] - m)
+                out[e, h] = w
+                s += w
+            inv = 1.0 / s
+            for k in range(lo, hi):
+                e = perm[k]
+                out[e, h] = out[e, h] * inv
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def segment_softmax_backward(alpha, grad_alpha, indptr, perm):
+    """Gradient of :func:`segment_softmax`: ``alpha * (g - sum_group(alpha * g))``."""
+    n = indptr.shape[0] - 1
+    h_ = alpha.shape[1]
+    out = np.zeros_like(alpha)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        for h in range(h_):
+            s = 0.0
+            for k in range(lo, hi):
+                e = perm[k]
+                s += alpha[e, h] * grad_alpha[e, h]
+            for k in range(lo, hi):
+                e = perm[k]
+                out[e, h] = alpha[e, h] * (grad_alpha[e, h] - s)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# scatter aggregation
+# --------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True, fastmath=_FM)
+def scatter_sum(msg, indptr, perm):
+    """``out[i] = sum_{e in group i} msg[e]``; empty groups give 0."""
+    n = indptr.shape[0] - 1
+    f = msg.shape[1]
+    out = np.zeros((n, f), dtype=msg.dtype)
+    for i in prange(n):
+        for k in range(indptr[i], indptr[i + 1]):
+            e = perm[k]
+            for c in range(f):
+                out[i, c] += msg[e, c]
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def scatter_mean(msg, indptr, perm):
+    """``out[i] = mean_{e in group i} msg[e]``; empty groups give 0."""
+    n = indptr.shape[0] - 1
+    f = msg.shape[1]
+    out = np.zeros((n, f), dtype=msg.dtype)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if hi == lo:
+            continue
+        for k in range(lo, hi):
+            e = perm[k]
+            for c in range(f):
+                out[i, c] += msg[e, c]
+        inv = 1.0 / (hi - lo)
+        for c in range(f):
+            out[i, c] *= inv
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _scatter_extreme(msg, indptr, perm, sign):
+    n = indptr.shape[0] - 1
+    f = msg.shape[1]
+    out = np.zeros((n, f), dtype=msg.dtype)
+    arg = np.full((n, f), -1, dtype=np.int64)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if hi == lo:
+            continue
+        e0 = perm[lo]
+        for c in range(f):
+            out[i, c] = msg[e0, c]
+            arg[i, c] = e0
+        for k in range(lo + 1, hi):
+            e = perm[k]
+            for c in range(f):
+                v = msg[e, c]
+                if sign * v > sign * out[i, c]:  # strict: first in CSR order wins ties
+                    out[i, c] = v
+                    arg[i, c] = e
+    return out, arg
+
+
+@njit(cache=True)
+def scatter_max(msg, indptr, perm):
+    """Per-group maximum -> ``(out[N,F], argmax[N,F])``; empty group: 0 and -1."""
+    return _scatter_extreme(msg, indptr, perm, 1.0)
+
+
+@njit(cache=True)
+def scatter_min(msg, indptr, perm):
+    """Per-group minimum -> ``(out[N,F], argmin[N,F])``; empty group: 0 and -1."""
+    return _scatter_extreme(msg, indptr, perm, -1.0)
+
+
+#: backward of scatter_sum: ``grad_msg[e] = grad_out[index[e]]``
+scatter_sum_backward = gather_rows
+#: sum of per-edge ``values[E, H]`` over each group -> ``[N, H]``
+segment_sum = scatter_sum
+
+
+@njit(cache=True, parallel=True)
+def scatter_mean_backward(grad_out, index, indptr):
+    """Backward of scatter_mean: ``grad_msg[e] = grad_out[index[e]] / count[index[e]]``."""
+    e_ = index.shape[0]
+    f = grad_out.shape[1]
+    out = np.empty((e_, f), dtype=grad_out.dtype)
+    for e in prange(e_):
+        i = index[e]
+        inv = 1.0 / (indptr[i + 1] - indptr[i])
+        for c in range(f):
+            out[e, c] = grad_out[i, c] * inv
+    return out
+
+
+@njit(cache=True, parallel=True)
+def scatter_arg_backward(grad_out, arg, num_edges):
+    """Backward of scatter_max/min routing each gradient to its recorded arg edge."""
+    n = grad_out.shape[0]
+    f = grad_out.shape[1]
+    out = np.zeros((num_edges, f), dtype=grad_out.dtype)
+    # each (e, c) has at most one (i, c) pointing at it (an edge belongs to one group)
+    for i in prange(n):
+        for c in range(f):
+            e = arg[i, c]
+            if e >= 0:
+                out[e, c] += grad_out[i, c]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def scatter_max_backward_split(grad_out, msg, out, indptr, perm):
+    """Backward of scatter max (or min) splitting the gradient evenly among tied edges."""
+    n = indptr.shape[0] - 1
+    f = msg.shape[1]
+    g = np.zeros_like(msg)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        for c in range(f):
+            cnt = 0
+            for k in range(lo, hi):
+                if msg[perm[k], c] == out[i, c]:
+                    cnt += 1
+            if cnt == 0:
+                continue
+            share = grad_out[i, c] / cnt
+            for k in range(lo, hi):
+                e = perm[k]
+                if msg[e, c] == out[i, c]:
+                    g[e, c] = share
+    return g
+
+
+# --------------------------------------------------------------------------------------
+# GAT helpers
+# --------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def gat_edge_scores(a_src, a_dst, a_edge, src, dst, slope):
+    """``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre)``; both [E, H]."""
+    e_ = src.shape[0]
+    h_ = a_src.shape[1]
+    has_edge = a_edge.shape[0] == e_ and e_ > 0
+    pre = np.empty((e_, h_), dtype=a_src.dtype)
+    score = np.empty((e_, h_), dtype=a_src.dtype)
+    for e in prange(e_):
+        j = src[e]
+        i = dst[e]
+        for h in range(h_):
+            v = a_src[j, h] + a_dst[i, h]
+            if has_edge:
+                v += a_edge[e, h]
+            pre[e, h] = v
+            score[e, h] = v if v > 0 else v * slope
+    return score, pre
+
+
+@njit(cache=True, parallel=True)
+def leaky_relu_backward(grad, pre, slope):
+    """``grad * (1 if pre > 0 else slope)`` elementwise (2-D)."""
+    r, c_ = grad.shape
+    out = np.empty_like(grad)
+    for r0 in prange(r):
+        for c in range(c_):
+            out[r0, c] = grad[r0, c] if pre[r0, c] > 0 else grad[r0, c] * slope
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def weighted_aggregate(alpha, xs, indptr, perm, col):
+    """``out[i,h,:] = sum_{k in group i} alpha[perm[k],h] * xs[col[k],h,:]``."""
+    n = indptr.shape[0] - 1
+    h_ = xs.shape[1]
+    c_ = xs.shape[2]
+    out = np.zeros((n, h_, c_), dtype=xs.dtype)
+    for i in prange(n):
+        for k in range(indptr[i], indptr[i + 1]):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                a = alpha[e, h]
+                for c in range(c_):
+                    out[i, h, c] += a * xs[j, h, c]
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def weighted_aggregate_backward_alpha(grad_out, xs, indptr, perm, col):
+    """``grad_alpha[e,h] = <grad_out[dst[e],h,:], xs[src[e],h,:]>`` (target CSR)."""
+    n = indptr.shape[0] - 1
+    h_ = xs.shape[1]
+    c_ = xs.shape[2]
+    e_ = perm.shape[0]
+    out = np.zeros((e_, h_), dtype=xs.dtype)
+    for i in prange(n):
+        for k in range(indptr[i], indptr[i + 1]):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                s = 0.0
+                for c in range(c_):
+                    s += grad_out[i, h, c] * xs[j, h, c]
+                out[e, h] = s
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def weighted_aggregate_backward_x(grad_out, alpha, s_indptr, s_perm, s_col, num_src):
+    """``grad_xs[j,h,:] = sum_{e: src[e]=j} alpha[e,h] * grad_out[dst[e],h,:]``.
+
+    ``s_indptr``/``s_perm``/``s_col`` are the CSR by SOURCE (``s_col`` = targets)."""
+    h_ = grad_out.shape[1]
+    c_ = grad_out.shape[2]
+    out = np.zeros((num_src, h_, c_), dtype=grad_out.dtype)
+    for j in prange(num_src):
+        for k in range(s_indptr[j], s_indptr[j + 1]):
+            e = s_perm[k]
+            i = s_col[k]
+            for h in range(h_):
+                a = alpha[e, h]
+                for c in range(c_):
+                    out[j, h, c] += a * grad_out[i, h, c]
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope):
+    """GATConv forward in one pass over targets (no attention dropout).
+
+    ``a_src[N_s,H]``, ``a_dst[N_t,H]``, ``a_edge[E,H]`` (or shape ``(0,H)``), ``xs[N_s,H,C]``.
+    Returns ``out[N_t,H,C]`` (un-biased, heads not merged), ``alpha[E,H]`` and the
+    pre-activation ``pre[E,H]`` (for the backward pass), per-edge arrays in original order.
+    """
+    n = indptr.shape[0] - 1
+    h_ = xs.shape[1]
+    c_ = xs.shape[2]
+    e_ = perm.shape[0]
+    has_edge = a_edge.shape[0] == e_ and e_ > 0
+    out = np.zeros((n, h_, c_), dtype=xs.dtype)
+    alpha = np.zeros((e_, h_), dtype=xs.dtype)
+    pre = np.zeros((e_, h_), dtype=xs.dtype)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if lo == hi:
+            continue
+        mx = np.empty(h_, dtype=xs.dtype)
+        sm = np.zeros(h_, dtype=xs.dtype)
+        for h in range(h_):
+            mx[h] = -np.inf
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                v = a_src[j, h] + a_dst[i, h]
+                if has_edge:
+                    v += a_edge[e, h]
+                pre[e, h] = v
+                s = v if v > 0 else v * slope
+                alpha[e, h] = s
+                if s > mx[h]:
+                    mx[h] = s
+        for k in range(lo, hi):
+            e = perm[k]
+            for h in range(h_):
+                w = np.exp(alpha[e, h] - mx[h])
+                alpha[e, h] = w
+                sm[h] += w
+        for h in range(h_):
+            sm[h] = 1.0 / sm[h]
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                a = alpha[e, h] * sm[h]
+                alpha[e, h] = a
+                for c in range(c_):
+                    out[i, h, c] += a * xs[j, h, c]
+    return out, alpha, pre
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, pre, indptr, perm, col, slope):
+    """Target-side GATConv backward in one pass over targets.
+
+    ``alpha * drop_scale`` are the coefficients the aggregation used (``drop_scale`` is
+    the dropout mask divided by ``1 - p``, or ``(0, H)``-shaped when there was no dropout). Returns
+    ``grad_pre[E,H]`` (gradient w.r.t. the pre-activation score) and ``grad_a_dst[N_t,H]``.
+    """
+    n = indptr.shape[0] - 1
+    h_ = xs.shape[1]
+    c_ = xs.shape[2]
+    e_ = perm.shape[0]
+    has_drop = drop_scale.shape[0] == e_ and e_ > 0
+    grad_pre = np.zeros((e_, h_), dtype=xs.dtype)
+    grad_a_dst = np.zeros((n, h_), dtype=xs.dtype)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if lo == hi:
+            continue
+        dot = np.zeros(h_, dtype=xs.dtype)
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                s = 0.0
+                for c in range(c_):
+                    s += grad_out[i, h, c] * xs[j, h, c]
+                if has_drop:
+                    s *= drop_scale[e, h]
+                grad_pre[e, h] = s  # d loss / d alpha (pre-dropout)
+                dot[h] += alpha[e, h] * s
+        for k in range(lo, hi):
+            e = perm[k]
+            for h in range(h_):
+                g = alpha[e, h] * (grad_pre[e, h] - dot[h])
+                if not pre[e, h] > 0:
+                    g *= slope
+                grad_pre[e, h] = g
+                grad_a_dst[i, h] += g
+    return grad_pre, grad_a_dst
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gat_fused_backward_sources(grad_out, alpha_used, grad_pre, s_indptr, s_perm, s_col, num_src):
+    """Source-side GATConv backward in one pass over sources: returns
+    ``grad_xs[N_s,H,C]`` (from the messages) and ``grad_a_src[N_s,H]``."""
+    h_ = grad_out.shape[1]
+    c_ = grad_out.shape[2]
+    gx = np.zeros((num_src, h_, c_), dtype=grad_out.dtype)
+    ga = np.zeros((num_src, h_), dtype=grad_out.dtype)
+    for j in prange(num_src):
+        for k in range(s_indptr[j], s_indptr[j + 1]):
+            e = s_perm[k]
+            i = s_col[k]
+            for h in range(h_):
+                a = alpha_used[e, h]
+                ga[j, h] += grad_pre[e, h]
+                for c in range(c_):
+                    gx[j, h, c] += a * grad_out[i, h, c]
+    return gx, ga
+
+
+# --------------------------------------------------------------------------------------
+# GATv2
+# --------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope):
+    """GATv2Conv forward in one pass over targets (no attention dropout).
+
+    ``score[e,h] = sum_c att[h,c] * leaky_relu(xl[j,h,c] + xr[i,h,c] (+ ee[e,h,c]))``,
+    ``alpha = segment_softmax(score)``, ``out[i,h,:] = sum_e alpha[e,h] * xl[j,h,:]``.
+    ``ee`` is ``[E,H,C]`` or shape ``(0,H,C)``. Returns ``(out[N_t,H,C], alpha[E,H])``.
+    """
+    n = indptr.shape[0] - 1
+    h_ = xl.shape[1]
+    c_ = xl.shape[2]
+    e_ = perm.shape[0]
+    has_edge = ee.shape[0] == e_ and e_ > 0
+    out = np.zeros((n, h_, c_), dtype=xl.dtype)
+    alpha = np.zeros((e_, h_), dtype=xl.dtype)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if lo == hi:
+            continue
+        mx = np.empty(h_, dtype=xl.dtype)
+        sm = np.zeros(h_, dtype=xl.dtype)
+        for h in range(h_):
+            mx[h] = -np.inf
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                s = 0.0
+                for c in range(c_):
+                    z = xl[j, h, c] + xr[i, h, c]
+                    if has_edge:
+                        z += ee[e, h, c]
+                    if z < 0:
+                        z *= slope
+                    s += att[h, c] * z
+                alpha[e, h] = s
+                if s > mx[h]:
+                    mx[h] = s
+        for k in range(lo, hi):
+            e = perm[k]
+            for h in range(h_):
+                w = np.exp(alpha[e, h] - mx[h])
+                alpha[e, h] = w
+                sm[h] += w
+        for h in range(h_):
+            sm[h] = 1.0 / sm[h]
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                a = alpha[e, h] * sm[h]
+                alpha[e, h] = a
+                for c in range(c_):
+                    out[i, h, c] += a * xl[j, h, c]
+    return out, alpha
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gatv2_fused_backward_targets(grad_out, alpha, drop_scale, xl, xr, ee, att, indptr, perm, col, slope,
+                                 want_ee):
+    """Target-side GATv2Conv backward, one pass over targets.
+
+    Returns ``grad_score[E,H]`` (w.r.t. the pre-softmax score), ``grad_xr[N_t,H,C]``,
+    ``grad_att_parts[N_t,H,C]`` (sum over axis 0 gives ``grad att``) and, when
+    ``want_ee``, ``grad_ee[E,H,C]`` (else shape ``(0,H,C)``).
+    """
+    n = indptr.shape[0] - 1
+    h_ = xl.shape[1]
+    c_ = xl.shape[2]
+    e_ = perm.shape[0]
+    has_edge = ee.shape[0] == e_ and e_ > 0
+    has_drop = drop_scale.shape[0] == e_ and e_ > 0
+    gs = np.zeros((e_, h_), dtype=xl.dtype)
+    gxr = np.zeros((n, h_, c_), dtype=xl.dtype)
+    gatt = np.zeros((n, h_, c_), dtype=xl.dtype)
+    gee = np.zeros((e_ if want_ee else 0, h_, c_), dtype=xl.dtype)
+    for i in prange(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if lo == hi:
+            continue
+        dot = np.zeros(h_, dtype=xl.dtype)
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                s = 0.0
+                for c in range(c_):
+                    s += grad_out[i, h, c] * xl[j, h, c]
+                if has_drop:
+                    s *= drop_scale[e, h]
+                gs[e, h] = s
+                dot[h] += alpha[e, h] * s
+        for k in range(lo, hi):
+            e = perm[k]
+            j = col[k]
+            for h in range(h_):
+                g = alpha[e, h] * (gs[e, h] - dot[h])
+                gs[e, h] = g
+                for c in range(c_):
+                    z = xl[j, h, c] + xr[i, h, c]
+                    if has_edge:
+                        z += ee[e, h, c]
+                    if z > 0:
+                        gatt[i, h, c] += g * z
+                        gz = g * att[h, c]
+                    else:
+                        gatt[i, h, c] += g * z * slope
+                        gz = g * att[h, c] * slope
+                    gxr[i, h, c] += gz
+                    if want_ee:
+                        gee[e, h, c] = gz
+    return gs, gxr, gatt, gee
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gatv2_backward_sources(grad_out, alpha_used, grad_score, xl, xr, ee, att, s_indptr, s_perm, s_col, slope):
+    """Source-side GATv2Conv backward, one pass over sources: ``grad_xl[N_s,H,C]``
+    (messages + the score path)."""
+    num_src = s_indptr.shape[0] - 1
+    h_ = xl.shape[1]
+    c_ = xl.shape[2]
+    e_ = s_perm.shape[0]
+    has_edge = ee.shape[0] == e_ and e_ > 0
+    gx = np.zeros((num_src, h_, c_), dtype=xl.dtype)
+    for j in prange(num_src):
+        for k in range(s_indptr[j], s_indptr[j + 1]):
+            e = s_perm[k]
+            i = s_col[k]
+            for h in range(h_):
+                a = alpha_used[e, h]
+                g = grad_score[e, h]
+                for c in range(c_):
+                    z = xl[j, h, c] + xr[i, h, c]
+                    if has_edge:
+                        z += ee[e, h, c]
+                    gz = g * att[h, c]
+                    if not z > 0:
+                        gz *= slope
+                    gx[j, h, c] += a * grad_out[i, h, c] + gz
+    return gx
