@@ -268,18 +268,32 @@ def pair_similarity(Q, H, qsq, hsq, pair_query, pair_node, metric):
     return out
 
 
-@njit(cache=True)
-def segment_topk_desc(scores, valid, k):
-    """Row-wise indices of the ``k`` largest valid scores, best first (ties: lower index)."""
-    B, C = scores.shape
-    kk = min(k, C)
-    out = np.full((B, kk), -1, np.int64)
-    for b in range(B):
-        keys = np.empty(C, np.float64)
-        for c in range(C):
-            keys[c] = -scores[b, c] if valid[b, c] else np.inf
-        order = np.argsort(keys, kind="mergesort")
-        for t in range(kk):
-            if valid[b, order[t]]:
-                out[b, t] = order[t]
-    return out
+@njit(cache=True, parallel=True)
+def segment_softmax_pool(logits, values, ptr):
+    """Per segment ``ptr[p]:ptr[p+1]``: ``a = softmax(logits)`` and ``sum a * values``.
+
+    Returns ``(weights [len(logits)], pooled [P])``; an empty segment pools to 0.
+    """
+    P = ptr.shape[0] - 1
+    weights = np.empty(logits.shape[0], values.dtype)
+    pooled = np.zeros(P, values.dtype)
+    for p in prange(P):
+        lo = ptr[p]
+        hi = ptr[p + 1]
+        if hi == lo:
+            continue
+        m = -np.inf
+        for t in range(lo, hi):
+            if logits[t] > m:
+                m = logits[t]
+        total = 0.0
+        for t in range(lo, hi):
+            e = np.exp(logits[t] - m)
+            weights[t] = e
+            total += e
+        acc = 0.0
+        for t in range(lo, hi):
+            weights[t] = weights[t] / total
+            acc += weights[t] * values[t]
+        pooled[p] = acc
+    return weights, pooled
