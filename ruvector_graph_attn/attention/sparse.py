@@ -384,6 +384,7 @@ class SparseAttention(Module):
         self.score_block = (check_positive_int(score_block[0], "score_block[0]"),
                             check_positive_int(score_block[1], "score_block[1]"))
         self._weights: SparseWeights | None = None
+        self._last: tuple | None = None
         self._empty: np.ndarray | None = None
 
     # -- the Attention trait ----------------------------------------------------------------
@@ -451,7 +452,12 @@ class SparseAttention(Module):
 
     # -- results ------------------------------------------------------------------------------
     def attention_weights(self) -> SparseWeights | None:
-        """The last call's weights as COO (``rows, cols, values = att.attention_weights()``)."""
+        """The last call's weights as COO (``rows, cols, values = att.attention_weights()``),
+        sorted by row then key; ``None`` before the first call."""
+        if self._weights is None and self._last is not None:
+            indptr, indices, weights, shape = self._last
+            rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(indptr))
+            self._weights = SparseWeights(rows, indices, weights, shape)
         return self._weights
 
     def empty_rows(self) -> np.ndarray | None:
@@ -460,6 +466,7 @@ class SparseAttention(Module):
         return self._empty
 
     def reset(self) -> None:
+        self._last = None
         self._weights = None
         self._empty = None
 
@@ -496,8 +503,8 @@ class SparseAttention(Module):
                 f"({int(empty.sum())} such queries); use on_empty='zero' for zero outputs")
         out = np.empty((b, v.shape[1]), dtype=q.dtype)
         weights = np.empty(indices.shape[0], dtype=q.dtype)
-        csr_attention(q, k, v, indptr, indices, self.scale, out, weights)
-        rows = np.repeat(np.arange(b, dtype=np.int64), counts)
-        self._weights = SparseWeights(rows, indices, weights, (b, n))
+        csr_attention(q, k, v, indptr, indices, q.dtype.type(self.scale), out, weights)
+        self._last = (indptr, indices, weights, (b, n))
+        self._weights = None  # built on demand by attention_weights()
         self._empty = empty
         return out

@@ -33,6 +33,8 @@ def csr_attention(q, k, v, indptr, indices, scale, out, weights):
 
     For each query row ``i`` (in parallel): ``s_p = scale * <q_i, k_{j_p}>`` over the allowed
     keys ``j_p``, ``w_p = softmax(s)_p`` (max-subtracted), ``out_i = sum_p w_p v_{j_p}``.
+    ``scale`` should have the arrays' dtype (``q.dtype.type(scale)``) so float32 inputs stay
+    in float32 arithmetic (the softmax normaliser is summed in float64).
     ``weights`` (length nnz) receives the normalised weights in CSR order. Rows without any
     allowed key get ``out_i = 0`` (and no weights). Work is O(nnz * (d + dv)).
     """
@@ -46,16 +48,17 @@ def csr_attention(q, k, v, indptr, indices, scale, out, weights):
             out[i, c] = 0.0
         if stop <= start:
             continue
-        m = -np.inf
+        zero = q[i, 0] - q[i, 0]  # 0 in the input dtype: float32 rows accumulate in float32 (SIMD)
         for p in range(start, stop):
             j = indices[p]
-            acc = 0.0
+            acc = zero
             for c in range(d):
                 acc += q[i, c] * k[j, c]
-            s = acc * scale
-            weights[p] = s
-            if s > m:
-                m = s
+            weights[p] = acc * scale
+        m = weights[start]
+        for p in range(start + 1, stop):
+            if weights[p] > m:
+                m = weights[p]
         total = 0.0
         for p in range(start, stop):
             e = math.exp(weights[p] - m)
@@ -63,8 +66,8 @@ def csr_attention(q, k, v, indptr, indices, scale, out, weights):
             total += e
         inv = 1.0 / total
         for p in range(start, stop):
-            w = weights[p] * inv
-            weights[p] = w
+            weights[p] = weights[p] * inv
+            w = weights[p]
             j = indices[p]
             for c in range(dv):
                 out[i, c] += w * v[j, c]
