@@ -1,1 +1,13 @@
-"""graph."""
+"""Graph layers (PyTorch Geometric semantics and names), readouts and graph attention."""
+from .gin import GINConv, GINEConv
+from .readout import (
+    AttentionalAggregation, GlobalAttentionPool, MaxPool, MeanPool, QueryAttentionPool, SumPool,
+    global_add_pool, global_max_pool, global_mean_pool,
+)
+from .sage import SAGEConv
+
+__all__ = [
+    "GINConv", "GINEConv", "SAGEConv",
+    "AttentionalAggregation", "GlobalAttentionPool", "MaxPool", "MeanPool", "QueryAttentionPool",
+    "SumPool", "global_add_pool", "global_max_pool", "global_mean_pool",
+]
