@@ -29,3 +29,18 @@ class AttentionConfig(RgaConfig):
     scale: Optional[float] = Field(default=None, gt=0)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     max_keys: Optional[int] = Field(default=DEFAULT_MAX_KEYS, gt=0)
+
+
+class GeometricAttentionConfig(AttentionConfig):
+    """Configuration of :class:`~ruvector_graph_attn.attention.geometric.GeometricAttention`.
+
+    ``dim`` is ``None`` until known (fixed by the constructor or by a Product manifold);
+    ``manifold`` is the manifold's ``describe()`` dictionary (e.g. ``{"name": "poincare", "c": 1.0}``).
+    """
+
+    attention_type: Literal["geometric"] = "geometric"
+    dim: Optional[int] = Field(default=None, gt=0)
+    temperature: float = Field(default=1.0, gt=0)
+    aggregation: Literal["tangent", "einstein"] = "tangent"
+    values_on_manifold: bool = False
+    manifold: dict = Field(default_factory=lambda: {"name": "poincare", "c": 1.0})
