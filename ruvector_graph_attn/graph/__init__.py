@@ -11,3 +11,7 @@ __all__ = [
     "AttentionalAggregation", "GlobalAttentionPool", "MaxPool", "MeanPool", "QueryAttentionPool",
     "SumPool", "global_add_pool", "global_max_pool", "global_mean_pool",
 ]
+
+from .sequential import GraphSequential  # noqa: E402  (training area)
+
+__all__ += ["GraphSequential"]

@@ -1,0 +1,131 @@
+"""GraphSequential: a chain of graph layers and ordinary modules with one backward pass.
+
+Graph layers (any module whose ``forward`` takes an ``edge_index`` argument, or whose class
+sets ``is_graph_layer = True``) are called as ``layer(x, edge_index[, edge_attr])``; every
+other module as ``module(x)``. Children are named ``"0"``, ``"1"`` ... so parameter names
+are those of ``torch.nn.Sequential`` / ``ModuleList`` (``0.lin.weight``, ``2.att_src`` ...).
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import InvalidInputError, NotFittedError
+from ..nn.module import Module
+
+__all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
+
+
+def is_graph_layer(module: Any) -> bool:
+    """True when ``module`` consumes ``(x, edge_index, ...)``."""
+    flag = getattr(type(module), "is_graph_layer", None)
+    if flag is not None:
+        return bool(flag)
+    fwd = getattr(type(module), "forward", None)
+    if fwd is None:
+        return False
+    try:
+        return "edge_index" in inspect.signature(fwd).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+
+
+def uses_edge_attr(module: Any) -> bool:
+    """True when a graph layer consumes edge features (GINE always; layers with ``edge_dim`` set)."""
+    if isinstance(module, GraphSequential):
+        return any(uses_edge_attr(m) for m in module)
+    if type(module).__name__ == "GINEConv":
+        return True
+    return getattr(module, "edge_dim", None) is not None
+
+
+class GraphSequential(Module):
+    """``GraphSequential([layer, module, ...])`` (or ``GraphSequential(layer, module, ...)``, or an
+    ``OrderedDict`` of names to modules).
+
+    ``model(x, edge_index, edge_attr=None)`` runs the chain; ``model.backward(grad_out)``
+    runs every child's ``backward`` in reverse and returns the gradient for ``x``, or
+    ``(grad_x, grad_edge_attr)`` when edge features were passed to a layer that uses them
+    (the edge-feature gradients of all such layers are summed).
+    """
+
+    is_graph_layer = True
+
+    def __init__(self, *modules: Any) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
+            items = list(modules[0].items())
+        elif len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+            items = [(str(i), m) for i, m in enumerate(modules[0])]
+        else:
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        if not items:
+            raise InvalidInputError("GraphSequential needs at least one module")
+        for name, mod in items:
+            if not isinstance(mod, Module):
+                raise InvalidInputError(f"GraphSequential child {name!r} is a {type(mod).__name__}; expected a Module")
+            if not isinstance(name, str) or not name or "." in name:
+                raise InvalidInputError(f"GraphSequential child name {name!r} must be a non-empty string without '.'")
+            setattr(self, name, mod)
+        object.__setattr__(self, "_edge_used", None)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx: int) -> Module:
+        mods = list(self._modules.values())
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            raise InvalidInputError(f"GraphSequential index must be an int, got {type(idx).__name__}")
+        if not -len(mods) <= int(idx) < len(mods):
+            raise IndexError(f"GraphSequential index {idx} out of range for {len(mods)} modules")
+        return mods[int(idx)]
+
+    def forward(self, x: Any, edge_index: Any = None, edge_attr: Any = None) -> np.ndarray:
+        used = []
+        has_graph = False
+        for mod in self._modules.values():
+            if is_graph_layer(mod):
+                has_graph = True
+                if edge_index is None:
+                    raise InvalidInputError(
+                        f"GraphSequential contains the graph layer {type(mod).__name__}; pass edge_index")
+                if edge_attr is not None and uses_edge_attr(mod):
+                    x = mod(x, edge_index, edge_attr)
+                    used.append(True)
+                else:
+                    x = mod(x, edge_index)
+                    used.append(False)
+            else:
+                x = mod(x)
+                used.append(False)
+            if isinstance(x, tuple):
+                raise InvalidInputError(
+                    f"{type(mod).__name__} returned a tuple inside GraphSequential; call it with its default outputs")
+        if edge_attr is not None and not any(used) and has_graph:
+            raise InvalidInputError("edge_attr was given but no layer of this GraphSequential uses edge features")
+        object.__setattr__(self, "_edge_used", used)
+        return x
+
+    def backward(self, grad_output: Any) -> Any:
+        used = self._edge_used
+        if used is None:
+            raise NotFittedError("GraphSequential.backward called before forward")
+        g = grad_output
+        g_edge = None
+        for mod, u in zip(reversed(list(self._modules.values())), reversed(used)):
+            out = mod.backward(g)
+            if u:
+                if not isinstance(out, tuple):
+                    raise InvalidInputError(f"{type(mod).__name__}.backward did not return an edge-feature gradient")
+                g, ge = out[0], out[1]
+                if ge is not None:
+                    g_edge = ge.copy() if g_edge is None else g_edge + ge
+            else:
+                g = out[0] if isinstance(out, tuple) else out
+        return (g, g_edge) if any(used) else g
