@@ -12,3 +12,8 @@ from .sparse import (  # noqa: E402,F401  (sparse attention kernels)
     block_pattern_counts, block_pattern_fill, csr_attention, topk_merge,
     window_pattern_counts, window_pattern_fill,
 )
+
+from .dense import gather_pair_dot, pair_dot, scores, weighted_sum  # noqa: E402,F401
+from .norm import layer_norm_backward, layer_norm_forward  # noqa: E402,F401
+from .softmax import masked_softmax_rows, softmax_rows, softmax_rows_backward  # noqa: E402,F401
+from .topk import topk_rows  # noqa: E402,F401
