@@ -1,4 +1,5 @@
 """Graph layers (PyTorch Geometric semantics and names), readouts and graph attention."""
+from .attention import EdgeAttention, GraphAttention
 from .gin import GINConv, GINEConv
 from .readout import (
     AttentionalAggregation, GlobalAttentionPool, MaxPool, MeanPool, QueryAttentionPool, SumPool,
@@ -7,7 +8,7 @@ from .readout import (
 from .sage import SAGEConv
 
 __all__ = [
-    "GINConv", "GINEConv", "SAGEConv",
+    "GINConv", "GINEConv", "SAGEConv", "GraphAttention", "EdgeAttention",
     "AttentionalAggregation", "GlobalAttentionPool", "MaxPool", "MeanPool", "QueryAttentionPool",
     "SumPool", "global_add_pool", "global_max_pool", "global_mean_pool",
 ]
