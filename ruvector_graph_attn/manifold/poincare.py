@@ -197,9 +197,14 @@ class PoincareBall(Manifold):
 
     def cdist(self, x: Any, y: Any) -> np.ndarray:
         """All pairwise distances between rows of ``x`` ``[B, D]`` and ``y`` ``[N, D]`` -> ``[B, N]`` (Numba)."""
-        x, y = self._points((x, "x"), (y, "y"))
+        x = self.check_point(x, "x")
+        y = self.check_point(y, "y")
         if x.ndim != 2 or y.ndim != 2:
             raise InvalidInputError(f"cdist expects two 2-D arrays, got shapes {x.shape} and {y.shape}")
+        if x.shape[1] != y.shape[1]:
+            raise DimensionMismatchError(x.shape[1], y.shape[1], "y dimension (must equal x's)")
+        dt = np.result_type(x, y)
+        x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
         return _k.poincare_dist_many_to_many(x, y, self.c)
 
     def expmap(self, x: Any, u: Any, project: bool = True) -> np.ndarray:
