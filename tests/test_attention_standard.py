@@ -418,3 +418,27 @@ def test_backward_errors(rng):
     att.reset()
     with pytest.raises(NotFittedError):
         att.backward(np.ones(3))
+
+
+# -- optional: same result as torch's scaled_dot_product_attention ---------------------------------
+@pytest.mark.torch
+def test_matches_torch_scaled_dot_product_attention(rng):
+    torch = pytest.importorskip("torch")
+    Q, K, V = rng.standard_normal((4, 8)), rng.standard_normal((9, 8)), rng.standard_normal((9, 3))
+    mask = rng.random((4, 9)) > 0.3
+    mask[:, 0] = True
+    att = rga.ScaledDotProductAttention(dim=8)
+    for m in (None, mask):  # torch's boolean mask also means True = attend
+        t = torch.nn.functional.scaled_dot_product_attention(
+            torch.from_numpy(Q)[None], torch.from_numpy(K)[None], torch.from_numpy(V)[None],
+            attn_mask=None if m is None else torch.from_numpy(m)[None])
+        np.testing.assert_allclose(att.forward_batch(Q, K, V, mask=m), t[0].numpy(), rtol=1e-10, atol=1e-12)
+    tq = torch.from_numpy(Q).requires_grad_()
+    tk = torch.from_numpy(K).requires_grad_()
+    tv = torch.from_numpy(V).requires_grad_()
+    G = rng.standard_normal((4, 3))
+    out = torch.nn.functional.scaled_dot_product_attention(tq[None], tk[None], tv[None])[0]
+    (out * torch.from_numpy(G)).sum().backward()
+    att.forward_batch(Q, K, V)
+    for got, want in zip(att.backward(G), (tq.grad, tk.grad, tv.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-12)

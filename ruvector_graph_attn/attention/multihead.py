@@ -1,0 +1,350 @@
+"""Multi-head attention with ``torch.nn.MultiheadAttention`` semantics, names and shapes.
+
+For ``H`` heads of size ``hd = E / H`` (query ``x_q`` [B, L, E], key ``x_k`` [B, S, kdim],
+value ``x_v`` [B, S, vdim])::
+
+    q = x_q W_q^T + b_q,  k = x_k W_k^T + b_k,  v = x_v W_v^T + b_v        (in-projections)
+    per head h:  A_h = softmax(q_h k_h^T / sqrt(hd) + mask) ,  o_h = A_h v_h
+    out = concat_h(o_h) W_o^T + b_o                                      (out_proj)
+
+exactly as ``torch.nn.functional.multi_head_attention_forward``: the query is multiplied by
+``1/sqrt(hd)`` *after* its projection (bias included) and *before* the product with the keys,
+and masks are added after that scaling.
+
+Parameters (``state_dict`` names and shapes are torch's, so a torch state_dict loads unchanged):
+
+* ``in_proj_weight`` [3E, E] when ``kdim == vdim == E``; otherwise ``q_proj_weight`` [E, E],
+  ``k_proj_weight`` [E, kdim], ``v_proj_weight`` [E, vdim]
+* ``in_proj_bias`` [3E] and ``out_proj.bias`` [E] (absent with ``bias=False``)
+* ``out_proj.weight`` [E, E]
+
+Initialisation is torch's: xavier-uniform in-projections, zero in-projection and out_proj
+biases, out_proj weight U(-1/sqrt(E), 1/sqrt(E)).
+
+Layout: ``batch_first=True`` (the default here; torch's default is ``False``) means [B, L, E];
+``batch_first=False`` means [L, B, E]. Unbatched inputs [L, E] / [S, kdim] / [S, vdim] are
+accepted as in torch.
+
+Masks (torch semantics): ``key_padding_mask`` [B, S] (or [S] unbatched) and ``attn_mask``
+[L, S] or [B*H, L, S] ([H, L, S] unbatched). A boolean mask marks with True the positions that
+may NOT be attended; a float mask is added to the scaled scores. Decision where torch gives
+NaN: a query row whose every key is masked gets all-zero attention weights, so its attention
+output is 0 and the layer returns ``out_proj.bias`` there (never NaN).
+
+Dropout (``dropout`` > 0) drops attention weights in training mode only, as torch does, and the
+returned weights are the dropped-and-rescaled ones (torch returns those too).
+``add_bias_kv`` / ``add_zero_attn`` are not supported.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..config import AttentionConfig
+from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError
+from ..kernels.softmax import softmax_rows, softmax_rows_backward
+from ..nn.layers import Linear, _resolve_rng
+from ..nn.module import Module, Parameter
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
+
+
+def _xavier_uniform(shape: tuple[int, int], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+    """``torch.nn.init.xavier_uniform_``: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (fan_in = shape[1])."""
+    a = math.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
+class MultiHeadAttention(Module):
+    """Multi-head attention; ``forward(query, key, value, ...)`` returns ``(output, weights)``.
+
+    Parameters follow ``torch.nn.MultiheadAttention(embed_dim, num_heads, dropout, bias,
+    kdim=None, vdim=None, batch_first)``; ``rng`` (None, int seed or Generator) drives the
+    initialisation, ``seed`` the dropout masks, ``max_keys`` limits the source length ``S``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
+                 max_keys: int | None = DEFAULT_MAX_KEYS, rng: Any = None, seed: int | None = None,
+                 dtype: Any = np.float32):
+        super().__init__()
+        E = check_positive_int(embed_dim, "embed_dim")
+        H = check_positive_int(num_heads, "num_heads")
+        if E % H != 0:
+            raise ConfigError(f"embed_dim ({E}) must be divisible by num_heads ({H})")
+        if not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.embed_dim = E
+        self.num_heads = H
+        self.head_dim = E // H
+        self.kdim = E if kdim is None else check_positive_int(kdim, "kdim")
+        self.vdim = E if vdim is None else check_positive_int(vdim, "vdim")
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        if max_keys is not None:
+            check_positive_int(max_keys, "max_keys")
+        self.max_keys = max_keys
+        self._config = AttentionConfig(attention_type="multi_head", dim=E, num_heads=H,
+                                       scale=1.0 / math.sqrt(self.head_dim), dropout=self.dropout,
+                                       max_keys=max_keys)
+        gen = _resolve_rng(rng)
+        dt = np.dtype(dtype)
+        self._qkv_same_embed_dim = self.kdim == E and self.vdim == E
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(_xavier_uniform((3 * E, E), gen, dt))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.q_proj_weight = Parameter(_xavier_uniform((E, E), gen, dt))
+            self.k_proj_weight = Parameter(_xavier_uniform((E, self.kdim), gen, dt))
+            self.v_proj_weight = Parameter(_xavier_uniform((E, self.vdim), gen, dt))
+            self.register_parameter("in_proj_weight", None)
+        if bias:
+            self.in_proj_bias = Parameter(np.zeros(3 * E, dtype=dt))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(E, E, bias=bias, rng=gen, dtype=dt)
+        if bias:
+            self.out_proj.bias.data[...] = 0
+        object.__setattr__(self, "_drop_rng", np.random.default_rng(seed))
+        object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_head_weights", None)
+
+    # -- projections ----------------------------------------------------------------------
+    def _proj_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        E = self.embed_dim
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight.data
+            return w[:E], w[E:2 * E], w[2 * E:]
+        return self.q_proj_weight.data, self.k_proj_weight.data, self.v_proj_weight.data
+
+    def _proj_biases(self) -> tuple[np.ndarray | None, ...]:
+        if self.in_proj_bias is None:
+            return None, None, None
+        b = self.in_proj_bias.data
+        E = self.embed_dim
+        return b[:E], b[E:2 * E], b[2 * E:]
+
+    # -- public API -----------------------------------------------------------------------
+    def forward(self, query: Any, key: Any, value: Any, key_padding_mask: Any = None,
+                need_weights: bool = True, attn_mask: Any = None,
+                average_attn_weights: bool = True):
+        """Torch's ``MultiheadAttention.forward``; returns ``(attn_output, attn_weights)``.
+
+        ``attn_weights`` is [B, L, S] averaged over heads (``average_attn_weights``), or
+        [B, H, L, S]; ``None`` when ``need_weights=False``. Unbatched inputs drop the B axis.
+        """
+        xq, xk, xv, batched = self._inputs(query, key, value)
+        B, L, _ = xq.shape
+        S = xk.shape[1]
+        H, hd, E = self.num_heads, self.head_dim, self.embed_dim
+        dt = xq.dtype
+        add_mask = self._combined_mask(key_padding_mask, attn_mask, B, L, S, batched, dt)
+
+        Wq, Wk, Wv = (w.astype(dt, copy=False) for w in self._proj_weights())
+        bq, bk, bv = (None if b is None else b.astype(dt, copy=False) for b in self._proj_biases())
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected and reported below
+            q = xq @ Wq.T
+            k = xk @ Wk.T
+            v = xv @ Wv.T
+            if bq is not None:
+                q += bq
+                k += bk
+                v += bv
+        for name, arr, src in (("query", q, xq), ("key", k, xk), ("value", v, xv)):
+            if not np.isfinite(arr).all():
+                raise InvalidInputError(
+                    f"multi-head attention overflowed: the projected {name} is not finite in {dt} "
+                    f"(largest {name} input magnitude {np.abs(src).max():.3g}); use smaller inputs or float64"
+                )
+        scaling = dt.type(1.0 / math.sqrt(hd))
+        qh = np.ascontiguousarray((q * scaling).reshape(B, L, H, hd).transpose(0, 2, 1, 3))
+        kh = np.ascontiguousarray(k.reshape(B, S, H, hd).transpose(0, 2, 1, 3))
+        vh = np.ascontiguousarray(v.reshape(B, S, H, hd).transpose(0, 2, 1, 3))
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = qh @ kh.transpose(0, 1, 3, 2)  # [B, H, L, S]
+        if not np.isfinite(scores).all():
+            # finite projections whose dot products overflow: redo the scores in float64
+            # (|score| <= hd * max|q| * max|k| fits easily) and cast the weights back
+            scores = qh.astype(np.float64) @ kh.astype(np.float64).transpose(0, 1, 3, 2)
+            if not np.isfinite(scores).all():
+                raise InvalidInputError("multi-head attention overflowed: attention scores are not finite "
+                                        "even in float64; use smaller inputs")
+        if add_mask is not None:
+            scores += add_mask
+        P = softmax_rows(scores.reshape(-1, S), out=scores.reshape(-1, S)).reshape(B, H, L, S).astype(dt, copy=False)
+        keep = None
+        if self.training and self.dropout > 0.0:
+            keep = (self._drop_rng.random(P.shape) >= self.dropout).astype(dt) * dt.type(1.0 / (1.0 - self.dropout))
+            Pd = P * keep
+        else:
+            Pd = P
+        oh = Pd @ vh  # [B, H, L, hd]
+        attn = np.ascontiguousarray(oh.transpose(0, 2, 1, 3)).reshape(B, L, E)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = attn @ self.out_proj.weight.data.astype(dt, copy=False).T
+            if self.out_proj.bias is not None:
+                out += self.out_proj.bias.data.astype(dt, copy=False)
+        if not np.isfinite(out).all():
+            raise InvalidInputError(
+                "multi-head attention overflowed: the projected inputs are too large for "
+                f"{dt} (largest input magnitude {max(np.abs(xq).max(), np.abs(xk).max(), np.abs(xv).max()):.3g})"
+            )
+        object.__setattr__(self, "_head_weights", Pd)
+        object.__setattr__(self, "_cache", dict(xq=xq, xk=xk, xv=xv, qh=qh, kh=kh, vh=vh, P=P, keep=keep,
+                                                Pd=Pd, attn=attn, batched=batched, scaling=scaling))
+        out = self._out_layout(out, batched)
+        if not need_weights:
+            return out, None
+        w = Pd.mean(axis=1) if average_attn_weights else Pd
+        return out, (w if batched else w[0])
+
+    def attention_weights(self, average: bool = False) -> np.ndarray | None:
+        """Per-head weights of the last forward, [B, H, L, S] ([H, L, S] unbatched), or their
+        mean over heads with ``average=True``; ``None`` before any forward."""
+        if self._head_weights is None:
+            return None
+        w = self._head_weights.mean(axis=1) if average else self._head_weights
+        return w if self._cache["batched"] else w[0]
+
+    def config(self) -> AttentionConfig:
+        return self._config.model_copy()
+
+    def reset(self) -> None:
+        object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_head_weights", None)
+
+    def backward(self, grad_output: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns ``(grad_query, grad_key, grad_value)`` shaped like the forward inputs and adds
+        the parameter gradients into ``.grad`` (in_proj_* / q,k,v_proj_weight, out_proj.*)."""
+        c = self._cache
+        if c is None:
+            raise NotFittedError("MultiHeadAttention.backward needs a forward() first")
+        xq, xk, xv = c["xq"], c["xk"], c["xv"]
+        B, L, E = xq.shape
+        S = xk.shape[1]
+        H, hd = self.num_heads, self.head_dim
+        dt = xq.dtype
+        expected = self._out_layout(np.empty((B, L, E), dtype=dt), c["batched"]).shape
+        g = as_float_array(grad_output, "grad_output", shape=expected, dtype=dt)
+        g = self._in_layout(g, c["batched"])  # [B, L, E]
+        g2 = g.reshape(-1, E)
+        Wo = self.out_proj.weight.data.astype(dt, copy=False)
+        self.out_proj.weight.accumulate(g2.T @ c["attn"].reshape(-1, E))
+        if self.out_proj.bias is not None:
+            self.out_proj.bias.accumulate(g2.sum(axis=0))
+        d_attn = (g @ Wo).reshape(B, L, H, hd).transpose(0, 2, 1, 3)  # [B, H, L, hd]
+        d_vh = c["Pd"].transpose(0, 1, 3, 2) @ d_attn  # [B, H, S, hd]
+        d_Pd = d_attn @ c["vh"].transpose(0, 1, 3, 2)  # [B, H, L, S]
+        if c["keep"] is not None:
+            d_Pd *= c["keep"]
+        d_scores = softmax_rows_backward(c["P"].reshape(-1, S), d_Pd.reshape(-1, S)).reshape(B, H, L, S)
+        d_qh = (d_scores @ c["kh"]) * c["scaling"]  # d/d(q) incl. the 1/sqrt(hd) factor
+        d_kh = d_scores.transpose(0, 1, 3, 2) @ c["qh"]  # qh already holds the scaled query
+        d_q = d_qh.transpose(0, 2, 1, 3).reshape(B, L, E)
+        d_k = d_kh.transpose(0, 2, 1, 3).reshape(B, S, E)
+        d_v = d_vh.transpose(0, 2, 1, 3).reshape(B, S, E)
+        Wq, Wk, Wv = (w.astype(dt, copy=False) for w in self._proj_weights())
+        gWq = d_q.reshape(-1, E).T @ xq.reshape(-1, E)
+        gWk = d_k.reshape(-1, E).T @ xk.reshape(-1, self.kdim)
+        gWv = d_v.reshape(-1, E).T @ xv.reshape(-1, self.vdim)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight.accumulate(np.concatenate([gWq, gWk, gWv], axis=0))
+        else:
+            self.q_proj_weight.accumulate(gWq)
+            self.k_proj_weight.accumulate(gWk)
+            self.v_proj_weight.accumulate(gWv)
+        if self.in_proj_bias is not None:
+            self.in_proj_bias.accumulate(np.concatenate([d_q.reshape(-1, E).sum(0), d_k.reshape(-1, E).sum(0),
+                                                         d_v.reshape(-1, E).sum(0)]))
+        gq = self._out_layout(d_q @ Wq, c["batched"])
+        gk = self._out_layout(d_k @ Wk, c["batched"])
+        gv = self._out_layout(d_v @ Wv, c["batched"])
+        return gq, gk, gv
+
+    def extra_repr(self) -> str:
+        extra = "" if self._qkv_same_embed_dim else f", kdim={self.kdim}, vdim={self.vdim}"
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+                f"bias={self.in_proj_bias is not None}{extra}, batch_first={self.batch_first}")
+
+    # -- internals ------------------------------------------------------------------------
+    def _in_layout(self, x: np.ndarray, batched: bool) -> np.ndarray:
+        if not batched:
+            return x[None]
+        return x if self.batch_first else np.ascontiguousarray(x.transpose(1, 0, 2))
+
+    def _out_layout(self, x: np.ndarray, batched: bool) -> np.ndarray:
+        if not batched:
+            return x[0]
+        return x if self.batch_first else np.ascontiguousarray(x.transpose(1, 0, 2))
+
+    def _inputs(self, query: Any, key: Any, value: Any):
+        q = as_float_array(query, "query", ndim=(2, 3))
+        k = as_float_array(key, "key", ndim=(2, 3))
+        v = as_float_array(value, "value", ndim=(2, 3))
+        if not (q.ndim == k.ndim == v.ndim):
+            raise InvalidInputError(
+                f"query, key and value must all be batched (3-D) or all unbatched (2-D), "
+                f"got {q.ndim}-D, {k.ndim}-D and {v.ndim}-D"
+            )
+        batched = q.ndim == 3
+        dt = np.result_type(q.dtype, k.dtype, v.dtype, self.out_proj.weight.data.dtype)
+        q, k, v = (self._in_layout(a.astype(dt, copy=False), batched) for a in (q, k, v))
+        if q.shape[2] != self.embed_dim:
+            raise DimensionMismatchError(self.embed_dim, q.shape[2], "query embedding dimension (embed_dim)")
+        if k.shape[2] != self.kdim:
+            raise DimensionMismatchError(self.kdim, k.shape[2], "key feature dimension (kdim)")
+        if v.shape[2] != self.vdim:
+            raise DimensionMismatchError(self.vdim, v.shape[2], "value feature dimension (vdim)")
+        if k.shape[:2] != v.shape[:2]:
+            raise DimensionMismatchError(k.shape[:2], v.shape[:2], "value batch/sequence shape (must equal key's)")
+        if q.shape[0] != k.shape[0]:
+            raise DimensionMismatchError(q.shape[0], k.shape[0], "key batch size (must equal query's)")
+        check_size(k.shape[1], self.max_keys, "number of keys (source length)")
+        return q, k, v, batched
+
+    def _combined_mask(self, key_padding_mask: Any, attn_mask: Any, B: int, L: int, S: int,
+                       batched: bool, dt: np.dtype) -> np.ndarray | None:
+        """One additive float mask broadcastable to [B, H, L, S] (0 / -inf / float values)."""
+        H = self.num_heads
+        total = None
+        if attn_mask is not None:
+            m = self._additive(attn_mask, "attn_mask", dt)
+            if m.ndim == 2:
+                if m.shape != (L, S):
+                    raise DimensionMismatchError((L, S), m.shape, "2-D attn_mask shape")
+                total = m[None, None]
+            elif m.ndim == 3:
+                want = (B * H, L, S) if batched else (H, L, S)
+                if m.shape != want:
+                    raise DimensionMismatchError(want, m.shape, "3-D attn_mask shape")
+                total = m.reshape(B, H, L, S)
+            else:
+                raise InvalidInputError(f"attn_mask must be 2-D or 3-D, got shape {m.shape}")
+        if key_padding_mask is not None:
+            m = self._additive(key_padding_mask, "key_padding_mask", dt)
+            want = (B, S) if batched else (S,)
+            if m.shape != want:
+                raise DimensionMismatchError(want, m.shape, "key_padding_mask shape")
+            m = m.reshape(B, 1, 1, S)
+            total = m if total is None else total + m
+        return total
+
+    @staticmethod
+    def _additive(mask: Any, name: str, dt: np.dtype) -> np.ndarray:
+        m = np.asarray(mask)
+        if m.dtype == np.bool_:
+            out = np.zeros(m.shape, dtype=dt)
+            out[m] = -np.inf  # True = not allowed
+            return out
+        if m.dtype.kind not in "fiu":
+            raise InvalidInputError(f"{name} must be boolean (True = masked) or float (added), got dtype {m.dtype}")
+        out = m.astype(dt)
+        if np.isnan(out).any() or np.isposinf(out).any():
+            raise InvalidInputError(f"{name} contains NaN or +inf; expected finite values or -inf")
+        return out
+
+
+__all__ = ["MultiHeadAttention"]
