@@ -1,0 +1,179 @@
+"""Sparse attention benchmark: windowed and strided self-attention against dense masked
+attention (numpy/BLAS, same run, where the N x N matrix fits in memory) and against an
+nnz-proportional lower bound measured on this machine.
+
+``ruvector-graph-attn bench sparse`` or ``python benchmarks/sparse_bench.py``.
+
+The lower bound is a roofline: ``max(compute, memory)`` where compute is the
+``2 * nnz * (d + dv)`` multiply-adds of the scores and the weighted sum at the float32 rate
+BLAS reaches on this machine for a (2048 x d) @ (d x 2048) product (the same inner size as the
+scores), and memory is the bytes any implementation must move (read Q, K, V once, write the
+output and the nnz weights) at the measured copy bandwidth. The exp of the softmax and the
+pattern's index reads are not counted, so no implementation can reach the bound.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from ..attention.sparse import SparseAttention, SparseMask
+from ..kernels.sparse import csr_attention
+from .common import print_table
+
+
+def best_time(fn, repeat: int = 3, warmup: int = 1) -> float:
+    """Fastest of ``repeat`` runs (seconds): on a shared machine the minimum is the
+    measurement least disturbed by other processes (as ``timeit`` recommends)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def build_parser(prog: str = "sparse_bench") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=str, default="4096,16384,65536", help="sequence lengths N (comma separated)")
+    p.add_argument("--dim", type=int, default=64, help="head dimension d (= value dimension)")
+    p.add_argument("--window", type=int, default=128, help="window radius w: keys with |i - j| <= w")
+    p.add_argument("--stride", type=int, default=128, help="strided pattern: keys with (i - j) %% stride == 0")
+    p.add_argument("--global-tokens", type=str, default="0", help="global tokens of the strided pattern")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (the fastest is kept)")
+    p.add_argument("--dense-limit-gib", type=float, default=8.0,
+                   help="skip the dense baseline when its N x N arrays need more than this")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+# -- baselines -----------------------------------------------------------------------------------
+def dense_blocked_mask(n: int, window: int, stride: int, global_tokens: np.ndarray) -> np.ndarray:
+    """Boolean [N, N], True where attention is NOT allowed (built in row blocks with numpy)."""
+    blocked = np.empty((n, n), dtype=bool)
+    j = np.arange(n, dtype=np.int64)[None, :]
+    for s in range(0, n, 1024):
+        i = np.arange(s, min(s + 1024, n), dtype=np.int64)[:, None]
+        allowed = np.abs(i - j) <= window
+        if stride:
+            allowed |= (i - j) % stride == 0
+        if global_tokens.size:
+            allowed[:, global_tokens] = True
+            allowed[np.isin(i[:, 0], global_tokens)] = True
+        blocked[s:s + i.shape[0]] = ~allowed
+    return blocked
+
+
+def dense_masked_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, blocked: np.ndarray,
+                           scale: float) -> np.ndarray:
+    """softmax(scale * Q K^T, -inf where blocked) V with the full N x N matrix (BLAS + numpy)."""
+    s = q @ k.T
+    s *= scale
+    np.putmask(s, blocked, -np.inf)
+    s -= s.max(axis=1, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=1, keepdims=True)
+    return s @ v
+
+
+# -- machine rates ---------------------------------------------------------------------------------
+def gemm_rate(d: int, rng: np.random.Generator) -> float:
+    """float32 FLOP/s of BLAS on a (2048 x d) @ (d x 2048) product."""
+    a = rng.standard_normal((2048, d)).astype(np.float32)
+    b = rng.standard_normal((2048, d)).astype(np.float32)
+    t = best_time(lambda: a @ b.T, repeat=30, warmup=2)
+    return 2.0 * 2048 * 2048 * d / t
+
+
+def copy_bandwidth() -> float:
+    """Bytes/s moved (read + write) by a 256 MiB numpy copy."""
+    src = np.ones(64 * 1024 * 1024, dtype=np.float32)
+    dst = np.empty_like(src)
+    t = best_time(lambda: np.copyto(dst, src), repeat=10, warmup=1)
+    return 2.0 * src.nbytes / t
+
+
+def roofline_seconds(n: int, nnz: int, d: int, dv: int, flops: float, bw: float) -> float:
+    compute = 2.0 * nnz * (d + dv) / flops
+    memory = (4.0 * n * (2 * d + dv) + 4.0 * n * d + 4.0 * n * dv + 4.0 * nnz) / bw
+    return max(compute, memory)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numba
+
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    globals_ = np.array([int(g) for g in args.global_tokens.split(",") if g.strip()], dtype=np.int64)
+    d = args.dim
+    rng = np.random.default_rng(args.seed)
+    att = SparseAttention(dim=d, max_keys=max(sizes))
+    # compile (cache=True makes later processes skip this)
+    small = rng.standard_normal((64, d)).astype(np.float32)
+    att.forward_windowed(small, small, small, 2)
+    att.forward_strided(small, small, small, 2, 4, global_tokens=(0,))
+
+    flops = gemm_rate(d, rng)
+    bw = copy_bandwidth()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; numba threads "
+          f"{numba.get_num_threads()}; BLAS float32 rate (2048x{d} @ {d}x2048): {flops / 1e9:.1f} GFLOP/s; "
+          f"copy bandwidth: {bw / 1e9:.1f} GB/s", flush=True)
+
+    rows = []
+    for n in sizes:
+        q = rng.standard_normal((n, d)).astype(np.float32)
+        k = rng.standard_normal((n, d)).astype(np.float32)
+        v = rng.standard_normal((n, d)).astype(np.float32)
+        for name in ("windowed", "strided"):
+            if name == "windowed":
+                make_mask = lambda: SparseMask.windowed(args.window)  # noqa: E731
+                call = lambda: att.forward_windowed(q, k, v, args.window)  # noqa: E731
+                stride, g = 0, np.zeros(0, dtype=np.int64)
+                label = f"windowed w={args.window}"
+            else:
+                make_mask = lambda: SparseMask.strided(args.window, args.stride, globals_)  # noqa: E731
+                call = lambda: att.forward_strided(q, k, v, args.window, args.stride,  # noqa: E731
+                                                   global_tokens=globals_)
+                stride, g = args.stride, globals_
+                label = f"strided w={args.window} s={args.stride} g={len(globals_)}"
+            t_total = best_time(call, repeat=args.repeat, warmup=1)
+            out_sparse = call()
+            t_pattern = best_time(lambda: make_mask().csr(n, n), repeat=args.repeat, warmup=0)
+            indptr, indices = make_mask().csr(n, n)
+            nnz = int(indices.shape[0])
+            out = np.empty((n, d), dtype=np.float32)
+            wts = np.empty(nnz, dtype=np.float32)
+            scale = np.float32(att.scale)
+            t_kernel = best_time(lambda: csr_attention(q, k, v, indptr, indices, scale, out, wts),
+                                   repeat=args.repeat, warmup=1)
+            bound = roofline_seconds(n, nnz, d, d, flops, bw)
+            need_gib = n * n * 5 / 2**30
+            if need_gib <= args.dense_limit_gib:
+                blocked = dense_blocked_mask(n, args.window, stride, g)
+                t_dense = best_time(lambda: dense_masked_attention(q, k, v, blocked, att.scale),
+                                      repeat=args.repeat, warmup=0)
+                err = float(np.abs(dense_masked_attention(q, k, v, blocked, att.scale) - out_sparse).max())
+                del blocked
+                dense_cell, speed_cell, err_cell = f"{t_dense * 1e3:,.1f}", f"{t_dense / t_total:.1f}x", f"{err:.1e}"
+            else:
+                dense_cell = f"skipped (needs {need_gib:.0f} GiB)"
+                speed_cell = err_cell = "-"
+            rows.append([label, n, nnz, f"{nnz / n:.0f}", f"{t_total * 1e3:,.1f}", f"{t_pattern * 1e3:,.1f}",
+                         f"{t_kernel * 1e3:,.1f}", f"{bound * 1e3:,.1f}", f"{t_kernel / bound:.2f}",
+                         f"{t_total / bound:.2f}", dense_cell, speed_cell, err_cell])
+            print_table(["pattern", "N", "nnz", "keys/query", "sparse ms (call)", "pattern ms", "kernel ms",
+                         "bound ms", "kernel/bound", "call/bound", "dense ms", "dense/sparse", "max |diff|"],
+                        rows[-1:])
+    print(f"load average at end: {os.getloadavg()[0]:.2f}; bound uses the BLAS rate and bandwidth measured "
+          "at the start (best of 30 / 10 runs)")
+    print_table(["pattern", "N", "nnz", "keys/query", "sparse ms (call)", "pattern ms", "kernel ms",
+                 "bound ms", "kernel/bound", "call/bound", "dense ms", "dense/sparse", "max |diff|"],
+                rows, title=f"Sparse self-attention, d={d}, float32 (best of {args.repeat} runs each)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
