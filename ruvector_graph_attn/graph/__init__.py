@@ -16,3 +16,7 @@ __all__ = [
 from .sequential import GraphSequential  # noqa: E402  (training area)
 
 __all__ += ["GraphSequential"]
+
+from .gat import GATConv, GATv2Conv  # noqa: E402  (GAT area)
+
+__all__ += ["GATConv", "GATv2Conv"]

@@ -17,6 +17,9 @@ API
     ``"add"``/``"sum"``/``"mean"``/``"max"``/``"min"`` -> that reduction of the
     features of each node's INCOMING edges (``edge_index[1] == i``); a node with no
     incoming edge gets 0 (PyG's scatter convention).
+``append_self_loops(edge_index, num_loops, edge_attr, fill_value, num_groups)``: the
+    unchecked core used by layers (bipartite-safe); ``self_loop_attr_backward`` is its
+    gradient w.r.t. ``edge_attr`` for reduction fills.
 ``build_csr(edge_index, num_nodes, by="target")`` -> :class:`CSR` with ``indptr[N+1]``,
     ``perm[E]`` (stable order of edges by target or source), ``col[E]`` (the other
     endpoint in CSR order) and ``index[E]`` (the grouping endpoint, original order).
@@ -31,7 +34,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
-from ..kernels.segment import csr_from_index, scatter_max, scatter_mean, scatter_min, scatter_sum
+from ..kernels.segment import (
+    csr_from_index, scatter_max, scatter_max_backward_split, scatter_mean, scatter_min, scatter_sum,
+    scatter_sum_backward,
+)
 from ..validation import as_float_array, check_edge_index
 
 _REDUCES = ("add", "sum", "mean", "max", "min")
@@ -69,7 +75,11 @@ def remove_self_loops(edge_index: Any, edge_attr: Any = None) -> tuple[np.ndarra
     return ei, ea
 
 
-def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any) -> np.ndarray:
+def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any,
+               num_groups: int | None = None) -> np.ndarray:
+    """Features of the ``num_nodes`` new loops. ``num_groups`` (>= num_nodes) is the
+    number of target ids ``ei[1]`` may take (bipartite graphs); reductions run over all
+    of them and the first ``num_nodes`` rows are kept."""
     tail = ea.shape[1:]
     if fill_value is None:
         return np.ones((num_nodes,) + tail, dtype=ea.dtype)
@@ -77,8 +87,9 @@ def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any) 
         if fill_value not in _REDUCES:
             raise InvalidInputError(
                 f"fill_value {fill_value!r} is not supported; expected a number, an array or one of {_REDUCES}")
-        flat = ea.reshape(ea.shape[0], -1)
-        indptr, perm = csr_from_index(ei[1], num_nodes)
+        groups = max(int(num_nodes), int(num_groups or 0))
+        flat = np.ascontiguousarray(ea.reshape(ea.shape[0], -1))
+        indptr, perm = csr_from_index(np.ascontiguousarray(ei[1]), groups)
         if fill_value in ("add", "sum"):
             out = scatter_sum(flat, indptr, perm)
         elif fill_value == "mean":
@@ -87,17 +98,84 @@ def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any) 
             out = scatter_max(flat, indptr, perm)[0]
         else:
             out = scatter_min(flat, indptr, perm)[0]
-        return out.reshape((num_nodes,) + tail)
+        return np.ascontiguousarray(out[:num_nodes]).reshape((num_nodes,) + tail)
     if isinstance(fill_value, (bool, np.bool_)):
         raise InvalidInputError("fill_value must be a number, an array or a reduction name, got a bool")
     if isinstance(fill_value, (int, float, np.integer, np.floating)):
         if not np.isfinite(fill_value):
             raise InvalidInputError(f"fill_value must be finite, got {fill_value}")
         return np.full((num_nodes,) + tail, fill_value, dtype=ea.dtype)
-    fv = as_float_array(fill_value, "fill_value", dtype=ea.dtype)
+    fv = as_float_array(_to_numpy(fill_value), "fill_value", dtype=ea.dtype)
     if fv.shape != tail:
         raise DimensionMismatchError(tail, fv.shape, "fill_value shape (must equal edge_attr.shape[1:])")
     return np.ascontiguousarray(np.broadcast_to(fv, (num_nodes,) + tail))
+
+
+def _to_numpy(value: Any) -> Any:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor from a PyG config
+        return value.detach().cpu().numpy()
+    return value
+
+
+def check_fill_value(fill_value: Any) -> Any:
+    """Validate a ``fill_value`` at layer construction (None, finite number, array, or reduction name)."""
+    if fill_value is None or isinstance(fill_value, str):
+        if isinstance(fill_value, str) and fill_value not in _REDUCES:
+            raise InvalidInputError(
+                f"fill_value {fill_value!r} is not supported; expected a number, an array or one of {_REDUCES}")
+        return fill_value
+    if isinstance(fill_value, (bool, np.bool_)):
+        raise InvalidInputError("fill_value must be a number, an array or a reduction name, got a bool")
+    if isinstance(fill_value, (int, float, np.integer, np.floating)):
+        if not np.isfinite(fill_value):
+            raise InvalidInputError(f"fill_value must be finite, got {fill_value}")
+        return float(fill_value)
+    return as_float_array(_to_numpy(fill_value), "fill_value", dtype=np.float64)
+
+
+def append_self_loops(edge_index: np.ndarray, num_loops: int, edge_attr: np.ndarray | None = None,
+                      fill_value: Any = None, num_groups: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Unchecked core of :func:`add_self_loops` for already validated arrays (the layers
+    call it): loops ``0..num_loops-1`` appended after the edges. ``num_groups`` bounds
+    the target ids for bipartite graphs (default ``num_loops``)."""
+    loops = np.arange(num_loops, dtype=np.int64)
+    out_ei = np.empty((2, edge_index.shape[1] + num_loops), dtype=np.int64)
+    out_ei[:, :edge_index.shape[1]] = edge_index
+    out_ei[0, edge_index.shape[1]:] = loops
+    out_ei[1, edge_index.shape[1]:] = loops
+    if edge_attr is None:
+        return out_ei, None
+    loop_attr = _loop_attr(edge_index, edge_attr, int(num_loops), fill_value, num_groups)
+    return out_ei, np.ascontiguousarray(
+        np.concatenate([edge_attr, loop_attr.astype(edge_attr.dtype, copy=False)], axis=0))
+
+
+def self_loop_attr_backward(grad_loop: np.ndarray, edge_index: np.ndarray, edge_attr: np.ndarray,
+                            fill_value: Any, num_groups: int | None = None) -> np.ndarray | None:
+    """Gradient flowing from the loop features (``grad_loop[num_loops, ...]``) back to
+    ``edge_attr`` (the edges the loops were computed from) for reduction fill values:
+    ``add``/``sum`` copy, ``mean`` divides by the in-degree, ``max``/``min`` split the
+    gradient evenly among tied maximal edges (``torch.scatter_reduce`` convention).
+    Returns ``None`` when the fill does not depend on ``edge_attr`` (a constant)."""
+    if not isinstance(fill_value, str):
+        return None
+    num_loops = grad_loop.shape[0]
+    groups = max(int(num_loops), int(num_groups or 0))
+    flat = np.ascontiguousarray(edge_attr.reshape(edge_attr.shape[0], -1))
+    g = np.zeros((groups, flat.shape[1]), dtype=flat.dtype)
+    g[:num_loops] = grad_loop.reshape(num_loops, -1)
+    dst = np.ascontiguousarray(edge_index[1])
+    indptr, perm = csr_from_index(dst, groups)
+    if fill_value in ("add", "sum"):
+        out = scatter_sum_backward(g, dst)
+    elif fill_value == "mean":
+        cnt = np.maximum(np.diff(indptr), 1).astype(flat.dtype)
+        out = scatter_sum_backward(g / cnt[:, None], dst)
+    else:
+        red = scatter_max(flat, indptr, perm)[0] if fill_value == "max" else scatter_min(flat, indptr, perm)[0]
+        out = scatter_max_backward_split(g, flat, red, indptr, perm)
+    return out.reshape(edge_attr.shape)
 
 
 def add_self_loops(edge_index: Any, num_nodes: int, edge_attr: Any = None,
@@ -105,12 +183,7 @@ def add_self_loops(edge_index: Any, num_nodes: int, edge_attr: Any = None,
     """Append the loops ``(0,0) .. (N-1,N-1)`` after the existing edges (PyG semantics)."""
     ei = validate_edge_index(edge_index, num_nodes)
     ea = _check_edge_attr(edge_attr, ei.shape[1])
-    loops = np.arange(num_nodes, dtype=np.int64)
-    out_ei = np.ascontiguousarray(np.concatenate([ei, np.stack([loops, loops])], axis=1))
-    if ea is None:
-        return out_ei, None
-    loop_attr = _loop_attr(ei, ea, int(num_nodes), fill_value)
-    return out_ei, np.ascontiguousarray(np.concatenate([ea, loop_attr.astype(ea.dtype, copy=False)], axis=0))
+    return append_self_loops(ei, int(num_nodes), ea, fill_value)
 
 
 @dataclass(frozen=True)
@@ -162,4 +235,7 @@ def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
     return np.bincount(idx, minlength=int(num_nodes)).astype(dtype, copy=False)
 
 
-__all__ = ["CSR", "add_self_loops", "build_csr", "degree", "remove_self_loops", "validate_edge_index"]
+__all__ = [
+    "CSR", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
+    "remove_self_loops", "self_loop_attr_backward", "validate_edge_index",
+]
