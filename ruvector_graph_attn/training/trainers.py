@@ -1,0 +1,550 @@
+"""Training loops: node classification (full batch or sampled mini-batches), link prediction
+(negative sampling, held-out edges, AUC / MRR) and re-ranker scorer training (InfoNCE).
+
+Every trainer: deterministic for a ``seed`` (dropout masks, shuffling, sampling), early
+stopping on a validation metric with ``patience`` (and the best weights restored), an
+optional ``rich`` progress bar (``progress=False`` disables it), an optional LR scheduler
+(stepped once per epoch) and gradient clipping, and a ``history`` list with one metrics
+dict per epoch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
+from ..kernels.segment import csr_from_index, scatter_sum
+from ..nn.module import Module
+from ..validation import as_float_array, as_index_array, check_edge_index
+from .losses import binary_cross_entropy_with_logits, cross_entropy, info_nce
+from .optim import LRScheduler, Optimizer, clip_grad_norm_
+from .sampling import NeighborSampler, corrupt_tails, edge_keys, negative_pairs, split_edges
+
+__all__ = ["NodeClassificationTrainer", "LinkPredictionTrainer", "RerankerTrainer", "roc_auc", "mrr",
+           "graph_query_pairs"]
+
+
+# -- metrics -------------------------------------------------------------------------------
+def roc_auc(pos_scores: Any, neg_scores: Any) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted one half)."""
+    p = np.asarray(pos_scores, dtype=np.float64).ravel()
+    n = np.asarray(neg_scores, dtype=np.float64).ravel()
+    if p.size == 0 or n.size == 0:
+        raise InvalidInputError("roc_auc needs at least one positive and one negative score")
+    s = np.concatenate([p, n])
+    uniq, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    avg_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each value
+    r = avg_rank[inv]
+    return float((r[: p.size].sum() - p.size * (p.size + 1) / 2.0) / (p.size * n.size))
+
+
+def mrr(pos_scores: Any, neg_scores: Any) -> float:
+    """Mean reciprocal rank of each positive among its own negatives ``neg_scores[i, :]``
+    (rank ``1 + #(neg > pos) + #(neg == pos) / 2``, the mean of optimistic and pessimistic)."""
+    p = np.asarray(pos_scores, dtype=np.float64).ravel()
+    n = np.asarray(neg_scores, dtype=np.float64)
+    if n.ndim != 2 or n.shape[0] != p.size:
+        raise DimensionMismatchError((p.size, "K"), n.shape, "negative scores shape")
+    rank = 1.0 + (n > p[:, None]).sum(1) + 0.5 * (n == p[:, None]).sum(1)
+    return float((1.0 / rank).mean())
+
+
+def _scatter_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``out[index[k]] += values[k]`` on the Numba segment kernels."""
+    indptr, perm = csr_from_index(np.ascontiguousarray(index, dtype=np.int64), n)
+    return scatter_sum(np.ascontiguousarray(values), indptr, perm)
+
+
+# -- shared machinery ----------------------------------------------------------------------
+class _Progress:
+    def __init__(self, enabled: bool, total: int, description: str):
+        self.enabled = enabled
+        self.total = total
+        self.description = description
+        self._p = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+            self._p.__enter__()
+            self._task = self._p.add_task(self.description, total=self.total, info="")
+        return self
+
+    def update(self, info: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1, info=info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+
+def _rows(mask: Any, n: int, name: str) -> np.ndarray:
+    """Node indices from a boolean mask ``[n]`` or an index array."""
+    m = np.asarray(mask)
+    if m.dtype == np.bool_:
+        if m.shape != (n,):
+            raise DimensionMismatchError((n,), m.shape, f"{name} shape")
+        idx = np.flatnonzero(m)
+    else:
+        idx = as_index_array(m, name)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise InvalidInputError(f"{name} indices must lie in 0..{n - 1}")
+    if idx.size == 0:
+        raise InvalidInputError(f"{name} selects no nodes")
+    return idx.astype(np.int64)
+
+
+class _BaseTrainer:
+    _higher_is_better = {"val_acc": True, "val_loss": False, "val_auc": True, "val_mrr": True,
+                         "val_recall": True, "loss": False}
+
+    def __init__(self, model: Module, optimizer: Optimizer, max_epochs: int, patience: Optional[int],
+                 monitor: str, scheduler: Optional[LRScheduler], clip_grad_norm: Optional[float], seed: int,
+                 progress: bool, restore_best: bool):
+        if not isinstance(model, Module):
+            raise InvalidInputError(f"model must be a Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise InvalidInputError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
+        if isinstance(max_epochs, bool) or int(max_epochs) <= 0:
+            raise InvalidInputError(f"max_epochs must be > 0, got {max_epochs}")
+        if patience is not None and int(patience) <= 0:
+            raise InvalidInputError(f"patience must be > 0 or None, got {patience}")
+        if monitor not in self._higher_is_better:
+            raise InvalidInputError(f"monitor must be one of {sorted(self._higher_is_better)}, got {monitor!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.max_epochs = int(max_epochs)
+        self.patience = None if patience is None else int(patience)
+        self.monitor = monitor
+        self.scheduler = scheduler
+        self.clip_grad_norm = clip_grad_norm
+        self.seed = int(seed)
+        self.progress = bool(progress)
+        self.restore_best = bool(restore_best)
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch: Optional[int] = None
+        self.best_metric: Optional[float] = None
+
+    def _seed_everything(self) -> None:
+        from ..nn import layers as _layers
+
+        _layers.seed(self.seed)
+        self._rng = np.random.default_rng(self.seed)
+
+    def _step(self) -> None:
+        if self.clip_grad_norm is not None:
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+
+    def _loop(self, epoch_fn: Callable[[int], dict[str, Any]], description: str) -> list[dict[str, Any]]:
+        """Run epochs with early stopping; ``epoch_fn(epoch)`` trains one epoch and returns metrics."""
+        self.history = []
+        self.best_epoch, self.best_metric = None, None
+        best_state = None
+        higher = self._higher_is_better[self.monitor]
+        waited = 0
+        with _Progress(self.progress, self.max_epochs, description) as bar:
+            for epoch in range(1, self.max_epochs + 1):
+                t0 = time.perf_counter()
+                rec = epoch_fn(epoch)
+                rec["lr"] = self.optimizer.lr
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                rec = {"epoch": epoch, **rec, "seconds": time.perf_counter() - t0}
+                self.history.append(rec)
+                value = rec.get(self.monitor)
+                if value is not None and math.isfinite(value):
+                    better = self.best_metric is None or (value > self.best_metric if higher else value < self.best_metric)
+                    if better:
+                        self.best_metric, self.best_epoch = float(value), epoch
+                        waited = 0
+                        if self.restore_best:
+                            best_state = self.model.state_dict()
+                    else:
+                        waited += 1
+                shown = ", ".join(f"{k}={v:.4f}" for k, v in rec.items()
+                                  if k not in ("epoch", "seconds", "lr") and isinstance(v, float))
+                bar.update(shown)
+                if self.patience is not None and waited >= self.patience:
+                    break
+        if self.restore_best and best_state is not None:
+            self.model.load_state_dict(best_state)
+        return self.history
+
+
+# -- node classification -------------------------------------------------------------------
+class NodeClassificationTrainer(_BaseTrainer):
+    """Train a model that maps ``(x, edge_index[, edge_attr])`` to class logits ``[N, C]``.
+
+    Full batch by default. With ``batch_size`` and ``fanouts`` (one per graph layer, ``-1`` =
+    all neighbours) each epoch iterates over shuffled batches of training nodes, samples their
+    computation subgraph per layer (:class:`~ruvector_graph_attn.training.sampling.NeighborSampler`)
+    and trains on the seed rows only; evaluation then runs batched on exact neighbourhoods
+    (all neighbours for every layer), so it needs only the memory of a batch's subgraph.
+    ``monitor`` is ``"val_acc"`` (default) or ``"val_loss"``; without a validation mask the
+    training loss is monitored.
+    """
+
+    def __init__(self, model: Module, optimizer: Optimizer, max_epochs: int = 200, patience: Optional[int] = None,
+                 monitor: str = "val_acc", loss_fn: Callable[..., Any] = cross_entropy,
+                 scheduler: Optional[LRScheduler] = None, clip_grad_norm: Optional[float] = None,
+                 batch_size: Optional[int] = None, fanouts: Optional[Sequence[int]] = None,
+                 eval_batch_size: Optional[int] = None, seed: int = 0, progress: bool = True,
+                 restore_best: bool = True, ewc: Any = None):
+        super().__init__(model, optimizer, max_epochs, patience, monitor, scheduler, clip_grad_norm, seed,
+                         progress, restore_best)
+        if (batch_size is None) != (fanouts is None):
+            raise InvalidInputError("mini-batch training needs both batch_size and fanouts (one per layer)")
+        if batch_size is not None and int(batch_size) <= 0:
+            raise InvalidInputError(f"batch_size must be > 0, got {batch_size}")
+        self.loss_fn = loss_fn
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.fanouts = None if fanouts is None else [int(f) for f in fanouts]
+        self.eval_batch_size = eval_batch_size if eval_batch_size is not None else self.batch_size
+        self.ewc = ewc
+
+    # validation of the graph inputs
+    def _inputs(self, x: Any, edge_index: Any, edge_attr: Any):
+        x = as_float_array(x, "x", ndim=2)
+        ei = check_edge_index(edge_index, x.shape[0])
+        ea = None
+        if edge_attr is not None:
+            ea = as_float_array(edge_attr, "edge_attr", ndim=(1, 2), dtype=x.dtype)
+            if ea.shape[0] != ei.shape[1]:
+                raise DimensionMismatchError(ei.shape[1], ea.shape[0], "edge_attr rows (must equal number of edges)")
+        return x, ei, ea
+
+    def _labels(self, y: Any, n: int) -> np.ndarray:
+        yy = as_index_array(y, "y (class labels)", allow_empty=False)
+        if yy.shape[0] != n:
+            raise DimensionMismatchError(n, yy.shape[0], "number of labels (must equal number of nodes)")
+        return yy
+
+    def _forward(self, x, ei, ea):
+        return self.model(x, ei) if ea is None else self.model(x, ei, ea)
+
+    def fit(self, x: Any, edge_index: Any, y: Any, train_mask: Any, val_mask: Any = None,
+            edge_attr: Any = None) -> list[dict[str, Any]]:
+        """Train; returns the history (``epoch, loss, train_acc, val_loss, val_acc, lr, seconds``)."""
+        x, ei, ea = self._inputs(x, edge_index, edge_attr)
+        n = x.shape[0]
+        y = self._labels(y, n)
+        train_idx = _rows(train_mask, n, "train_mask")
+        val_idx = None if val_mask is None else _rows(val_mask, n, "val_mask")
+        if val_idx is None and self.monitor.startswith("val_"):
+            self.monitor = "loss"
+        self._seed_everything()
+        sampler = None
+        if self.batch_size is not None:
+            sampler = NeighborSampler(ei, n, self.fanouts, seed=self.seed)
+
+        def epoch_fn(epoch: int) -> dict[str, Any]:
+            self.model.train()
+            if sampler is None:
+                self.model.zero_grad()
+                out = self._forward(x, ei, ea)
+                loss, g = self.loss_fn(out, y, mask=train_idx)
+                self.model.backward(g)
+                if self.ewc is not None:
+                    self.ewc.accumulate_grad()
+                self._step()
+                train_acc = float((out[train_idx].argmax(1) == y[train_idx]).mean())
+            else:
+                tot_loss, correct = 0.0, 0
+                for sub in sampler.batches(train_idx, self.batch_size, shuffle=True, rng=self._rng):
+                    self.model.zero_grad()
+                    xs = x[sub.nodes]
+                    es = None if ea is None else ea[sub.edge_ids]
+                    out = self._forward(xs, sub.edge_index, es)
+                    seeds = np.arange(sub.num_seeds)
+                    ys = y[sub.nodes]
+                    loss_b, g = self.loss_fn(out, ys, mask=seeds)
+                    self.model.backward(g)
+                    if self.ewc is not None:
+                        self.ewc.accumulate_grad()
+                    self._step()
+                    tot_loss += loss_b * sub.num_seeds
+                    correct += int((out[: sub.num_seeds].argmax(1) == ys[: sub.num_seeds]).sum())
+                loss = tot_loss / train_idx.size
+                train_acc = correct / train_idx.size
+            rec: dict[str, Any] = {"loss": float(loss), "train_acc": train_acc}
+            if val_idx is not None:
+                m = self._metrics(x, ei, ea, y, val_idx)
+                rec["val_loss"], rec["val_acc"] = m["loss"], m["acc"]
+            return rec
+
+        return self._loop(epoch_fn, "train (node)")
+
+    def predict(self, x: Any, edge_index: Any, edge_attr: Any = None, nodes: Any = None) -> np.ndarray:
+        """Logits in eval mode for all nodes (or the given ``nodes``, in that order)."""
+        x, ei, ea = self._inputs(x, edge_index, edge_attr)
+        idx = None if nodes is None else _rows(nodes, x.shape[0], "nodes")
+        return self._predict(x, ei, ea, idx)
+
+    def _predict(self, x, ei, ea, idx):
+        self.model.eval()
+        if self.eval_batch_size is None or self.fanouts is None:
+            out = self._forward(x, ei, ea)
+            return out if idx is None else out[idx]
+        targets = np.arange(x.shape[0]) if idx is None else idx
+        exact = NeighborSampler(ei, x.shape[0], [-1] * len(self.fanouts), seed=self.seed)
+        parts = []
+        for start in range(0, targets.size, self.eval_batch_size):
+            sub = exact.sample(targets[start:start + self.eval_batch_size])
+            es = None if ea is None else ea[sub.edge_ids]
+            parts.append(self._forward(x[sub.nodes], sub.edge_index, es)[: sub.num_seeds])
+        return np.concatenate(parts, axis=0)
+
+    def _metrics(self, x, ei, ea, y, idx) -> dict[str, float]:
+        out = self._predict(x, ei, ea, idx)
+        loss, _ = self.loss_fn(out, y[idx])
+        return {"loss": float(loss), "acc": float((out.argmax(1) == y[idx]).mean())}
+
+    def evaluate(self, x: Any, edge_index: Any, y: Any, mask: Any, edge_attr: Any = None) -> float:
+        """Accuracy on the nodes selected by ``mask`` (eval mode)."""
+        return self.metrics(x, edge_index, y, mask, edge_attr)["acc"]
+
+    def metrics(self, x: Any, edge_index: Any, y: Any, mask: Any, edge_attr: Any = None) -> dict[str, float]:
+        """``{"loss": ..., "acc": ...}`` on the nodes selected by ``mask``."""
+        x, ei, ea = self._inputs(x, edge_index, edge_attr)
+        yy = self._labels(y, x.shape[0])
+        return self._metrics(x, ei, ea, yy, _rows(mask, x.shape[0], "mask"))
+
+
+# -- link prediction -----------------------------------------------------------------------
+class LinkPredictionTrainer(_BaseTrainer):
+    """Train an encoder ``model(x, edge_index) -> z [N, D]`` with a dot-product decoder
+    ``score(u, v) = <z_u, z_v>`` and binary cross-entropy against sampled negatives.
+
+    :meth:`fit` holds out validation and test edges (or takes an :class:`EdgeSplit`), passes
+    messages over the training edges only, draws ``neg_ratio`` fresh uniform negatives per
+    positive each epoch, and reports validation AUC and MRR (each positive ranked against
+    ``mrr_negatives`` corrupted tails, fixed for the run). Early stopping monitors
+    ``val_auc`` by default.
+    """
+
+    def __init__(self, model: Module, optimizer: Optimizer, max_epochs: int = 100, patience: Optional[int] = None,
+                 monitor: str = "val_auc", neg_ratio: float = 1.0, mrr_negatives: int = 50,
+                 scheduler: Optional[LRScheduler] = None, clip_grad_norm: Optional[float] = None,
+                 seed: int = 0, progress: bool = True, restore_best: bool = True):
+        super().__init__(model, optimizer, max_epochs, patience, monitor, scheduler, clip_grad_norm, seed,
+                         progress, restore_best)
+        if not neg_ratio > 0:
+            raise InvalidInputError(f"neg_ratio must be > 0, got {neg_ratio}")
+        if int(mrr_negatives) <= 0:
+            raise InvalidInputError(f"mrr_negatives must be > 0, got {mrr_negatives}")
+        self.neg_ratio = float(neg_ratio)
+        self.mrr_negatives = int(mrr_negatives)
+        self.split = None
+        self._ctx = None
+
+    @staticmethod
+    def _scores(z: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", z[pairs[0]], z[pairs[1]])
+
+    def fit(self, x: Any, edge_index: Any, split: Any = None, val_ratio: float = 0.05, test_ratio: float = 0.1,
+            undirected: bool = True) -> list[dict[str, Any]]:
+        """Train; returns the history (``epoch, loss, val_auc, val_mrr, lr, seconds``)."""
+        x = as_float_array(x, "x", ndim=2)
+        n = x.shape[0]
+        ei = check_edge_index(edge_index, n)
+        if split is None:
+            split = split_edges(ei, n, val_ratio, test_ratio, undirected=undirected, seed=self.seed)
+        self.split = split
+        self._seed_everything()
+        train = split.train
+        # supervision: each training pair once (the first half when both directions are stored)
+        sup = train[:, : train.shape[1] // 2] if undirected else train
+        known = np.concatenate([ei, ei[::-1]], axis=1) if undirected else ei
+        keys = edge_keys(known, n)
+        self._ctx = (x, train, keys)
+        val_tails = None
+        if split.val_pos.shape[1]:
+            val_tails = corrupt_tails(n, split.val_pos[0], self.mrr_negatives, keys, seed=self.seed + 1)
+        n_neg = max(1, int(round(sup.shape[1] * self.neg_ratio)))
+
+        def epoch_fn(epoch: int) -> dict[str, Any]:
+            self.model.train()
+            self.model.zero_grad()
+            z = self.model(x, train)
+            neg = negative_pairs(n, n_neg, keys, seed=self.seed * 7_919 + epoch)
+            pairs = np.concatenate([sup, neg], axis=1)
+            target = np.concatenate([np.ones(sup.shape[1]), np.zeros(neg.shape[1])])
+            s = self._scores(z, pairs)
+            loss, g = binary_cross_entropy_with_logits(s, target)
+            g = g.astype(z.dtype)
+            gz = _scatter_rows(pairs[0], g[:, None] * z[pairs[1]], n) + _scatter_rows(pairs[1], g[:, None] * z[pairs[0]], n)
+            self.model.backward(gz)
+            self._step()
+            rec: dict[str, Any] = {"loss": float(loss)}
+            if val_tails is not None:
+                rec.update({f"val_{k}": v for k, v in self._eval(split.val_pos, split.val_neg, val_tails).items()})
+            return rec
+
+        return self._loop(epoch_fn, "train (link)")
+
+    def _eval(self, pos: np.ndarray, neg: np.ndarray, tails: np.ndarray) -> dict[str, float]:
+        x, train, _ = self._ctx
+        self.model.eval()
+        z = self.model(x, train)
+        ps = self._scores(z, pos)
+        out = {"auc": roc_auc(ps, self._scores(z, neg)) if neg.shape[1] else float("nan")}
+        heads = np.repeat(pos[0], tails.shape[1])
+        ns = self._scores(z, np.stack([heads, tails.ravel()])).reshape(tails.shape)
+        out["mrr"] = mrr(ps, ns)
+        return out
+
+    def evaluate(self, which: str = "test") -> dict[str, float]:
+        """``{"auc", "mrr"}`` on the held-out ``"test"`` (or ``"val"``) edges of the last fit."""
+        if self._ctx is None or self.split is None:
+            raise NotFittedError("LinkPredictionTrainer.evaluate needs a previous fit()")
+        if which not in ("test", "val"):
+            raise InvalidInputError(f"which must be 'test' or 'val', got {which!r}")
+        pos = self.split.test_pos if which == "test" else self.split.val_pos
+        neg = self.split.test_neg if which == "test" else self.split.val_neg
+        if pos.shape[1] == 0:
+            raise InvalidInputError(f"the split has no {which} edges")
+        x, _, keys = self._ctx
+        tails = corrupt_tails(x.shape[0], pos[0], self.mrr_negatives, keys, seed=self.seed + 2)
+        return self._eval(pos, neg, tails)
+
+
+# -- re-ranker scorer ----------------------------------------------------------------------
+def graph_query_pairs(x: Any, edge_index: Any, num_pairs: int, noise: float = 0.1,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Query -> relevant-node pairs taken from the graph: for a random node ``v`` with at
+    least one in-neighbour, the query is the mean feature of ``v``'s in-neighbours plus
+    Gaussian noise (``noise`` times the feature standard deviation) and the relevant node is
+    ``v``. A scorer trained on them learns to find a node from the context its graph gives."""
+    xx = as_float_array(x, "x", ndim=2)
+    n = xx.shape[0]
+    ei = check_edge_index(edge_index, n)
+    deg = np.bincount(ei[1], minlength=n)
+    cand = np.flatnonzero(deg > 0)
+    if cand.size == 0:
+        raise InvalidInputError("graph_query_pairs needs nodes with in-neighbours")
+    rng = np.random.default_rng(seed)
+    pos = rng.choice(cand, size=int(num_pairs), replace=cand.size < num_pairs)
+    summed = _scatter_rows(ei[1], xx[ei[0]], n)
+    mean = summed / np.maximum(deg, 1)[:, None]
+    q = mean[pos] + noise * xx.std() * rng.normal(size=(pos.size, xx.shape[1]))
+    return np.ascontiguousarray(q, dtype=xx.dtype), pos.astype(np.int64)
+
+
+class RerankerTrainer(_BaseTrainer):
+    """Fit the graph layer used by :class:`~ruvector_graph_attn.GraphReranker`'s layer scorers
+    (``scorer="gat" | "sage" | "gin"``, passed as ``layer=``).
+
+    The re-ranker scores a candidate by the similarity (cosine for a cosine index) between the
+    query and the layer's output at the candidate. This trainer fits exactly that: for
+    batches of (query, relevant node) pairs it runs ``H = layer(x, edge_index)``, and
+    minimises InfoNCE between the query and ``H[relevant]`` against the other relevant nodes of
+    the batch and ``num_negatives`` random nodes (cosine scores / ``temperature``). Validation
+    reports MRR and recall@``k`` of the relevant node among all nodes. Pass the same
+    ``edge_index`` the re-ranker's layer sees (for ``direction="both"`` both orientations).
+    """
+
+    def __init__(self, layer: Module, optimizer: Optimizer, max_epochs: int = 50, patience: Optional[int] = None,
+                 monitor: str = "val_mrr", temperature: float = 0.1, num_negatives: int = 64,
+                 batch_size: int = 256, k: int = 10, scheduler: Optional[LRScheduler] = None,
+                 clip_grad_norm: Optional[float] = None, seed: int = 0, progress: bool = True,
+                 restore_best: bool = True):
+        super().__init__(layer, optimizer, max_epochs, patience, monitor, scheduler, clip_grad_norm, seed,
+                         progress, restore_best)
+        if not temperature > 0:
+            raise InvalidInputError(f"temperature must be > 0, got {temperature}")
+        if int(num_negatives) < 0 or int(batch_size) <= 0 or int(k) <= 0:
+            raise InvalidInputError("num_negatives must be >= 0, batch_size and k > 0")
+        self.temperature = float(temperature)
+        self.num_negatives = int(num_negatives)
+        self.batch_size = int(batch_size)
+        self.k = int(k)
+
+    def _pairs(self, queries: Any, positives: Any, n: int, d: int, name: str):
+        q = as_float_array(queries, f"{name} queries", ndim=2)
+        p = as_index_array(positives, f"{name} positives", allow_empty=False)
+        if q.shape[0] != p.shape[0]:
+            raise DimensionMismatchError(q.shape[0], p.shape[0], f"number of {name} positives")
+        if p.min() < 0 or p.max() >= n:
+            raise InvalidInputError(f"{name} positives must be node indices in 0..{n - 1}")
+        return q, p
+
+    def _embed(self, x, ei) -> np.ndarray:
+        h = self.model(x, ei)
+        if h.ndim != 2 or h.shape[0] != x.shape[0]:
+            raise DimensionMismatchError((x.shape[0], "D"), h.shape, "layer output shape")
+        return h
+
+    def fit(self, x: Any, edge_index: Any, queries: Any, positives: Any, val_queries: Any = None,
+            val_positives: Any = None) -> list[dict[str, Any]]:
+        """Train; returns the history (``epoch, loss, val_mrr, val_recall, lr, seconds``)."""
+        x = as_float_array(x, "x", ndim=2)
+        n = x.shape[0]
+        ei = check_edge_index(edge_index, n)
+        q, p = self._pairs(queries, positives, n, x.shape[1], "training")
+        val = None
+        if val_queries is not None:
+            val = self._pairs(val_queries, val_positives, n, x.shape[1], "validation")
+        elif self.monitor.startswith("val_"):
+            self.monitor = "loss"
+        self._seed_everything()
+
+        def epoch_fn(epoch: int) -> dict[str, Any]:
+            self.model.train()
+            order = self._rng.permutation(q.shape[0])
+            total = 0.0
+            for start in range(0, order.size, self.batch_size):
+                b = order[start:start + self.batch_size]
+                self.model.zero_grad()
+                h = self._embed(x, ei)
+                if h.shape[1] != q.shape[1]:
+                    raise DimensionMismatchError(q.shape[1], h.shape[1], "layer output dimension (must equal query dimension)")
+                negs = self._rng.integers(0, n, size=self.num_negatives) if self.num_negatives else None
+                loss, (_, gp, gn) = info_nce(q[b], h[p[b]], None if negs is None else h[negs],
+                                             temperature=self.temperature, in_batch=True, normalize=True)
+                gh = _scatter_rows(p[b], gp.astype(h.dtype), n)
+                if negs is not None:
+                    gh += _scatter_rows(negs, gn.astype(h.dtype), n)
+                self.model.backward(gh)
+                self._step()
+                total += loss * b.size
+            rec: dict[str, Any] = {"loss": total / q.shape[0]}
+            if val is not None:
+                m = self._rank_metrics(x, ei, *val)
+                rec["val_mrr"], rec["val_recall"] = m["mrr"], m["recall"]
+            return rec
+
+        return self._loop(epoch_fn, "train (reranker)")
+
+    def _rank_metrics(self, x, ei, q, p) -> dict[str, float]:
+        self.model.eval()
+        h = self._embed(x, ei).astype(np.float64)
+        h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+        qq = q.astype(np.float64)
+        qq /= np.maximum(np.linalg.norm(qq, axis=1, keepdims=True), 1e-12)
+        ranks = np.empty(q.shape[0])
+        for start in range(0, q.shape[0], 256):
+            s = qq[start:start + 256] @ h.T
+            own = s[np.arange(s.shape[0]), p[start:start + 256]]
+            ranks[start:start + 256] = 1.0 + (s > own[:, None]).sum(1)
+        return {"mrr": float((1.0 / ranks).mean()), "recall": float((ranks <= self.k).mean())}
+
+    def evaluate(self, x: Any, edge_index: Any, queries: Any, positives: Any) -> dict[str, float]:
+        """``{"mrr", "recall"}`` (recall@k) of the relevant node among all nodes."""
+        x = as_float_array(x, "x", ndim=2)
+        ei = check_edge_index(edge_index, x.shape[0])
+        q, p = self._pairs(queries, positives, x.shape[0], x.shape[1], "evaluation")
+        return self._rank_metrics(x, ei, q, p)
+
+    def to_reranker(self, index: Any, graph: Any, scorer: str, **kwargs: Any) -> Any:
+        """A :class:`~ruvector_graph_attn.GraphReranker` that scores with the trained layer."""
+        from ..rerank.pipeline import GraphReranker
+
+        return GraphReranker(index=index, graph=graph, scorer=scorer, layer=self.model, **kwargs)
