@@ -300,3 +300,31 @@ def test_pyg_load_both_ways():
                             GINConv(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)))])
     C.import_pyg_state_dict(back, {k: v for k, v in theirs.state_dict().items()}, layout="pyg_sequential")
     np.testing.assert_allclose(back(x, ei), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_round_trip_attention_layers(tmp_path, rng):
+    from ruvector_graph_attn.attention.multihead import MultiHeadAttention
+    from ruvector_graph_attn.graph import GATConv, GATv2Conv
+
+    ei, n = _graph()
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    ea = rng.normal(size=(ei.shape[1], 3)).astype(np.float32)
+    model = GraphSequential([GATConv(6, 4, heads=3, edge_dim=3, fill_value=0.5, rng=0), nn.ELU(),
+                             GATv2Conv(12, 5, heads=2, concat=False, share_weights=True, edge_dim=3, rng=1)])
+    _perturb(model)
+    path = tmp_path / "gat.ckpt"
+    C.save_checkpoint(model, path)
+    m2 = C.load_checkpoint(path).eval()
+    model.eval()
+    np.testing.assert_array_equal(m2(x, ei, ea), model(x, ei, ea))
+    assert m2[2].share_weights and m2[0].fill_value == 0.5 and m2[0].heads == 3
+    for mha in [MultiHeadAttention(8, 2, rng=0), MultiHeadAttention(8, 4, bias=False, kdim=5, vdim=3, rng=1)]:
+        _perturb(mha)
+        C.save_checkpoint(mha, path)
+        back = C.load_checkpoint(path)
+        q = rng.normal(size=(2, 3, 8)).astype(np.float32)
+        k = rng.normal(size=(2, 4, mha.kdim)).astype(np.float32)
+        v = rng.normal(size=(2, 4, mha.vdim)).astype(np.float32)
+        a = mha(q, k, v)
+        b = back(q, k, v)
+        np.testing.assert_array_equal(a[0] if isinstance(a, tuple) else a, b[0] if isinstance(b, tuple) else b)

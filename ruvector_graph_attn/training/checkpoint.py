@@ -150,7 +150,10 @@ register_layer("GINEConv", _lazy("graph.gin", "GINEConv"), _gin_args)
 # read from the constructor signature (attributes of the same names), verified at save time
 register_layer("GATConv", _lazy("graph.gat", "GATConv"))
 register_layer("GATv2Conv", _lazy("graph.gat", "GATv2Conv"))
-register_layer("MultiHeadAttention", _lazy("attention.multihead", "MultiHeadAttention"))
+register_layer("MultiHeadAttention", _lazy("attention.multihead", "MultiHeadAttention"),
+               lambda m: dict(embed_dim=m.embed_dim, num_heads=m.num_heads, dropout=float(m.dropout),
+                              bias=m.in_proj_bias is not None, kdim=m.kdim, vdim=m.vdim,
+                              batch_first=m.batch_first, max_keys=m.max_keys))
 register_layer("ScaledDotProductAttention", _lazy("attention.standard", "ScaledDotProductAttention"))
 
 _SKIP_ARGS = {"self", "rng", "dtype", "seed"}
