@@ -158,3 +158,25 @@ def test_against_pyg(rng):
     with torch.no_grad():
         ref = theirs(tx, tb, dim_size=4).numpy()
     np.testing.assert_allclose(ours(x, BATCH, 4)[0], ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.torch
+def test_attentional_aggregation_gradients_against_pyg(rng):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    from torch_geometric.nn.aggr import AttentionalAggregation as PAA
+
+    torch.manual_seed(0)
+    x = rng.standard_normal((10, 3))
+    tg = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    theirs = PAA(tg, torch.nn.Linear(3, 2).double())
+    ours = AttentionalAggregation(gate_mlp(3, 1, 0), nn.Linear(3, 2)).double()
+    ours.load_state_dict(theirs.state_dict())
+    G = rng.standard_normal((4, 2))
+    tx = torch.tensor(x, requires_grad=True)
+    (theirs(tx, torch.from_numpy(BATCH), dim_size=4) * torch.from_numpy(G)).sum().backward()
+    ours(x, BATCH, 4)
+    np.testing.assert_allclose(ours.backward(G), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    tp = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, tp[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
