@@ -392,3 +392,61 @@ def test_property_rows_sum_to_one_and_match_dense(B, N, density, seed, big):
     assert np.all(sums[~M.any(axis=1)] == 0)
     ref, _ = dense_masked_attention(Q, K, V, M, att.scale)
     np.testing.assert_allclose(out, ref, atol=1e-9, rtol=1e-9)
+
+
+# -- backward ----------------------------------------------------------------------------------
+def _fd_grads(fn, arrays, g_out, eps=1e-6):
+    """Central finite differences of sum(fn(*arrays) * g_out) with respect to each array."""
+    grads = []
+    for a in arrays:
+        ga = np.zeros_like(a)
+        it = np.nditer(a, flags=["multi_index"])
+        for _ in it:
+            idx = it.multi_index
+            old = a[idx]
+            a[idx] = old + eps
+            up = float(np.sum(fn(*arrays) * g_out))
+            a[idx] = old - eps
+            down = float(np.sum(fn(*arrays) * g_out))
+            a[idx] = old
+            ga[idx] = (up - down) / (2 * eps)
+        grads.append(ga)
+    return grads
+
+
+@pytest.mark.parametrize("pattern", ["coo", "strided", "topk", "single"])
+def test_backward_matches_finite_differences(rng, pattern):
+    B, N, d, dv = 5, 7, 3, 2
+    Q, K, V = data(rng, B, N, d, dv)
+    att = rga.SparseAttention(dim=d)
+    if pattern == "coo":
+        M = rng.random((B, N)) < 0.5
+        M[2] = False  # empty row: zero gradient for that query
+        rows, cols = np.nonzero(M)
+        fn = lambda q, k, v: att.forward_sparse(q, k, v, rga.SparseMask.coo(rows, cols, shape=(B, N)))  # noqa: E731
+    elif pattern == "strided":
+        fn = lambda q, k, v: att.forward_strided(q, k, v, 1, 3, global_tokens=(0,))  # noqa: E731
+    elif pattern == "topk":
+        fn = lambda q, k, v: att.forward_topk(q, k, v, 3)  # noqa: E731
+    else:
+        Q = Q[0].copy()
+        fn = lambda q, k, v: att.forward_windowed(q, k, v, 2)  # noqa: E731
+    out = fn(Q, K, V)
+    g_out = rng.standard_normal(out.shape)
+    gq, gk, gv = att.backward(g_out)
+    assert gq.shape == Q.shape and gk.shape == K.shape and gv.shape == V.shape
+    fq, fk, fv = _fd_grads(fn, [Q, K, V], g_out)
+    for got, want in ((gq, fq), (gk, fk), (gv, fv)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    if pattern == "coo":
+        assert np.all(gq[2] == 0)
+
+
+def test_backward_errors(rng):
+    att = rga.SparseAttention(dim=3)
+    with pytest.raises(rga.NotFittedError):
+        att.backward(np.ones((2, 2)))
+    Q, K, V = data(rng, 4, 4, 3, 2)
+    att.forward_windowed(Q, K, V, 1)
+    with pytest.raises(DimensionMismatchError):
+        att.backward(np.ones((4, 3)))

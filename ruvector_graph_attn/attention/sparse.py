@@ -28,11 +28,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..config import AttentionConfig
-from ..errors import DimensionMismatchError, InputTooLargeError, InvalidInputError
+from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.sparse import (
     block_pattern_counts,
     block_pattern_fill,
     csr_attention,
+    csr_attention_backward_keys,
+    csr_attention_backward_rows,
+    csr_transpose_perm,
     topk_merge,
     window_pattern_counts,
     window_pattern_fill,
@@ -40,6 +43,7 @@ from ..kernels.sparse import (
 from ..nn.module import Module
 from ..validation import (
     DEFAULT_MAX_KEYS,
+    as_float_array,
     as_index_array,
     attention_inputs,
     check_positive_int,
@@ -385,13 +389,17 @@ class SparseAttention(Module):
                             check_positive_int(score_block[1], "score_block[1]"))
         self._weights: SparseWeights | None = None
         self._last: tuple | None = None
+        self._saved: tuple | None = None
+        self._one = False
         self._empty: np.ndarray | None = None
 
     # -- the Attention trait ----------------------------------------------------------------
     def forward(self, query: Any, keys: Any, values: Any) -> np.ndarray:
         """One query ``[D]`` -> ``[V]`` (over the layer's mask, or all keys)."""
         q, k, v = self._inputs(query, keys, values, query_ndim=1)
-        return self._run(q[None, :], k, v, self.mask or SparseMask.full())[0]
+        out = self._run(q[None, :], k, v, self.mask or SparseMask.full())[0]
+        self._one = True
+        return out
 
     def forward_batch(self, queries: Any, keys: Any, values: Any) -> np.ndarray:
         """Queries ``[B, D]`` -> ``[B, V]`` (over the layer's mask, or all keys)."""
@@ -448,6 +456,7 @@ class SparseAttention(Module):
         top_idx.sort(axis=1)
         mask = SparseMask.from_csr(np.arange(b + 1, dtype=np.int64) * k, top_idx.reshape(-1), (b, n))
         out = self._run(q, kk, v, mask)
+        self._one = one
         return out[0] if one else out
 
     # -- results ------------------------------------------------------------------------------
@@ -467,6 +476,7 @@ class SparseAttention(Module):
 
     def reset(self) -> None:
         self._last = None
+        self._saved = None
         self._weights = None
         self._empty = None
 
@@ -487,9 +497,9 @@ class SparseAttention(Module):
     def _dispatch(self, queries: Any, keys: Any, values: Any, mask: SparseMask) -> np.ndarray:
         one = np.asarray(queries).ndim == 1
         q, k, v = self._inputs(queries, keys, values, query_ndim=1 if one else 2)
-        if one:
-            return self._run(q[None, :], k, v, mask)[0]
-        return self._run(q, k, v, mask)
+        out = self._run(q[None, :] if one else q, k, v, mask)
+        self._one = one
+        return out[0] if one else out
 
     def _run(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: SparseMask) -> np.ndarray:
         b, n = q.shape[0], k.shape[0]
@@ -505,6 +515,36 @@ class SparseAttention(Module):
         weights = np.empty(indices.shape[0], dtype=q.dtype)
         csr_attention(q, k, v, indptr, indices, q.dtype.type(self.scale), out, weights)
         self._last = (indptr, indices, weights, (b, n))
+        self._saved = (q, k, v)
         self._weights = None  # built on demand by attention_weights()
         self._empty = empty
+        self._one = False
         return out
+
+    # -- training ------------------------------------------------------------------------------
+    def backward(self, grad_output: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradients of the last call: ``(grad_queries, grad_keys, grad_values)``.
+
+        ``grad_output`` has the shape of that call's output. The allowed pattern (including
+        a top-k selection) is treated as fixed. Work is O(nnz * (d + dv)) on two kernels:
+        one over query rows (softmax backward, query gradients), one over keys through the
+        transposed pattern (key and value gradients).
+        """
+        if self._last is None or self._saved is None:
+            raise NotFittedError("backward() needs a forward call first")
+        q, k, v = self._saved
+        indptr, indices, weights, (b, n) = self._last
+        want = (v.shape[1],) if self._one else (b, v.shape[1])
+        g = as_float_array(grad_output, "grad_output", shape=want, dtype=q.dtype)
+        g = g.reshape(b, v.shape[1])
+        grad_q = np.empty_like(q)
+        grad_s = np.empty_like(weights)
+        csr_attention_backward_rows(q, k, v, indptr, indices, weights, q.dtype.type(self.scale), g,
+                                    grad_q, grad_s)
+        colptr = np.empty(n + 1, dtype=np.int64)
+        perm = np.empty(indices.shape[0], dtype=np.int64)
+        csr_transpose_perm(indices, n, colptr, perm)
+        grad_k = np.empty_like(k)
+        grad_v = np.empty_like(v)
+        csr_attention_backward_keys(q, g, indptr, colptr, perm, weights, grad_s, grad_k, grad_v)
+        return (grad_q[0] if self._one else grad_q), grad_k, grad_v

@@ -9,8 +9,9 @@ from .segment import (  # noqa: F401
 )
 
 from .sparse import (  # noqa: E402,F401  (sparse attention kernels)
-    block_pattern_counts, block_pattern_fill, csr_attention, topk_merge,
-    window_pattern_counts, window_pattern_fill,
+    block_pattern_counts, block_pattern_fill, csr_attention, csr_attention_backward_keys,
+    csr_attention_backward_rows, csr_transpose_perm, topk_merge, window_pattern_counts,
+    window_pattern_fill,
 )
 
 from .dense import gather_pair_dot, pair_dot, scores, weighted_sum  # noqa: E402,F401

@@ -9,6 +9,9 @@ O(nnz * d) or O(nnz); none builds a dense ``[B, N]`` array.
   strided + global-token pattern generated directly in CSR.
 * :func:`block_pattern_counts` / :func:`block_pattern_fill` -- block-sparse patterns.
 * :func:`topk_merge` -- merge one block of scores into running per-row top-k heaps.
+* :func:`csr_transpose_perm`, :func:`csr_attention_backward_rows`,
+  :func:`csr_attention_backward_keys` -- the backward pass (rows, then keys through the
+  transposed pattern, so no scatter races).
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ __all__ = [
     "block_pattern_counts",
     "block_pattern_fill",
     "topk_merge",
+    "csr_transpose_perm",
+    "csr_attention_backward_rows",
+    "csr_attention_backward_keys",
 ]
 
 
@@ -225,3 +231,84 @@ def topk_merge(scores, col_offset, seen, top_vals, top_idx):
                         break
                 top_vals[i, pos] = s
                 top_idx[i, pos] = j
+
+
+@njit(cache=True)
+def csr_transpose_perm(indices, n_keys, colptr, perm):
+    """Counting sort of the CSR entries by key: entries of key ``j`` are
+    ``perm[colptr[j]:colptr[j + 1]]`` (positions into ``indices``, in increasing order). O(nnz + N)."""
+    for j in range(n_keys + 1):
+        colptr[j] = 0
+    for p in range(indices.shape[0]):
+        colptr[indices[p] + 1] += 1
+    for j in range(n_keys):
+        colptr[j + 1] += colptr[j]
+    fill = colptr[:-1].copy()
+    for p in range(indices.shape[0]):
+        j = indices[p]
+        perm[fill[j]] = p
+        fill[j] += 1
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def csr_attention_backward_rows(q, k, v, indptr, indices, weights, scale, grad_out, grad_q, grad_s):
+    """Per query row: ``g_p = <grad_out_i, v_j>``, ``grad_s_p = w_p (g_p - sum_p' w_p' g_p')``
+    (softmax backward, then times ``scale`` for the score scaling) and
+    ``grad_q_i = sum_p grad_s_p k_j``. ``grad_s`` (length nnz) is reused for the key gradients."""
+    n_rows = indptr.shape[0] - 1
+    d = q.shape[1]
+    dv = v.shape[1]
+    for i in prange(n_rows):
+        start = indptr[i]
+        stop = indptr[i + 1]
+        for c in range(d):
+            grad_q[i, c] = 0.0
+        if stop <= start:
+            continue
+        dot = 0.0
+        for p in range(start, stop):
+            j = indices[p]
+            g = 0.0
+            for c in range(dv):
+                g += grad_out[i, c] * v[j, c]
+            grad_s[p] = g
+            dot += weights[p] * g
+        for p in range(start, stop):
+            gs = weights[p] * (grad_s[p] - dot) * scale
+            grad_s[p] = gs
+            j = indices[p]
+            for c in range(d):
+                grad_q[i, c] += gs * k[j, c]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def csr_attention_backward_keys(q, grad_out, indptr, colptr, perm, weights, grad_s, grad_k, grad_v):
+    """Per key ``j`` (over the transposed pattern): ``grad_k_j = sum grad_s_p q_i`` and
+    ``grad_v_j = sum w_p grad_out_i`` over the entries ``p = (i, j)``."""
+    n_keys = colptr.shape[0] - 1
+    n_rows = indptr.shape[0] - 1
+    d = q.shape[1]
+    dv = grad_out.shape[1]
+    for j in prange(n_keys):
+        for c in range(d):
+            grad_k[j, c] = 0.0
+        for c in range(dv):
+            grad_v[j, c] = 0.0
+        for t in range(colptr[j], colptr[j + 1]):
+            p = perm[t]
+            # the row of entry p: binary search in indptr (largest i with indptr[i] <= p)
+            lo = 0
+            hi = n_rows
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if indptr[mid] <= p:
+                    lo = mid
+                else:
+                    hi = mid
+            i = lo
+            gs = grad_s[p]
+            w = weights[p]
+            for c in range(d):
+                grad_k[j, c] += gs * q[i, c]
+            for c in range(dv):
+                grad_v[j, c] += w * grad_out[i, c]
