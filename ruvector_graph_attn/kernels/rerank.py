@@ -197,57 +197,132 @@ def neighbourhoods(indptr, indices, centres, hops):
     return ptr, members[:count].copy(), mhop[:count].copy()
 
 
-@njit(cache=True, parallel=True, fastmath=False)
+@njit(cache=True)
+def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                 temperature, blend, metric, out_ptr, score, context, weights):
+    D = Q.shape[1]
+    b = pair_query[p]
+    s = pair_seg[p]
+    lo = seg_ptr[s]
+    hi = seg_ptr[s + 1]
+    o = out_ptr[p]
+    smax = -np.inf
+    for t in range(hi - lo):
+        j = members[lo + t]
+        acc = 0.0
+        for d in range(D):
+            acc += Q[b, d] * X[j, d]
+        if metric == 1:
+            acc = -(qsq[b] - 2.0 * acc + xsq[j])
+        weights[o + t] = acc
+        if acc > smax:
+            smax = acc
+    total = 0.0
+    for t in range(hi - lo):
+        e = np.exp((weights[o + t] - smax) / temperature)
+        weights[o + t] = e
+        total += e
+    h = np.zeros(D, np.float64)
+    for t in range(hi - lo):
+        a = weights[o + t] / total
+        weights[o + t] = a
+        j = members[lo + t]
+        for d in range(D):
+            h[d] += a * X[j, d]
+    dot = 0.0
+    hh = 0.0
+    for d in range(D):
+        dot += Q[b, d] * h[d]
+        hh += h[d] * h[d]
+    if metric == 1:
+        ctx = -(qsq[b] - 2.0 * dot + hh)
+    elif metric == 2:
+        ctx = dot / np.sqrt(hh) if hh > 0.0 else 0.0
+    else:
+        ctx = dot
+    context[p] = ctx
+    score[p] = (1.0 - blend) * own[p] + blend * ctx
+
+
+@njit(cache=True, parallel=True)
+def _attend_parallel(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                     temperature, blend, metric, out_ptr, score, context, weights):
+    for p in prange(pair_query.shape[0]):
+        _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                     temperature, blend, metric, out_ptr, score, context, weights)
+
+
+@njit(cache=True)
+def _attend_serial(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                   temperature, blend, metric, out_ptr, score, context, weights):
+    for p in range(pair_query.shape[0]):
+        _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                     temperature, blend, metric, out_ptr, score, context, weights)
+
+
+#: below this many multiply-adds a kernel runs on one thread (thread start-up costs more)
+PARALLEL_MIN_WORK = 2_000_000
+
+
 def neighbourhood_attention(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
                             temperature, blend, metric, out_ptr):
     """Query-conditioned attention of every (query, candidate) pair over the candidate's
-    neighbourhood (segment softmax).
+    neighbourhood (segment softmax), pooled into a context vector.
 
-    For pair ``p`` with query ``b = pair_query[p]`` and neighbourhood segment
+    For pair ``p`` with query ``q = Q[pair_query[p]]`` and neighbourhood segment
     ``j in members[seg_ptr[s]:seg_ptr[s+1]]`` (``s = pair_seg[p]``):
-    ``s_j = sim(Q[b], X[j])`` (metric 0: dot product, used for ``ip`` and for ``cosine``
-    on unit rows; metric 1: ``-||q - x||^2`` from the squared norms ``qsq``/``xsq``),
-    ``a_j = softmax_j(s_j / temperature)``, ``context = sum_j a_j s_j`` and
+    ``s_j = sim(q, X[j])``, ``a_j = softmax_j(s_j / temperature)``,
+    ``h = sum_j a_j X[j]``, ``context = sim(q, h)`` and
     ``score = (1 - blend) * own[p] + blend * context``.
+    ``sim`` by ``metric``: 0 dot product (``ip``); 2 cosine (rows of ``Q``/``X`` must be unit
+    vectors; ``h`` is renormalised); 1 negative squared distance ``-||q - x||^2``
+    (``qsq``/``xsq`` hold the squared norms).
 
     Returns ``(score [P], context [P], weights [out_ptr[-1]])``; the weights of pair ``p``
-    sit at ``out_ptr[p]:out_ptr[p+1]`` in segment order.
+    sit at ``out_ptr[p]:out_ptr[p+1]`` in segment order. Runs on all Numba threads when
+    the work (entries x D) exceeds ``PARALLEL_MIN_WORK``, else on one.
     """
+    P = pair_query.shape[0]
+    score = np.empty(P, Q.dtype)
+    context = np.empty(P, Q.dtype)
+    weights = np.empty(int(out_ptr[P]), Q.dtype)
+    fn = _attend_parallel if int(out_ptr[P]) * Q.shape[1] * 2 >= PARALLEL_MIN_WORK else _attend_serial
+    fn(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members, float(temperature), float(blend),
+       int(metric), out_ptr, score, context, weights)
+    return score, context, weights
+
+
+@njit(cache=True, parallel=True)
+def pooled_context(Q, X, qsq, pair_query, entry_member, weights, out_ptr, own, blend, metric):
+    """``h_p = sum_t weights[t] X[entry_member[t]]`` over ``t in out_ptr[p]:out_ptr[p+1]``,
+    ``context_p = sim(Q[pair_query[p]], h_p)`` (metric as in neighbourhood_attention) and
+    ``score_p = (1 - blend) own[p] + blend context_p``. Returns ``(score, context)``."""
     P = pair_query.shape[0]
     D = Q.shape[1]
     score = np.empty(P, Q.dtype)
     context = np.empty(P, Q.dtype)
-    weights = np.empty(out_ptr[P], Q.dtype)
     for p in prange(P):
         b = pair_query[p]
-        s = pair_seg[p]
-        lo = seg_ptr[s]
-        hi = seg_ptr[s + 1]
-        o = out_ptr[p]
-        smax = -np.inf
-        for t in range(hi - lo):
-            j = members[lo + t]
-            acc = 0.0
+        h = np.zeros(D, np.float64)
+        for t in range(out_ptr[p], out_ptr[p + 1]):
+            j = entry_member[t]
+            a = weights[t]
             for d in range(D):
-                acc += Q[b, d] * X[j, d]
-            if metric == 1:
-                acc = -(qsq[b] - 2.0 * acc + xsq[j])
-            weights[o + t] = acc
-            if acc > smax:
-                smax = acc
-        total = 0.0
-        for t in range(hi - lo):
-            e = np.exp((weights[o + t] - smax) / temperature)
-            total += e
-        ctx = 0.0
-        for t in range(hi - lo):
-            sim = weights[o + t]
-            a = np.exp((sim - smax) / temperature) / total
-            ctx += a * sim
-            weights[o + t] = a
+                h[d] += a * X[j, d]
+        dot = 0.0
+        hh = 0.0
+        for d in range(D):
+            dot += Q[b, d] * h[d]
+            hh += h[d] * h[d]
+        if metric == 1:
+            ctx = -(qsq[b] - 2.0 * dot + hh)
+        elif metric == 2:
+            ctx = dot / np.sqrt(hh) if hh > 0.0 else 0.0
+        else:
+            ctx = dot
         context[p] = ctx
         score[p] = (1.0 - blend) * own[p] + blend * ctx
-    return score, context, weights
+    return score, context
 
 
 @njit(cache=True, parallel=True)

@@ -6,14 +6,17 @@ Scorers (``q`` the query, ``c`` a candidate, ``N(c)`` the candidate plus every n
 index's own similarity of ``c``):
 
 ``"vector"``      ``score = v_c`` (the index order; the baseline).
-``"attention"``   ``a_j = softmax_{j in N(c)}(sim(q, x_j) / T)``,
-                  ``ctx_c = sum_j a_j sim(q, x_j)``, ``score = (1 - beta) v_c + beta ctx_c``.
+``"attention"``   ``a_j = softmax_{j in N(c)}(sim(q, x_j) / T)``, the attended context
+                  vector ``h_c = sum_j a_j x_j`` (unit ``x_j`` for cosine),
+                  ``ctx_c = sim(q, h_c)``, ``score = (1 - beta) v_c + beta ctx_c``.
 ``"hyperbolic"``  as ``"attention"`` but the weights come from geodesic distances on the
                   Poincare ball: ``u = expmap0(s x / ||x||_max)`` for the query and the
-                  features, ``a_j = softmax_j(-d_c(u_q, u_j) / T)``.
+                  features, ``a_j = softmax_j(-d_c(u_q, u_j) / T)``; context and score
+                  as for ``"attention"``.
 ``"gat"``, ``"sage"``, ``"gin"``  a trained graph layer ``f`` is run once on the expanded
                   subgraph (``x``, ``edge_index`` as the connector returns them, messages
-                  ``edge_index[0] -> edge_index[1]``): ``h = f(x, edge_index)``,
+                  ``edge_index[0] -> edge_index[1]``; with ``direction="both"`` every edge is
+                  given in both orientations): ``h = f(x, edge_index)``,
                   ``score = (1 - beta) v_c + beta sim(q, h_c)``.
 
 Candidates missing from the graph keep ``score = v_c`` and are flagged ``in_graph=False``.
@@ -22,6 +25,7 @@ of all candidates, one Numba segment-softmax pass over every (query, candidate) 
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Hashable, Optional, Sequence
 
 import numpy as np
@@ -31,7 +35,8 @@ from ..errors import (
     ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError, UnknownIdError,
 )
 from ..kernels.rerank import (
-    build_csr, neighbourhood_attention, neighbourhoods, pair_similarity, segment_softmax_pool,
+    build_csr, neighbourhood_attention, neighbourhoods, pair_similarity, pooled_context,
+    segment_softmax_pool,
 )
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
 from .results import RankedNeighbour
@@ -51,6 +56,11 @@ HYPERBOLIC_RADIUS = 0.9
 
 def _metric(space: str) -> int:
     return 1 if space == "l2" else 0
+
+
+def _context_metric(space: str) -> int:
+    """Metric code of neighbourhood_attention (2 = cosine: renormalise the pooled vector)."""
+    return {"ip": 0, "l2": 1, "cosine": 2}[space]
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:
@@ -123,6 +133,8 @@ class GraphReranker:
         self.seed = int(seed)
         self.curvature = self._check_float(curvature, "curvature", lo=0.0, lo_open=True)
         self.space = getattr(index, "space", "cosine")
+        #: wall time (seconds) of each stage of the last search: index, expand, score, results
+        self.last_timings: dict = {}
         if self.space not in ("cosine", "ip", "l2"):
             raise InvalidInputError(f"index.space must be 'cosine', 'ip' or 'l2', got {self.space!r}")
 
@@ -159,7 +171,10 @@ class GraphReranker:
             raise DimensionMismatchError(dim, Qa.shape[1], "query dimension (index dim)")
         check_size(Qa.shape[0], DEFAULT_MAX_KEYS, "number of queries")
         ranked = self._rank(Qa, k)
-        return self._results(*ranked, k=k)
+        t0 = time.perf_counter()
+        out = self._results(*ranked, k=k)
+        self.last_timings["results"] = time.perf_counter() - t0
+        return out
 
     def _candidates(self, Q: np.ndarray, k: int):
         n_cand = max(self.candidates, k)
@@ -176,8 +191,17 @@ class GraphReranker:
         return ids, own
 
     def _rank(self, Q: np.ndarray, k: int):
-        """Scores of every candidate of every query; returns what _results needs."""
+        """Scores of every candidate of every query; returns what _results needs.
+
+        Wall time of each stage goes to ``self.last_timings`` (seconds): ``index``,
+        ``expand`` (graph expansion), ``score`` (scoring and ordering).
+        """
+        t0 = time.perf_counter()
+        timings = {"index": 0.0, "expand": 0.0, "score": 0.0, "results": 0.0}
+        self.last_timings = timings
         ids, own = self._candidates(Q, k)
+        t1 = time.perf_counter()
+        timings["index"] = t1 - t0
         B, C = ids.shape
         if C == 0:
             return ids, own, own, np.zeros((B, 0), np.int64), None
@@ -188,10 +212,13 @@ class GraphReranker:
             present = np.asarray(self.graph.contains(uniq), dtype=bool)
             order = np.tile(np.arange(C), (B, 1))
             info = {"present": present[inverse].reshape(B, C), "kind": "vector"}
+            timings["expand"] = time.perf_counter() - t1
             return ids, own, own.copy(), order, info
 
         sg = self.graph.expand(uniq, hops=self.hops, direction=self.direction,
                                max_neighbors=self.max_neighbors, seed=self.seed)
+        t2 = time.perf_counter()
+        timings["expand"] = t2 - t1
         if sg.x.shape[0] and sg.x.shape[1] != Q.shape[1] and self.scorer not in _LAYER_SCORERS:
             raise DimensionMismatchError(Q.shape[1], sg.x.shape[1], "graph feature dimension (query dimension)")
         # map unique candidate -> seed position in the subgraph (-1: missing from the graph)
@@ -222,6 +249,7 @@ class GraphReranker:
         score = score.reshape(B, C)
         order = np.argsort(-score, axis=1, kind="stable")
         info["context"] = context.reshape(B, C)
+        timings["score"] = time.perf_counter() - t2
         return ids, own, score, order, info
 
     # ------------------------------------------------------------------ scorers
@@ -257,7 +285,8 @@ class GraphReranker:
         pown_d = pown.astype(dtype)
         if self.scorer == "attention":
             s, ctx, w = neighbourhood_attention(Qd, Xd, qsq, xsq, pq, seg_of, pown_d, seg_ptr, members,
-                                                self.temperature, self.blend, metric, out_ptr)
+                                                self.temperature, self.blend, _context_metric(self.space),
+                                                out_ptr)
         else:
             s, ctx, w = self._hyperbolic(Qd, Xd, qsq, xsq, pq, seg_of, seg_ptr, members, out_ptr, pown_d, metric)
         return s, ctx, (w, out_ptr, seg_of, seg_ptr, members)
@@ -273,7 +302,6 @@ class GraphReranker:
         offs = np.arange(out_ptr[-1], dtype=np.int64) - out_ptr[pair_of]
         mem = members[seg_ptr[seg_of[pair_of]] + offs]
         qb = pq[pair_of]
-        sims = pair_similarity(Qd, Xd, qsq, xsq, qb, mem, metric)
         # scale both clouds into the ball with one common factor, then map with expmap0
         scale = max(float(np.sqrt(xsq.max(initial=0.0))), float(np.sqrt(qsq.max(initial=0.0))), 1e-12)
         # expmap0 maps tangent norm t to ball norm tanh(sqrt(c) t) / sqrt(c): the largest
@@ -282,8 +310,8 @@ class GraphReranker:
         uq = ball.expmap0(Qd * (t / scale))
         ux = ball.expmap0(Xd * (t / scale))
         d = np.asarray(ball.dist(uq[qb], ux[mem]), dtype=Qd.dtype).reshape(-1)
-        w, ctx = segment_softmax_pool(np.ascontiguousarray(-d / self.temperature), sims, out_ptr)
-        s = (1.0 - self.blend) * pown + self.blend * ctx
+        w, _ = segment_softmax_pool(np.ascontiguousarray(-d / self.temperature), np.zeros_like(d), out_ptr)
+        s, ctx = pooled_context(Qd, Xd, qsq, pq, mem, w, out_ptr, pown, self.blend, _context_metric(self.space))
         return s, ctx, w
 
     def _layer_scores(self, Q, sg, pq, ps, pown):
@@ -291,15 +319,24 @@ class GraphReranker:
         ea = sg.edge_attr
         weights = None
         eidx = sg.edge_index
+        if self.direction == "both" and eidx.shape[1]:
+            # "both" treats the graph as undirected: the layer sees every traversed edge in
+            # both orientations (each (source, target) pair once), like PyG's to_undirected
+            both = np.concatenate([eidx, eidx[::-1]], axis=1)
+            key = both[0] * np.int64(sg.num_nodes) + both[1]
+            _, first = np.unique(key, return_index=True)
+            eidx = np.ascontiguousarray(both[:, first])
+            if ea is not None:
+                ea = np.ascontiguousarray(np.concatenate([ea, ea], axis=0)[first])
         try:
             if self.scorer == "gat":
-                out = layer(sg.x, sg.edge_index, edge_attr=ea, return_attention_weights=True) if ea is not None \
-                    else layer(sg.x, sg.edge_index, return_attention_weights=True)
+                out = layer(sg.x, eidx, edge_attr=ea, return_attention_weights=True) if ea is not None \
+                    else layer(sg.x, eidx, return_attention_weights=True)
                 H, (eidx, alpha) = out
                 alpha = np.asarray(alpha)
                 weights = alpha.mean(axis=1) if alpha.ndim == 2 else alpha.reshape(-1)
             else:
-                H = layer(sg.x, sg.edge_index, edge_attr=ea) if ea is not None else layer(sg.x, sg.edge_index)
+                H = layer(sg.x, eidx, edge_attr=ea) if ea is not None else layer(sg.x, eidx)
         except TypeError as exc:
             raise InvalidInputError(f"layer could not be applied as layer(x, edge_index): {exc}") from exc
         H = np.ascontiguousarray(np.asarray(H))

@@ -1,0 +1,136 @@
+"""Re-ranking latency: p50/p99 of ``GraphReranker.search``, ``search_batch`` throughput and
+the share of time spent in HNSW, graph expansion and scoring.
+
+Data: ``--n`` x ``--dim`` structured vectors (the latent-space model of
+``ruvector_graph_attn.rerank.synthetic``: a Gaussian mixture of intrinsic dimension 8
+projected to ``--dim`` dimensions, plus noise) with a citation graph of average degree
+``--degree`` in a ``NetworkXGraph``; k=10, candidates=100, hops=1, scorer "attention".
+The vector-only search (``scorer="vector"``, the same index call) is timed in the same run
+as the baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+GOAL_P50_MS = 2.0
+GOAL_P99_MS = 5.0
+
+
+def build_parser(prog: str = "rerank_bench") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--degree", type=int, default=10)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--hops", type=int, default=1)
+    p.add_argument("--queries", type=int, default=1000, help="single searches timed")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--scorer", default="attention")
+    p.add_argument("--threads", type=int, default=1, help="HNSW search threads")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def _progress():
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ruvector_graph_attn as rga
+    from ..connectors import NetworkXGraph
+    from ..rerank.synthetic import latent_citation_graph
+
+    t0 = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task("generating data", total=4)
+        data = latent_citation_graph(n=args.n, dim=args.dim, degree=args.degree, noise=0.2, seed=0)
+        prog.update(task, advance=1, description="building HNSW")
+        index = rga.HNSWIndex(dim=args.dim, space="cosine", max_elements=data.n, num_threads=-1)
+        index.add(np.arange(data.n), data.x)
+        index.num_threads = args.threads
+        prog.update(task, advance=1, description="networkx graph")
+        G = data.to_networkx()
+        prog.update(task, advance=1, description="graph snapshot")
+        graph = NetworkXGraph(G)
+        t_snap = time.perf_counter()
+        graph.refresh()
+        t_snap = time.perf_counter() - t_snap
+        prog.update(task, advance=1)
+    setup = time.perf_counter() - t0
+    Q, _, _ = data.queries(args.queries + args.batch * 8, 10, seed=7)
+    rr = rga.GraphReranker(index, graph, scorer=args.scorer, hops=args.hops, candidates=args.candidates)
+    vec = rga.GraphReranker(index, graph, scorer="vector", hops=args.hops, candidates=args.candidates)
+    for q in Q[:20]:  # warm-up (Numba compile is cached on disk after the first run)
+        rr.search(q, args.k)
+        vec.search(q, args.k)
+
+    def latencies(r):
+        lat = np.empty(args.queries)
+        parts = np.zeros(4)
+        for i in range(args.queries):
+            t = time.perf_counter()
+            r.search(Q[i], args.k)
+            lat[i] = time.perf_counter() - t
+            tm = r.last_timings
+            parts += (tm["index"], tm["expand"], tm["score"], tm["results"])
+        return lat * 1e3, parts
+
+    lat, parts = latencies(rr)
+    vlat, _ = latencies(vec)
+    B = Q[args.queries:args.queries + args.batch]
+    rr.search_batch(B, args.k)
+    bt = []
+    for rep in range(8):
+        Bq = Q[args.queries + rep * args.batch: args.queries + (rep + 1) * args.batch]
+        t = time.perf_counter()
+        rr.search_batch(Bq, args.k)
+        bt.append(time.perf_counter() - t)
+    batch_s = float(np.median(bt))
+    share = parts / parts.sum()
+    res = {
+        "n": data.n, "dim": args.dim, "edges": int(data.edges.shape[1]), "k": args.k,
+        "candidates": args.candidates, "hops": args.hops, "scorer": args.scorer,
+        "setup_s": setup, "snapshot_s": t_snap,
+        "search_p50_ms": float(np.percentile(lat, 50)), "search_p99_ms": float(np.percentile(lat, 99)),
+        "search_mean_ms": float(lat.mean()),
+        "vector_p50_ms": float(np.percentile(vlat, 50)), "vector_p99_ms": float(np.percentile(vlat, 99)),
+        "batch_size": args.batch, "batch_ms": batch_s * 1e3, "batch_qps": args.batch / batch_s,
+        "single_qps": 1e3 / float(lat.mean()),
+        "share_index": float(share[0]), "share_expand": float(share[1]), "share_score": float(share[2]),
+        "share_results": float(share[3]),
+    }
+    res["p50_vs_vector"] = res["search_p50_ms"] / res["vector_p50_ms"]
+    res["goal_met"] = res["search_p50_ms"] <= GOAL_P50_MS and res["search_p99_ms"] <= GOAL_P99_MS
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    from .common import print_table
+
+    print(f"data: {data.n} x {args.dim}, {res['edges']} edges (avg degree {2 * res['edges'] / data.n:.1f}); "
+          f"setup {setup:.1f}s (graph snapshot {t_snap:.2f}s)")
+    print_table(["measure", "value"], [
+        ["search p50 (ms)", res["search_p50_ms"]],
+        ["search p99 (ms)", res["search_p99_ms"]],
+        ["vector-only p50 / p99 (ms)", f"{res['vector_p50_ms']:.3f} / {res['vector_p99_ms']:.3f}"],
+        ["re-ranked p50 / vector-only p50", f"{res['p50_vs_vector']:.2f}x"],
+        [f"search_batch({args.batch}) (ms)", res["batch_ms"]],
+        ["search_batch throughput (queries/s)", res["batch_qps"]],
+        ["single search throughput (queries/s)", res["single_qps"]],
+        ["time share: HNSW", f"{100 * res['share_index']:.0f}%"],
+        ["time share: expansion", f"{100 * res['share_expand']:.0f}%"],
+        ["time share: scoring", f"{100 * res['share_score']:.0f}%"],
+        ["time share: result objects", f"{100 * res['share_results']:.0f}%"],
+    ], title=f"GraphReranker.search, scorer={args.scorer}, k={args.k}, candidates={args.candidates}, hops={args.hops}")
+    print(f"goal p50 <= {GOAL_P50_MS} ms and p99 <= {GOAL_P99_MS} ms: {'met' if res['goal_met'] else 'NOT met'}")
+    return 0
+
+
+def main() -> int:
+    return run(build_parser().parse_args())
