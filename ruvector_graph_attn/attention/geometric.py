@@ -379,13 +379,13 @@ class GeometricAttention(Module):
     # --------------------------------------------------------------------- internals
     def _weights_one(self, q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            w, _ = _k.poincare_attention_weights(q, K, self.manifold.c, 1.0 / self.temperature)
+            w, _ = _k.call(_k.poincare_attention_weights, K.size, q, K, self.manifold.c, 1.0 / self.temperature)
             return w
         return _softmax_neg_sq(np.asarray(self.manifold.dist(q, K)), self.temperature)
 
     def _weights_many(self, Q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            D = _k.poincare_dist_many_to_many(Q, K, self.manifold.c)
+            D = _k.call(_k.poincare_dist_many_to_many, Q.shape[0] * K.size, Q, K, self.manifold.c)
         else:
             D = np.asarray(self.manifold.dist(Q[:, None, :], K[None, :, :]))
         return _softmax_neg_sq(D, self.temperature)
@@ -397,9 +397,10 @@ class GeometricAttention(Module):
             if self.aggregation == "einstein":
                 return m._einstein(V, np.ascontiguousarray(W))
             if Q.shape[0] == 1:
-                T = _k.poincare_tangent_weighted_sum(Q[0], V, W[0], m.c).reshape(1, -1)
+                T = _k.call(_k.poincare_tangent_weighted_sum, V.size, Q[0], V, W[0], m.c).reshape(1, -1)
             else:
-                T = _k.poincare_tangent_weighted_sum_batch(Q, V, np.ascontiguousarray(W), m.c)
+                T = _k.call(_k.poincare_tangent_weighted_sum_batch, Q.shape[0] * V.size, Q, V,
+                            np.ascontiguousarray(W), m.c)
             return m.expmap(Q, T.astype(dt))
         if isinstance(m, Euclidean):
             return (W @ V).astype(dt, copy=False)
@@ -551,15 +552,16 @@ class HyperbolicGraphAttention(Module):
         np.cumsum(np.bincount(dst, minlength=X.shape[0]), out=indptr[1:])
         if src.size == 0:
             return np.zeros(0, dtype=X.dtype), perm, indptr
-        dist = _k.poincare_edge_dist(X, src, dst, self.c)
-        alpha = _k.segment_softmax_neg_sq(dist, perm, indptr, 1.0 / self.temperature)
+        dist = _k.call(_k.poincare_edge_dist, src.size * X.shape[1], X, src, dst, self.c)
+        alpha = _k.call(_k.segment_softmax_neg_sq, dist.size * 8, dist, perm, indptr, 1.0 / self.temperature)
         return alpha, perm, indptr
 
     def _aggregate(self, X: np.ndarray, ei: np.ndarray, alpha: np.ndarray, perm: np.ndarray,
                    indptr: np.ndarray) -> np.ndarray:
         if ei.shape[1] == 0:
             return X.copy()
-        h = _k.poincare_segment_tangent_aggregate(X, np.ascontiguousarray(ei[0]), alpha, perm, indptr, self.c)
+        h = _k.call(_k.poincare_segment_tangent_aggregate, ei.shape[1] * X.shape[1], X,
+                    np.ascontiguousarray(ei[0]), alpha, perm, indptr, self.c)
         return self.ball._project(h.astype(X.dtype))
 
     def edge_weights(self, x: Any, edge_index: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -621,7 +623,7 @@ class HyperbolicGraphAttention(Module):
         X, ei = self._graph(X, edge_index, "candidates")
         alpha, perm, indptr = self._edge_weights(X, ei)
         H = self._aggregate(X, ei, alpha, perm, indptr)
-        dist = _k.poincare_dist_one_to_many(q, H, self.c)
+        dist = _k.call(_k.poincare_dist_one_to_many, H.size, q, H, self.c)
         d64 = dist.astype(np.float64)
         scores = -(d64 * d64) / self.temperature
         e = np.exp(scores - scores.max())

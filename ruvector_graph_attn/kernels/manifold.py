@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -22,6 +23,24 @@ ARTANH_CLAMP = 1e-7
 NORM_MIN = 1e-15
 TANH_CLAMP = 15.0
 DENOM_MIN = 1e-15
+
+#: below this many element operations (rows * dim) kernels run on one thread: launching a
+#: parallel region costs microseconds on an idle machine but milliseconds on a loaded one
+PARALLEL_MIN_WORK = 1 << 16
+
+
+def call(kernel, work, *args):
+    """Run ``kernel(*args)``; single-threaded when ``work`` (about rows * dim) is small."""
+    if work >= PARALLEL_MIN_WORK:
+        return kernel(*args)
+    prev = numba.get_num_threads()
+    if prev == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(prev)
 
 
 @njit(cache=True, inline="always")
@@ -131,28 +150,6 @@ def sphere_dist_one_to_many(q, points, radius):
     out = np.empty(n, dtype=points.dtype)
     for i in prange(n):
         out[i] = _sphere_dist_row(q, points[i], radius)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def softmax_neg_sq_inplace(dist, inv_temperature, out):
-    """``out = softmax(-dist**2 * inv_temperature)`` over a 1-D array (max-subtracted)."""
-    n = dist.shape[0]
-    logits = np.empty(n)
-    for i in prange(n):
-        d = float(dist[i])
-        logits[i] = -d * d * inv_temperature
-    m = logits[0]
-    for i in range(1, n):
-        if logits[i] > m:
-            m = logits[i]
-    total = 0.0
-    for i in prange(n):
-        e = math.exp(logits[i] - m)
-        logits[i] = e
-        total += e
-    for i in prange(n):
-        out[i] = logits[i] / total
     return out
 
 

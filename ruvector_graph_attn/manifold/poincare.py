@@ -185,9 +185,9 @@ class PoincareBall(Manifold):
         """
         x, y = self._points((x, "x"), (y, "y"))
         if x.ndim == 1 and y.ndim == 2 and y.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.poincare_dist_one_to_many(x, y, self.c)
+            return _k.call(_k.poincare_dist_one_to_many, y.size, x, y, self.c)
         if y.ndim == 1 and x.ndim == 2 and x.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.poincare_dist_one_to_many(y, x, self.c)
+            return _k.call(_k.poincare_dist_one_to_many, x.size, y, x, self.c)
         return 2.0 * self._artan_k(_norm(self._madd(-x, y), keepdims=False))
 
     def dist0(self, x: Any) -> np.ndarray:
@@ -205,7 +205,7 @@ class PoincareBall(Manifold):
             raise DimensionMismatchError(x.shape[1], y.shape[1], "y dimension (must equal x's)")
         dt = np.result_type(x, y)
         x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
-        return _k.poincare_dist_many_to_many(x, y, self.c)
+        return _k.call(_k.poincare_dist_many_to_many, x.shape[0] * y.size, x, y, self.c)
 
     def expmap(self, x: Any, u: Any, project: bool = True) -> np.ndarray:
         """``x (+) tan_c(lambda_x |u| / 2) u / |u|``."""
@@ -302,7 +302,7 @@ class PoincareBall(Manifold):
         return out[0] if squeeze else out
 
     def _einstein(self, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-        num, tot = _k.poincare_einstein_sums(p, w, self.c)
+        num, tot = _k.call(_k.poincare_einstein_sums, p.size * w.shape[0], p, w, self.c)
         m = num / np.maximum(tot, _k.DENOM_MIN)[:, None]
         back = m / (1 + np.sqrt(np.maximum(1 - self.c * _sq_norm(m), 0)))
         return self._project(back.astype(p.dtype))

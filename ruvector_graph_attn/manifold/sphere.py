@@ -99,9 +99,9 @@ class Sphere(Manifold):
         """``r * angle(x, y)``; one point vs many rows runs on a Numba kernel."""
         x, y = self._points((x, "x"), (y, "y"))
         if x.ndim == 1 and y.ndim == 2 and y.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.sphere_dist_one_to_many(x, y, self.radius)
+            return _k.call(_k.sphere_dist_one_to_many, y.size, x, y, self.radius)
         if y.ndim == 1 and x.ndim == 2 and x.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.sphere_dist_one_to_many(y, x, self.radius)
+            return _k.call(_k.sphere_dist_one_to_many, x.size, y, x, self.radius)
         return (self.radius * self._angle(x, y)).astype(x.dtype, copy=False)
 
     def _exp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
