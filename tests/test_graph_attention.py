@@ -153,3 +153,41 @@ def test_validation(rng):
         GraphAttention(5).forward_neighborhood(0, X, EDGES)
     with pytest.raises(InvalidInputError):
         att.forward_with_edges(X, np.full((7, 4), np.nan), X, EDGES)
+
+
+# ---------------------------------------------------------------- backward (finite differences)
+from _rga_gradcheck import check_module_grads  # noqa: E402
+
+
+def test_backward_with_edges(rng):
+    n, d = 7, 4
+    E = EDGES.shape[1]
+    Q, K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d)), rng.standard_normal((n, 3))
+    att = GraphAttention(d)
+    check_module_grads(att, [Q, K, V], lambda q, k, v: att.forward_with_edges(q, k, v, EDGES),
+                       lambda g: att.backward(g)[:3], rng)
+    b = rng.standard_normal(E)
+    check_module_grads(att, [Q, K, V, b], lambda q, k, v, bb: att.forward_with_edges(q, k, v, EDGES, bb),
+                       att.backward, rng)
+    att2 = GraphAttention(d, edge_dim=2, rng=0).double()
+    ea = rng.standard_normal((E, 2))
+    errs = check_module_grads(att2, [Q, K, V, ea], lambda q, k, v, e: att2.forward_with_edges(q, k, v, EDGES, e),
+                              att2.backward, rng)
+    assert "lin_edge.weight" in errs
+    # single query of node 2 (edges into other nodes get zero bias gradient)
+    check_module_grads(att, [Q[0], K, V, b],
+                       lambda q, k, v, bb: att.forward_with_edges(q, k, v, EDGES, bb, target=2), att.backward, rng)
+
+
+def test_backward_neighborhood_k_hop_dense(rng):
+    n, d = 7, 4
+    X = rng.standard_normal((n, d))
+    att = GraphAttention(d)
+    check_module_grads(att, [X], lambda x: att.forward_neighborhood([4, 2, 6, 4], x, EDGES), att.backward, rng)
+    check_module_grads(att, [X], lambda x: att.forward_neighborhood(5, x, EDGES), att.backward, rng)
+    check_module_grads(att, [X], lambda x: att.forward_k_hop([5, 2], x, EDGES, 2), att.backward, rng)
+    Q, K, V = rng.standard_normal((3, d)), rng.standard_normal((5, d)), rng.standard_normal((5, 2))
+    check_module_grads(att, [Q, K, V], lambda q, k, v: att.forward_batch(q, k, v), att.backward, rng)
+    check_module_grads(att, [Q[1], K, V], lambda q, k, v: att.forward(q, k, v), att.backward, rng)
+    with pytest.raises(DimensionMismatchError):
+        att.backward(np.ones(3))

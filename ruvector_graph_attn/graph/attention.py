@@ -31,9 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DimensionMismatchError, InvalidInputError
+from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.edge_attention import edge_attention_forward, khop_members
-from ..kernels.segment import csr_from_index
+from ..kernels.segment import (
+    csr_from_index, segment_softmax_backward, weighted_aggregate, weighted_aggregate_backward_alpha,
+    weighted_aggregate_backward_x,
+)
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..validation import as_float_array, as_index_array, attention_inputs, check_positive_int
@@ -59,11 +62,14 @@ class GraphAttention(Module):
             self.lin_edge = Linear(self.edge_dim, 1, bias=False, rng=rng)
         object.__setattr__(self, "_last", None)
         object.__setattr__(self, "_last_dense", None)
+        object.__setattr__(self, "_cache", None)
 
     # -- base trait: dense attention over all keys ----------------------------------------
     def forward(self, query: Any, keys: Any, values: Any) -> np.ndarray:
         q, k, v = attention_inputs(query, keys, values, max_keys=None)
-        return self.forward_batch(q[None, :], k, v)[0]
+        out = self.forward_batch(q[None, :], k, v)[0]
+        object.__setattr__(self, "_cache", self._cache + ("single",))
+        return out
 
     def forward_batch(self, queries: Any, keys: Any, values: Any) -> np.ndarray:
         q, k, v = attention_inputs(queries, keys, values, max_keys=None, query_ndim=2)
@@ -76,6 +82,7 @@ class GraphAttention(Module):
         w /= w.sum(axis=1, keepdims=True)
         object.__setattr__(self, "_last_dense", w)
         object.__setattr__(self, "_last", None)
+        object.__setattr__(self, "_cache", ("dense", q, k, v, w))
         return w @ v
 
     def attention_weights(self) -> Any:
@@ -102,6 +109,12 @@ class GraphAttention(Module):
             raise DimensionMismatchError(self.edge_dim, ea.shape[1], "edge_attr features (edge_dim)")
         return np.ascontiguousarray(self.lin_edge(ea)[:, 0], dtype=dtype)
 
+    @staticmethod
+    def _edge_attr_kind(edge_attr: Any) -> str | None:
+        if edge_attr is None:
+            return None
+        return "bias" if np.ndim(edge_attr) == 1 else "features"
+
     def _attend(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, src: np.ndarray, dst: np.ndarray,
                 bias: np.ndarray) -> np.ndarray:
         if k.shape[1] != self.dim:
@@ -112,6 +125,7 @@ class GraphAttention(Module):
         col = np.ascontiguousarray(src[perm])
         out, alpha = edge_attention_forward(q, k, v, bias, indptr, perm, col, self.scale)
         object.__setattr__(self, "_last", (np.stack([src, dst]), alpha))
+        object.__setattr__(self, "_edge_cache", (q, k, v, src, dst, indptr, perm, col, alpha))
         return out
 
     def forward_with_edges(self, query: Any, keys: Any, values: Any, edge_index: Any, edge_attr: Any = None,
@@ -134,6 +148,7 @@ class GraphAttention(Module):
             out = self._attend(q[None, :], k, v, src, np.zeros(src.shape[0], dtype=np.int64),
                                bias[keep] if bias.size else bias)
             object.__setattr__(self, "_last", (np.stack([src, np.full(src.shape[0], t)]), self._last[1]))
+            object.__setattr__(self, "_cache", ("edges", True, keep, self._edge_attr_kind(edge_attr), ei.shape[1]))
             return out[0]
         m = q.shape[0]
         ei = as_index_array(edge_index, "edge_index", ndim=2) if np.ndim(edge_index) == 2 else None
@@ -148,7 +163,9 @@ class GraphAttention(Module):
                 raise InvalidInputError(
                     f"edge_index targets reference query row {int(ei[1].max())} but there are {m} queries")
         bias = self._edge_bias(edge_attr, ei.shape[1], q.dtype)
-        return self._attend(q, k, v, ei[0], ei[1], bias)
+        out = self._attend(q, k, v, ei[0], ei[1], bias)
+        object.__setattr__(self, "_cache", ("edges", False, None, self._edge_attr_kind(edge_attr), ei.shape[1]))
+        return out
 
     def _nodes(self, node_idx: Any, n: int) -> tuple[np.ndarray, bool]:
         single = np.ndim(node_idx) == 0
@@ -172,6 +189,7 @@ class GraphAttention(Module):
         offs = np.arange(owner.shape[0], dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
         src = csr.col[np.repeat(starts, counts) + offs]
         out = self._attend(np.ascontiguousarray(x[nodes]), x, x, src, owner, np.zeros(0, dtype=x.dtype))
+        object.__setattr__(self, "_cache", ("nodes", nodes, single, n))
         return out[0] if single else out
 
     def forward_k_hop(self, node_idx: Any, node_features: Any, edge_index: Any, k: int) -> np.ndarray:
@@ -185,7 +203,77 @@ class GraphAttention(Module):
         csr = build_csr(ei, n, by="target")
         owner, member = khop_members(csr.indptr, csr.col, nodes, hops, n)
         out = self._attend(np.ascontiguousarray(x[nodes]), x, x, member, owner, np.zeros(0, dtype=x.dtype))
+        object.__setattr__(self, "_cache", ("nodes", nodes, single, n))
         return out[0] if single else out
+
+    # -- backward ------------------------------------------------------------------------
+    def _edge_backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Gradients of the last edge attention for ``grad_out[M, C]``:
+        ``(grad_q[M, D], grad_k[N, D], grad_v[N, C], grad_scores[E'])``."""
+        q, k, v, src, dst, indptr, perm, col, alpha = self._edge_cache
+        g = np.ascontiguousarray(g, dtype=q.dtype)
+        a2 = np.ascontiguousarray(alpha[:, None])
+        g_alpha = weighted_aggregate_backward_alpha(g[:, None, :], v[:, None, :], indptr, perm, col)
+        g_s = segment_softmax_backward(a2, g_alpha, indptr, perm)               # [E', 1]
+        g_dot = np.ascontiguousarray(g_s * q.dtype.type(self.scale))
+        grad_q = weighted_aggregate(g_dot, k[:, None, :], indptr, perm, col)[:, 0, :]
+        s_indptr, s_perm = csr_from_index(src, k.shape[0])
+        s_col = np.ascontiguousarray(dst[s_perm])
+        grad_k = weighted_aggregate_backward_x(q[:, None, :], g_dot, s_indptr, s_perm, s_col, k.shape[0])[:, 0, :]
+        grad_v = weighted_aggregate_backward_x(g[:, None, :], a2, s_indptr, s_perm, s_col, k.shape[0])[:, 0, :]
+        return grad_q, grad_k, grad_v, g_s[:, 0]
+
+    def backward(self, grad_output: Any) -> Any:
+        """Gradient of the last call for ``grad_output`` (shaped like its output).
+
+        * ``forward_with_edges`` -> ``(grad_query, grad_keys, grad_values, grad_edge_attr)``
+          (``grad_edge_attr`` is ``None`` when no ``edge_attr`` was given; ``lin_edge.weight``
+          accumulates its gradient);
+        * ``forward_neighborhood`` / ``forward_k_hop`` -> ``grad_node_features [N, D]``;
+        * ``forward`` / ``forward_batch`` -> ``(grad_query, grad_keys, grad_values)``.
+        """
+        if self._cache is None:
+            raise NotFittedError("GraphAttention.backward called before a forward call")
+        kind = self._cache[0]
+        g = as_float_array(grad_output, "grad_output", ndim=(1, 2))
+        if kind == "dense":
+            _, q, k, v, w = self._cache[:5]
+            single = len(self._cache) > 5
+            want = (v.shape[1],) if single else (q.shape[0], v.shape[1])
+            if g.shape != want:
+                raise DimensionMismatchError(want, g.shape, "GraphAttention.backward grad_output shape")
+            g2 = g[None, :] if single else g
+            grad_v = w.T @ g2
+            g_w = g2 @ v.T
+            g_s = w * (g_w - (w * g_w).sum(axis=1, keepdims=True)) * self.scale
+            grad_q, grad_k = g_s @ k, g_s.T @ q
+            return (grad_q[0] if single else grad_q), grad_k, grad_v
+        q, k, v = self._edge_cache[:3]
+        if kind == "edges":
+            _, single, keep, ea_kind, num_edges = self._cache
+            want = (v.shape[1],) if single else (q.shape[0], v.shape[1])
+            if g.shape != want:
+                raise DimensionMismatchError(want, g.shape, "GraphAttention.backward grad_output shape")
+            grad_q, grad_k, grad_v, g_s = self._edge_backward(g[None, :] if single else g)
+            if single:
+                grad_q = grad_q[0]
+                full = np.zeros(num_edges, dtype=g_s.dtype)
+                full[keep] = g_s
+                g_s = full
+            grad_ea = None
+            if ea_kind == "bias":
+                grad_ea = g_s
+            elif ea_kind == "features":
+                grad_ea = self.lin_edge.backward(g_s[:, None])
+            return grad_q, grad_k, grad_v, grad_ea
+        _, nodes, single, n = self._cache
+        want = (v.shape[1],) if single else (nodes.shape[0], v.shape[1])
+        if g.shape != want:
+            raise DimensionMismatchError(want, g.shape, "GraphAttention.backward grad_output shape")
+        grad_q, grad_k, grad_v, _ = self._edge_backward(g[None, :] if single else g)
+        grad_x = grad_k + grad_v
+        np.add.at(grad_x, nodes, grad_q)
+        return grad_x
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, edge_dim={self.edge_dim}, scale={self.scale:.6g}"
