@@ -310,3 +310,30 @@ def test_gradients_against_pyg_autograd(rng):
         tp = dict(theirs.named_parameters())
         for name, p in ours.named_parameters():
             np.testing.assert_allclose(p.grad, tp[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+# ---------------------------------------------------------------- random graphs (hypothesis)
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def random_graph(draw):
+    n = draw(st.integers(1, 9))
+    e = draw(st.integers(0, 25))
+    src = draw(st.lists(st.integers(0, n - 1), min_size=e, max_size=e))
+    dst = draw(st.lists(st.integers(0, n - 1), min_size=e, max_size=e))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return n, np.array([src, dst], dtype=np.int64).reshape(2, e), seed
+
+
+@settings(max_examples=30, deadline=None)
+@given(random_graph(), st.sampled_from(["mean", "max", "sum"]))
+def test_sage_and_gin_random_graphs(graph, aggr):
+    n, ei, seed = graph
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((n, 3))
+    conv = SAGEConv(3, 2, aggr=aggr, rng=seed).double()
+    np.testing.assert_allclose(conv(x, ei), sage_reference(conv, x, ei, aggr), rtol=1e-10, atol=1e-12)
+    gin = GINConv(mlp(3, 4, 2, seed % 1000), eps=0.5).double()
+    ref = np_mlp(gin.nn, 1.5 * x + dense_adj(ei, n) @ x)
+    np.testing.assert_allclose(gin(x, ei), ref, rtol=1e-10, atol=1e-12)

@@ -191,3 +191,20 @@ def test_backward_neighborhood_k_hop_dense(rng):
     check_module_grads(att, [Q[1], K, V], lambda q, k, v: att.forward(q, k, v), att.backward, rng)
     with pytest.raises(DimensionMismatchError):
         att.backward(np.ones(3))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 30), st.integers(0, 2**31 - 1))
+def test_random_bipartite_graphs_match_dense(m, n, e, seed):
+    r = np.random.default_rng(seed)
+    ei = np.stack([r.integers(0, n, e), r.integers(0, m, e)]).astype(np.int64)
+    Q, K, V = r.standard_normal((m, 3)), r.standard_normal((n, 3)), r.standard_normal((n, 2))
+    att = GraphAttention(3)
+    out = att.forward_with_edges(Q, K, V, ei)
+    np.testing.assert_allclose(out, dense_reference(Q, K, V, ei, 1 / np.sqrt(3))[0], rtol=1e-10, atol=1e-12)
+    _, alpha = att.attention_weights()
+    sums = np.bincount(ei[1], weights=alpha, minlength=m)
+    np.testing.assert_allclose(sums[np.bincount(ei[1], minlength=m) > 0], 1.0)
