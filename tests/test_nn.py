@@ -236,3 +236,27 @@ def test_sequential_state_dict_round_trip(rng):
 def test_rel_err_helper_detects_wrong_gradient():
     # the checker must be able to fail
     assert rel_err(np.array([1.0, 2.0]), np.array([1.0, 2.1])) > 1e-3
+
+
+@pytest.mark.torch
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.LeakyReLU(0.1), torch.nn.LayerNorm(6),
+                             torch.nn.ELU(0.5), torch.nn.Tanh(), torch.nn.ReLU(), torch.nn.Linear(6, 2)).double()
+    ours = nn.Sequential(nn.Linear(5, 6), nn.LeakyReLU(0.1), nn.LayerNorm(6), nn.ELU(0.5), nn.Tanh(),
+                         nn.ReLU(), nn.Linear(6, 2)).double()
+    ours.load_state_dict(tm.state_dict())
+    assert list(ours.state_dict()) == list(tm.state_dict())
+    x = rng.standard_normal((4, 5))
+    G = rng.standard_normal((4, 2))
+    tx = torch.tensor(x, requires_grad=True)
+    out = tm(tx)
+    (out * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_allclose(ours(x), out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(G), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    tp = dict(tm.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, tp[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    # and back into torch
+    tm.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
