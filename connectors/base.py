@@ -29,6 +29,11 @@ class Subgraph:
         seeds: ``[S]`` int64 dense positions of the requested ids that exist, in request order.
         edge_attr: optional ``[E, F]`` edge features.
         missing: requested ids that the source does not have (kept by callers, flagged).
+        edge_origin: optional ``[E]`` int64: the dense position of the node whose expansion
+            traversed each edge (one of its two endpoints), or -1 when both endpoints
+            traversed it. Lets callers recover each seed's own neighbourhood exactly from a
+            union expansion (see connectors/networkx.py); ``None`` when a source does not
+            record it.
     """
 
     node_ids: list
@@ -38,6 +43,7 @@ class Subgraph:
     seeds: np.ndarray
     edge_attr: Optional[np.ndarray] = None
     missing: list = field(default_factory=list)
+    edge_origin: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.node_ids = list(self.node_ids)
@@ -61,6 +67,12 @@ class Subgraph:
             if self.edge_attr.shape[0] != self.edge_index.shape[1]:
                 raise DimensionMismatchError(self.edge_index.shape[1], self.edge_attr.shape[0],
                                              "Subgraph.edge_attr rows (one per edge)")
+
+        if self.edge_origin is not None:
+            self.edge_origin = np.ascontiguousarray(np.asarray(self.edge_origin, dtype=np.int64).reshape(-1))
+            if self.edge_origin.shape[0] != self.edge_index.shape[1]:
+                raise DimensionMismatchError(self.edge_index.shape[1], self.edge_origin.shape[0],
+                                             "Subgraph.edge_origin length (one per edge)")
 
     @property
     def num_nodes(self) -> int:

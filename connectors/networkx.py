@@ -35,7 +35,10 @@ Expansion semantics (the Neo4j connector implements the same)
     ``(u, v)``, ``(v, u)`` exist). Undirected edges appear in both orientations, as in
     PyTorch Geometric. Each (source, target) pair appears once. Edges among nodes of the
     last hop (which are not expanded) are not included. Self-loops of expanded nodes are
-    included. Rows of ``node_ids``/``x``/``hop`` are in discovery order: the seeds first
+    included. ``Subgraph.edge_origin`` records, per edge, the position of the expanded node
+    that traversed it (-1 when both endpoints did), so the neighbourhood of any one seed
+    is recoverable exactly: follow edges from their origin to the other endpoint (both
+    ways for -1). Rows of ``node_ids``/``x``/``hop`` are in discovery order: the seeds first
     (distinct, in request order), then hop 1, hop 2, ...; ``Subgraph.seeds`` are the seed
     positions and ``Subgraph.missing`` the requested ids not in the graph.
 
@@ -378,20 +381,30 @@ class NetworkXGraph:
                           max_neighbors: Optional[int], seed: int, missing: list) -> Subgraph:
         indptr, nbr, e_fwd, e_bwd = snap.csr[direction]
         cap = -1 if max_neighbors is None else int(max_neighbors)
-        nodes, hop, src, dst, eid = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds.astype(np.int64),
-                                               hops, cap, seed, snap.num_nodes)
+        nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds.astype(np.int64),
+                                                    hops, cap, seed, snap.num_nodes)
         if src.size and hops > 0:
-            # duplicates only arise between two expanded nodes that sampled each other
+            # duplicates only arise between two expanded nodes that sampled each other:
+            # keep one copy; its origin becomes -1 when the copies came from both endpoints
             both_exp = (hop[src] < hops) & (hop[dst] < hops)
             if both_exp.any():
                 idx = np.flatnonzero(both_exp)
                 key = src[idx] * np.int64(nodes.size) + dst[idx]
-                _, first = np.unique(key, return_index=True)
-                if first.size != idx.size:
+                order = np.argsort(key, kind="stable")
+                ks = key[order]
+                first = np.ones(ks.size, dtype=bool)
+                first[1:] = ks[1:] != ks[:-1]
+                if not first.all():
+                    starts = np.flatnonzero(first)
+                    o = org[idx][order]
+                    lo_o = np.minimum.reduceat(o, starts)
+                    hi_o = np.maximum.reduceat(o, starts)
+                    keep_idx = idx[order][starts]
+                    org[keep_idx] = np.where(lo_o == hi_o, lo_o, -1)
                     keep = np.ones(src.size, dtype=bool)
                     keep[idx] = False
-                    keep[idx[first]] = True
-                    src, dst, eid = src[keep], dst[keep], eid[keep]
+                    keep[keep_idx] = True
+                    src, dst, eid, org = src[keep], dst[keep], eid[keep], org[keep]
         edge_attr = None
         if snap.edge_attr is not None:
             edge_attr = snap.edge_attr[eid]
@@ -403,6 +416,7 @@ class NetworkXGraph:
             seeds=np.arange(seeds.size, dtype=np.int64),
             edge_attr=edge_attr,
             missing=missing,
+            edge_origin=org,
         )
 
     def __repr__(self) -> str:

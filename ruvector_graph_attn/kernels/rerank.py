@@ -41,10 +41,11 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
     neighbours with the smallest ``pair_hash(salt, u, v)`` are kept, so the sample of a
     node depends only on (salt, node) and never on the other seeds.
 
-    Returns ``(nodes, hop, src, dst, eid)``: global positions in discovery order (seeds
-    first), the hop at which each was reached, and the traversed edges as *local*
-    positions into ``nodes`` with their graph edge ids (may contain duplicates when two
-    expanded nodes sampled each other; the caller removes them).
+    Returns ``(nodes, hop, src, dst, eid, org)``: global positions in discovery order
+    (seeds first), the hop at which each was reached, and the traversed edges as *local*
+    positions into ``nodes`` with their graph edge ids and the local position of the node
+    whose expansion traversed them (may contain duplicates when two expanded nodes
+    sampled each other; the caller merges them).
     """
     local = np.full(num_nodes, -1, np.int64)
     n_seeds = seeds.shape[0]
@@ -63,6 +64,7 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
     src = np.empty(esize, np.int64)
     dst = np.empty(esize, np.int64)
     eid = np.empty(esize, np.int64)
+    org = np.empty(esize, np.int64)
     ecount = 0
     start = 0
     for h in range(hops):
@@ -111,19 +113,25 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
                     eid2 = np.empty(esize, np.int64)
                     eid2[:ecount] = eid[:ecount]
                     eid = eid2
+                    org2 = np.empty(esize, np.int64)
+                    org2[:ecount] = org[:ecount]
+                    org = org2
                 lu = f
                 if e_fwd[k] >= 0:
                     src[ecount] = lu
                     dst[ecount] = lv
                     eid[ecount] = e_fwd[k]
+                    org[ecount] = lu
                     ecount += 1
                 if e_bwd[k] >= 0:
                     src[ecount] = lv
                     dst[ecount] = lu
                     eid[ecount] = e_bwd[k]
+                    org[ecount] = lu
                     ecount += 1
         start = stop
-    return nodes[:count].copy(), hop[:count].copy(), src[:ecount].copy(), dst[:ecount].copy(), eid[:ecount].copy()
+    return (nodes[:count].copy(), hop[:count].copy(), src[:ecount].copy(), dst[:ecount].copy(),
+            eid[:ecount].copy(), org[:ecount].copy())
 
 
 @njit(cache=True)

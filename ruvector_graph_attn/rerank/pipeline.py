@@ -48,8 +48,8 @@ _LAYER_SCORERS = ("gat", "sage", "gin")
 
 #: defaults of the "attention" scorer, chosen on the tuning split of
 #: ``benchmarks/rerank_quality.py`` (see docs/rerank.md)
-DEFAULT_TEMPERATURE = 0.05
-DEFAULT_BLEND = 0.5
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_BLEND = 1.0
 #: Poincare-ball radius the features are scaled to (fraction of the ball) for "hyperbolic"
 HYPERBOLIC_RADIUS = 0.9
 
@@ -256,7 +256,15 @@ class GraphReranker:
     def _neighbourhoods(self, sg: Subgraph, centres: np.ndarray):
         n = sg.num_nodes
         src, dst = sg.edge_index[0], sg.edge_index[1]
-        if self.direction == "out":
+        org = sg.edge_origin
+        if org is not None:
+            # exact: each edge leads from the node that traversed it to its other endpoint
+            # (both ways when both endpoints traversed it)
+            two = org < 0
+            one = ~two
+            a = np.concatenate([org[one], src[two], dst[two]])
+            b = np.concatenate([np.where(org[one] == src[one], dst[one], src[one]), dst[two], src[two]])
+        elif self.direction == "out":
             a, b = src, dst
         elif self.direction == "in":
             a, b = dst, src
