@@ -450,3 +450,16 @@ def test_backward_errors(rng):
     att.forward_windowed(Q, K, V, 1)
     with pytest.raises(DimensionMismatchError):
         att.backward(np.ones((4, 3)))
+
+
+def test_pattern_reuse_across_calls_with_changing_sizes_and_params(rng):
+    att = rga.SparseAttention(dim=4)
+    for (B, N, w, s) in [(9, 9, 1, 0), (9, 9, 1, 0), (6, 11, 1, 0), (9, 9, 2, 0), (9, 9, 1, 3), (6, 11, 1, 3)]:
+        Q, K, V = data(rng, B, N, 4, 2)
+        if s:
+            out = att.forward_strided(Q, K, V, w, s, global_tokens=(1,))
+            M = window_mask(B, N, w, stride=s, global_tokens=(1,))
+        else:
+            out = att.forward_windowed(Q, K, V, w)
+            M = window_mask(B, N, w)
+        check_against(att, out, Q, K, V, M)

@@ -389,6 +389,7 @@ class SparseAttention(Module):
                             check_positive_int(score_block[1], "score_block[1]"))
         self._weights: SparseWeights | None = None
         self._last: tuple | None = None
+        self._pattern_cache: tuple | None = None
         self._saved: tuple | None = None
         self._one = False
         self._empty: np.ndarray | None = None
@@ -420,14 +421,17 @@ class SparseAttention(Module):
                          global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Local attention: query ``i`` (position ``i + query_offset``) attends to keys ``j`` with
         ``|i + query_offset - j| <= window_size``, plus ``global_tokens``."""
-        return self._dispatch(queries, keys, values,
-                              SparseMask.windowed(window_size, global_tokens, query_offset=query_offset))
+        key = ("windowed", window_size, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()), query_offset)
+        return self._dispatch(queries, keys, values, self._pattern(
+            key, lambda: SparseMask.windowed(window_size, global_tokens, query_offset=query_offset)))
 
     def forward_strided(self, queries: Any, keys: Any, values: Any, window_size: int, stride: int,
                         global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Longformer-style: local window + keys at multiples of ``stride`` away + global tokens."""
-        return self._dispatch(queries, keys, values,
-                              SparseMask.strided(window_size, stride, global_tokens, query_offset=query_offset))
+        key = ("strided", window_size, stride, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()),
+               query_offset)
+        return self._dispatch(queries, keys, values, self._pattern(
+            key, lambda: SparseMask.strided(window_size, stride, global_tokens, query_offset=query_offset)))
 
     def forward_topk(self, queries: Any, keys: Any, values: Any, k: int) -> np.ndarray:
         """Per query, attention over the ``k`` keys with the highest scores (exact; ties go to the
@@ -475,6 +479,7 @@ class SparseAttention(Module):
         return self._empty
 
     def reset(self) -> None:
+        self._pattern_cache = None
         self._last = None
         self._saved = None
         self._weights = None
@@ -493,6 +498,16 @@ class SparseAttention(Module):
         if q.shape[-1] != self.dim:
             raise DimensionMismatchError(self.dim, q.shape[-1], "query dimension (the layer's dim)")
         return q, k, v
+
+    def _pattern(self, key: tuple, make) -> SparseMask:
+        """The pattern mask for ``key``, reused from the previous call when its parameters match
+        (the mask keeps the CSR of its last shape, so repeated calls skip regeneration)."""
+        cached = self._pattern_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        mask = make()
+        self._pattern_cache = (key, mask)
+        return mask
 
     def _dispatch(self, queries: Any, keys: Any, values: Any, mask: SparseMask) -> np.ndarray:
         one = np.asarray(queries).ndim == 1

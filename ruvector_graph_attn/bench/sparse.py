@@ -99,7 +99,8 @@ def copy_bandwidth() -> float:
 
 def roofline_seconds(n: int, nnz: int, d: int, dv: int, flops: float, bw: float) -> float:
     compute = 2.0 * nnz * (d + dv) / flops
-    memory = (4.0 * n * (2 * d + dv) + 4.0 * n * d + 4.0 * n * dv + 4.0 * nnz) / bw
+    # read Q, K [N, d] and V [N, dv] once; write the output [N, dv] and the nnz float32 weights
+    memory = (4.0 * n * (2 * d + dv) + 4.0 * n * dv + 4.0 * nnz) / bw
     return max(compute, memory)
 
 
