@@ -1,0 +1,122 @@
+"""``ruvector-graph-attn search``: re-ranked search over your own index and graph files.
+
+The index is a directory written by ``ruvector-graph-attn index build``; the graph is a
+GraphML file or an edge list whose node ids are the index's ids. Node features come from
+``--features`` (a .npy/.csv matrix whose rows belong to ``--feature-ids``, default the
+index's ids in insertion order), or, without ``--features``, from the vectors stored in the
+index. Graph nodes that have no features are dropped with a warning; index items that are
+not in the graph are still returned, flagged ``in_graph: false``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ._io import parse_ids, read_graph, read_ids, read_vectors
+
+
+def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--index", required=True, help="index directory (from `index build`)")
+    p.add_argument("--graph", required=True, help="GraphML file or edge list (source target per line)")
+    p.add_argument("--features", help=".npy/.csv node features (default: the index's vectors)")
+    p.add_argument("--feature-ids", help="ids of the --features rows (default: the index's ids in order)")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query", help="a query vector: comma-separated numbers, or a .npy/.csv file of [D] or [B, D]")
+    q.add_argument("--query-id", action="append",
+                   help="use the stored vector of this index id as the query (repeatable)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--scorer", default="attention", choices=("vector", "attention", "hyperbolic"),
+                   help="layer scorers (gat/sage/gin) need a trained layer: use the Python API")
+    p.add_argument("--hops", type=int, default=1)
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--blend", type=float, default=None)
+    p.add_argument("--direction", default="both", choices=("out", "in", "both"))
+    p.add_argument("--max-neighbors", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    return p
+
+
+def _queries(args, index) -> tuple[np.ndarray, list]:
+    if args.query_id:
+        kind_int = index.ids().dtype != object
+        ids = parse_ids(args.query_id) if kind_int else [str(i) for i in args.query_id]
+        return index.get(ids), [f"id {i}" for i in ids]
+    text = args.query.strip()
+    if Path(text).suffix.lower() in (".npy", ".csv", ".txt") and Path(text).is_file():
+        Q = read_vectors(text, "query")
+    else:
+        try:
+            Q = np.asarray([float(t) for t in text.split(",") if t.strip()], dtype=np.float32).reshape(1, -1)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"--query must be comma-separated numbers or an existing .npy/.csv file, got {text[:40]!r}") from exc
+    return Q, [f"query {b}" for b in range(Q.shape[0])]
+
+
+def run(args: argparse.Namespace) -> int:
+    import networkx as nx
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ..connectors.networkx import NetworkXGraph
+    from ..index.hnsw import HNSWIndex
+    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, GraphReranker
+
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                  transient=True, disable=args.json) as prog:
+        task = prog.add_task("loading index", total=3)
+        index = HNSWIndex.load(args.index)
+        prog.update(task, advance=1, description="reading graph")
+        G = read_graph(args.graph)
+        prog.update(task, advance=1, description="attaching features")
+        if args.features:
+            F = read_vectors(args.features, "features")
+            fids = read_ids(args.feature_ids, F.shape[0]) if args.feature_ids else index.ids().tolist()
+            if len(fids) != F.shape[0]:
+                raise InvalidInputError(f"{F.shape[0]} feature rows but {len(fids)} feature ids")
+            feat = dict(zip(fids, F))
+        else:
+            live = set(index.ids().tolist())
+            nodes = [n for n in G.nodes() if n in live]
+            feat = dict(zip(nodes, index.get(nodes))) if nodes else {}
+        dropped = [n for n in G.nodes() if n not in feat]
+        if dropped:
+            G.remove_nodes_from(dropped)
+        nx.set_node_attributes(G, {n: feat[n] for n in G.nodes()}, "embedding")
+        prog.update(task, advance=1)
+    if dropped and not args.json:
+        err.print(f"[yellow]warning:[/] {len(dropped)} graph node(s) without features were dropped "
+                  f"(e.g. {dropped[0]!r})")
+    if G.number_of_nodes() == 0:
+        raise InvalidInputError("no graph node has features (are the graph ids the index's ids?)")
+    graph = NetworkXGraph(G)
+    rr = GraphReranker(index, graph, scorer=args.scorer, hops=args.hops, candidates=args.candidates,
+                       temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
+                       blend=DEFAULT_BLEND if args.blend is None else args.blend,
+                       direction=args.direction, max_neighbors=args.max_neighbors)
+    Q, labels = _queries(args, index)
+    results = rr.search_batch(Q, args.k)
+    if args.json:
+        print(json.dumps({"scorer": args.scorer, "k": args.k, "dropped_graph_nodes": len(dropped),
+                          "queries": [{"query": lab, "results": [h.to_dict() for h in hits]}
+                                      for lab, hits in zip(labels, results)]}, indent=2))
+        return 0
+    out = Console()
+    for lab, hits in zip(labels, results):
+        t = Table(title=f"{lab}: scorer={args.scorer}, k={args.k}")
+        for col in ("rank", "id", "score", "vector score", "vector rank", "top attention"):
+            t.add_column(col, justify="right" if col != "top attention" else "left")
+        for h in hits:
+            expl = ", ".join(f"{n}: {w:.2f}" for n, w in h.top_attention(3)) if h.in_graph else "(not in graph)"
+            t.add_row(str(h.rank + 1), str(h.id), f"{h.score:.4f}", f"{h.vector_score:.4f}",
+                      str(h.vector_rank + 1), expl)
+        out.print(t)
+    return 0
