@@ -9,7 +9,8 @@ from hypothesis.extra.numpy import arrays
 
 from ruvector_graph_attn.kernels import dense, norm, softmax, topk
 from ruvector_graph_attn.kernels.softmax import (
-    PARALLEL_MIN_ELEMENTS, masked_softmax_rows, softmax_rows, softmax_rows_backward,
+    PARALLEL_MIN_ELEMENTS, exp_nonpositive, masked_softmax_rows, softmax_rows, softmax_rows_backward,
+    softmax_rows_inplace,
 )
 
 
@@ -109,6 +110,43 @@ def test_softmax_rows_are_distributions(x):
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-12)
     # shift invariance: adding a constant to a row does not change it
     np.testing.assert_allclose(softmax_rows(x + 3.0), w, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype,lo,rel", [(np.float32, -87.0, 4e-7), (np.float64, -708.0, 5e-14)])
+def test_vectorised_exp_accuracy(rng, dtype, lo, rel):
+    t = -np.concatenate([rng.random(50_000) * 800, np.linspace(0, 750, 20_001), [0.0, 1e-30]]).astype(dtype)
+    e = exp_nonpositive(t)
+    ref = np.exp(t.astype(np.float64))
+    normal = t >= lo
+    np.testing.assert_allclose(e[normal], ref[normal], rtol=rel, atol=0)
+    # below t = -87 (float32) / -708 (float64) the value is 0 (true value < 1.7e-38 / 3.4e-308)
+    assert (e[~normal] == 0).all() and ref[~normal].max() < (1.7e-38 if dtype == np.float32 else 3.4e-308)
+    assert exp_nonpositive(np.array([-np.inf, -0.0], dtype))[0] == 0
+    assert exp_nonpositive(np.array([-np.inf, -0.0], dtype))[1] == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_inplace_matches_reference(rng, dtype):
+    x = (rng.standard_normal((6, 257)) * 20).astype(dtype)
+    x[1] = -np.inf  # all -inf row -> zeros
+    x[2, ::3] = -np.inf  # masked entries -> weight 0
+    y = x.copy()
+    out = softmax_rows_inplace(y, scale=0.6)
+    assert out is y
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    for r in range(6):
+        ok = np.isfinite(x[r])
+        expect = np.zeros(257)
+        if ok.any():
+            expect[ok] = ref_softmax(x[r, ok], 0.6)
+        np.testing.assert_allclose(y[r], expect, rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_array_equal(y[1], 0)
+    np.testing.assert_array_equal(y[2, ::3], 0)
+    z = x[0].copy()
+    softmax_rows_inplace(z, 0.6)  # 1-D
+    np.testing.assert_allclose(z, y[0], rtol=1e-6)
+    with pytest.raises(ValueError):
+        softmax_rows_inplace(np.ones(3, np.int64))
 
 
 # -- dense products -----------------------------------------------------------------------------

@@ -214,6 +214,43 @@ def test_dropout_only_in_training(rng):
     assert not np.allclose(out_train, out_eval)
 
 
+@pytest.mark.parametrize("kdim,vdim,bias", [(None, None, True), (5, 9, True), (None, None, False)])
+def test_folded_projection_path_equals_projected_path(rng, kdim, vdim, bias):
+    E, H, B, L, S = 32, 4, 2, 2, 50
+    m = rga.MultiHeadAttention(E, H, kdim=kdim, vdim=vdim, bias=bias, rng=0).double()
+    for p in m.parameters():
+        p.data[...] = rng.standard_normal(p.shape) * 0.3
+    xq = rng.standard_normal((B, L, E))
+    xk = rng.standard_normal((B, S, kdim or E))
+    xv = rng.standard_normal((B, S, vdim or E))
+    kpm = rng.random((B, S)) > 0.7
+    kpm[1] = True  # one batch entry fully masked
+    am = rng.standard_normal((L, S))
+    results = []
+    for fold in (True, False, "auto"):
+        m.fold_kv_projections = fold
+        out, w = m(xq, xk, xv, key_padding_mask=kpm, attn_mask=am, average_attn_weights=False)
+        results.append((out, w))
+    ref_out, ref_w = ref_mha(xq, xk, xv, m.state_dict(), H, kpm, am)
+    for out, w in results:
+        np.testing.assert_allclose(out, ref_out, rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(w, ref_w, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_nan_found_on_both_paths(rng, fold):
+    m = rga.MultiHeadAttention(8, 2, rng=0)
+    m.fold_kv_projections = fold
+    x = _x(rng, 1, 3, 8)
+    kpm = np.zeros((1, 3), bool)
+    kpm[0, 2] = True
+    for i, name in enumerate(("query", "key", "value")):
+        args = [x.copy(), x.copy(), x.copy()]
+        args[i][0, 2, 5] = np.inf  # at a masked key position: still an invalid input
+        with pytest.raises(InvalidInputError, match=f"{name} contains NaN or Inf .*position 2, feature 5"):
+            m(*args, key_padding_mask=kpm)
+
+
 # -- state dict round trip and errors -------------------------------------------------------------
 def test_state_dict_round_trip(rng):
     a = rga.MultiHeadAttention(16, 4, kdim=6, vdim=10, rng=1)
@@ -307,7 +344,7 @@ def test_input_errors(rng):
     huge = np.full((1, 2, 8), np.finfo(np.float32).max / 2, np.float32)
     m2 = rga.MultiHeadAttention(8, 2, rng=0)
     m2.in_proj_weight.data[...] = 1.0  # 8 * (max / 2) overflows float32 in the projection
-    with pytest.raises(InvalidInputError, match="overflowed: the projected query"):
+    with pytest.raises(InvalidInputError, match="overflowed in float32"):
         m2(huge, huge, huge)
 
 
@@ -362,7 +399,8 @@ def _fd(f, arr, eps=1e-6):
     return g
 
 
-@pytest.mark.parametrize("case", ["same_dim", "kdim_vdim", "masked_no_bias", "unbatched_seq_first"])
+@pytest.mark.parametrize("case", ["same_dim", "kdim_vdim", "masked_no_bias", "unbatched_seq_first",
+                                  "folded", "folded_masked"])
 def test_backward_matches_finite_differences(rng, case):
     E, H, B, L, S = 6, 2, 2, 3, 4
     kw = dict(kdim=None, vdim=None, bias=True, batch_first=True)
@@ -375,7 +413,11 @@ def test_backward_matches_finite_differences(rng, case):
         kpm[0, 1] = True
         kpm[1] = True  # batch 1 fully masked: zero gradients there, no NaN
         am = rng.standard_normal((L, S))
+    if case == "folded_masked":
+        kpm = np.zeros((B, S), bool)
+        kpm[1, 2:] = True
     m = rga.MultiHeadAttention(E, H, rng=7, **kw).double()
+    m.fold_kv_projections = case.startswith("folded")
     for p in m.parameters():
         p.data[...] = rng.standard_normal(p.shape) * 0.5
     if case == "unbatched_seq_first":
@@ -448,7 +490,9 @@ def test_matches_torch_multihead_attention(rng, kdim, vdim, bias):
     kpm = np.zeros((B, S), bool)
     kpm[0, -2:] = True
     am = np.triu(np.ones((L, S), bool), k=3)
-    for kwargs in (dict(), dict(key_padding_mask=kpm), dict(attn_mask=am, average_attn_weights=False)):
+    for fold, kwargs in [(f, kw) for f in (True, False) for kw in
+                         (dict(), dict(key_padding_mask=kpm), dict(attn_mask=am, average_attn_weights=False))]:
+        m.fold_kv_projections = fold
         t_kwargs = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
         with torch.no_grad():
             t_out, t_w = tm(torch.from_numpy(xq), torch.from_numpy(xk), torch.from_numpy(xv), **t_kwargs)

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..config import AttentionConfig
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError
-from ..kernels.softmax import softmax_rows, softmax_rows_backward
+from ..kernels.softmax import softmax_rows_backward, softmax_rows_inplace
 from ..nn.layers import Linear, _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
@@ -111,6 +111,9 @@ class MultiHeadAttention(Module):
         object.__setattr__(self, "_drop_rng", np.random.default_rng(seed))
         object.__setattr__(self, "_cache", None)
         object.__setattr__(self, "_head_weights", None)
+        #: "auto" (default), True or False: compute attention for few queries without projecting
+        #: the keys and values (see ``_forward_folded``); same result up to rounding
+        self.fold_kv_projections: bool | str = "auto"
 
     # -- projections ----------------------------------------------------------------------
     def _proj_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,67 +142,140 @@ class MultiHeadAttention(Module):
         xq, xk, xv, batched = self._inputs(query, key, value)
         B, L, _ = xq.shape
         S = xk.shape[1]
-        H, hd, E = self.num_heads, self.head_dim, self.embed_dim
+        H = self.num_heads
         dt = xq.dtype
         add_mask = self._combined_mask(key_padding_mask, attn_mask, B, L, S, batched, dt)
-
-        Wq, Wk, Wv = (w.astype(dt, copy=False) for w in self._proj_weights())
-        bq, bk, bv = (None if b is None else b.astype(dt, copy=False) for b in self._proj_biases())
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected and reported below
-            q = xq @ Wq.T
-            k = xk @ Wk.T
-            v = xv @ Wv.T
-            if bq is not None:
-                q += bq
-                k += bk
-                v += bv
-        for name, arr, src in (("query", q, xq), ("key", k, xk), ("value", v, xv)):
-            if not np.isfinite(arr).all():
-                raise InvalidInputError(
-                    f"multi-head attention overflowed: the projected {name} is not finite in {dt} "
-                    f"(largest {name} input magnitude {np.abs(src).max():.3g}); use smaller inputs or float64"
-                )
-        scaling = dt.type(1.0 / math.sqrt(hd))
-        qh = np.ascontiguousarray((q * scaling).reshape(B, L, H, hd).transpose(0, 2, 1, 3))
-        kh = np.ascontiguousarray(k.reshape(B, S, H, hd).transpose(0, 2, 1, 3))
-        vh = np.ascontiguousarray(v.reshape(B, S, H, hd).transpose(0, 2, 1, 3))
-        with np.errstate(over="ignore", invalid="ignore"):
-            scores = qh @ kh.transpose(0, 1, 3, 2)  # [B, H, L, S]
-        if not np.isfinite(scores).all():
-            # finite projections whose dot products overflow: redo the scores in float64
-            # (|score| <= hd * max|q| * max|k| fits easily) and cast the weights back
-            scores = qh.astype(np.float64) @ kh.astype(np.float64).transpose(0, 1, 3, 2)
-            if not np.isfinite(scores).all():
-                raise InvalidInputError("multi-head attention overflowed: attention scores are not finite "
-                                        "even in float64; use smaller inputs")
-        if add_mask is not None:
-            scores += add_mask
-        P = softmax_rows(scores.reshape(-1, S), out=scores.reshape(-1, S)).reshape(B, H, L, S).astype(dt, copy=False)
-        keep = None
-        if self.training and self.dropout > 0.0:
-            keep = (self._drop_rng.random(P.shape) >= self.dropout).astype(dt) * dt.type(1.0 / (1.0 - self.dropout))
-            Pd = P * keep
-        else:
-            Pd = P
-        oh = Pd @ vh  # [B, H, L, hd]
-        attn = np.ascontiguousarray(oh.transpose(0, 2, 1, 3)).reshape(B, L, E)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = attn @ self.out_proj.weight.data.astype(dt, copy=False).T
-            if self.out_proj.bias is not None:
-                out += self.out_proj.bias.data.astype(dt, copy=False)
-        if not np.isfinite(out).all():
-            raise InvalidInputError(
-                "multi-head attention overflowed: the projected inputs are too large for "
-                f"{dt} (largest input magnitude {max(np.abs(xq).max(), np.abs(xk).max(), np.abs(xv).max()):.3g})"
-            )
+        fold = self.fold_kv_projections
+        if fold == "auto":
+            fold = 2 * H * L <= self.embed_dim
+        res = None
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are diagnosed below
+            if fold:
+                res = self._forward_folded(xq, xk, xv, add_mask)
+            if res is None:
+                res = self._forward_projected(xq, xk, xv, add_mask)
+        if res is None:
+            self._diagnose(xq, xk, xv)
+        out, P, keep, Pd, attn, cache = res
         object.__setattr__(self, "_head_weights", Pd)
-        object.__setattr__(self, "_cache", dict(xq=xq, xk=xk, xv=xv, qh=qh, kh=kh, vh=vh, P=P, keep=keep,
-                                                Pd=Pd, attn=attn, batched=batched, scaling=scaling))
+        object.__setattr__(self, "_cache", dict(xq=xq, xk=xk, xv=xv, P=P, keep=keep, Pd=Pd, attn=attn,
+                                                batched=batched, **cache))
         out = self._out_layout(out, batched)
         if not need_weights:
             return out, None
         w = Pd.mean(axis=1) if average_attn_weights else Pd
         return out, (w if batched else w[0])
+
+    def _softmax_dropout(self, scores: np.ndarray, add_mask: np.ndarray | None, dt: np.dtype):
+        B, H, L, S = scores.shape
+        if add_mask is not None:
+            scores += add_mask
+        P = softmax_rows_inplace(scores.reshape(-1, S)).reshape(B, H, L, S).astype(dt, copy=False)
+        keep = None
+        Pd = P
+        if self.training and self.dropout > 0.0:
+            keep = (self._drop_rng.random(P.shape) >= self.dropout).astype(dt) * dt.type(1.0 / (1.0 - self.dropout))
+            Pd = P * keep
+        return P, keep, Pd
+
+    def _out(self, attn: np.ndarray) -> np.ndarray:
+        dt = attn.dtype
+        out = attn @ self.out_proj.weight.data.astype(dt, copy=False).T
+        if self.out_proj.bias is not None:
+            out += self.out_proj.bias.data.astype(dt, copy=False)
+        return out
+
+    def _query_heads(self, xq: np.ndarray) -> np.ndarray:
+        B, L, _ = xq.shape
+        H, hd = self.num_heads, self.head_dim
+        dt = xq.dtype
+        Wq = self._proj_weights()[0].astype(dt, copy=False)
+        bq = self._proj_biases()[0]
+        q = xq @ Wq.T
+        if bq is not None:
+            q += bq.astype(dt, copy=False)
+        q *= dt.type(1.0 / math.sqrt(hd))  # torch scales the projected query (bias included)
+        return q.reshape(B, L, H, hd).transpose(0, 2, 1, 3)  # [B, H, L, hd] (a view)
+
+    def _forward_projected(self, xq, xk, xv, add_mask):
+        """The textbook order: project every key and value, then attend per head."""
+        B, L, E = xq.shape
+        S = xk.shape[1]
+        H, hd = self.num_heads, self.head_dim
+        dt = xq.dtype
+        _, Wk, Wv = (w.astype(dt, copy=False) for w in self._proj_weights())
+        _, bk, bv = self._proj_biases()
+        qh = self._query_heads(xq)
+        k = xk @ Wk.T
+        v = xv @ Wv.T
+        if bk is not None:
+            k += bk.astype(dt, copy=False)
+            v += bv.astype(dt, copy=False)
+        kh = k.reshape(B, S, H, hd).transpose(0, 2, 1, 3)
+        vh = v.reshape(B, S, H, hd).transpose(0, 2, 1, 3)
+        scores = qh @ kh.transpose(0, 1, 3, 2)  # [B, H, L, S]
+        if not (np.isfinite(qh).all() and np.isfinite(v).all()):
+            return None
+        if not np.isfinite(scores).all():
+            # finite projections whose dot products overflow: redo the scores in float64
+            # (|score| <= hd * max|q| * max|k| fits easily); non-finite keys stay non-finite
+            scores = qh.astype(np.float64) @ kh.astype(np.float64).transpose(0, 1, 3, 2)
+            if not np.isfinite(scores).all():
+                return None
+        P, keep, Pd = self._softmax_dropout(scores, add_mask, dt)
+        attn = (Pd @ vh).transpose(0, 2, 1, 3).reshape(B, L, E)
+        out = self._out(attn)
+        if not np.isfinite(out).all():
+            return None
+        return out, P, keep, Pd, attn, dict(qh=qh, kh=kh, vh=vh)
+
+    def _forward_folded(self, xq, xk, xv, add_mask):
+        """Same result for few queries over many keys, without projecting the keys and values.
+
+        Per head h: ``q_h . (W_k,h x + b_k,h) = (W_k,h^T q_h) . x + q_h . b_k,h`` and
+        ``sum_j P_j (W_v,h x_j + b_v,h) = W_v,h (sum_j P_j x_j) + b_v,h sum_j P_j``: the cost is
+        ``O(S * (kdim + vdim) * H * L)`` instead of ``O(S * (kdim + vdim) * E)``, a factor
+        ``E / (H * L)`` less (16x for one query, E=128, 8 heads). Returns None on any
+        non-finite value (the caller then takes the projected path, which diagnoses it).
+        """
+        B, L, E = xq.shape
+        S = xk.shape[1]
+        H, hd = self.num_heads, self.head_dim
+        dt = xq.dtype
+        _, Wk, Wv = (w.astype(dt, copy=False) for w in self._proj_weights())
+        _, bk, bv = self._proj_biases()
+        qh = self._query_heads(xq)  # [B, H, L, hd], scaled
+        U = qh @ Wk.reshape(H, hd, self.kdim)  # [B, H, L, kdim]
+        scores = (U.reshape(B, H * L, self.kdim) @ xk.transpose(0, 2, 1)).reshape(B, H, L, S)
+        if bk is not None:
+            scores += (qh @ bk.astype(dt, copy=False).reshape(H, hd, 1))  # [B, H, L, 1]
+        if not np.isfinite(scores).all():
+            return None
+        P, keep, Pd = self._softmax_dropout(scores, add_mask, dt)
+        Y = (Pd.reshape(B, H * L, S) @ xv).reshape(B, H, L, self.vdim)
+        oh = Y @ Wv.reshape(H, hd, self.vdim).transpose(0, 2, 1)  # [B, H, L, hd]
+        if bv is not None:
+            oh += Pd.sum(axis=-1, keepdims=True) * bv.astype(dt, copy=False).reshape(H, 1, hd)
+        attn = oh.transpose(0, 2, 1, 3).reshape(B, L, E)
+        out = self._out(attn)
+        if not np.isfinite(out).all():
+            return None
+        return out, P, keep, Pd, attn, dict(qh=qh, kh=None, vh=None)
+
+    def _diagnose(self, xq: np.ndarray, xk: np.ndarray, xv: np.ndarray) -> None:
+        """Something was not finite: name the input that holds NaN/Inf, else report the overflow."""
+        for name, arr in (("query", xq), ("key", xk), ("value", xv)):
+            if not np.isfinite(arr).all():
+                b, pos, feat = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+                raise InvalidInputError(
+                    f"{name} contains NaN or Inf (first at batch {b}, position {pos}, feature {feat}); "
+                    "expected finite values"
+                )
+        big = max(float(np.abs(a).max()) for a in (xq, xk, xv))
+        raise InvalidInputError(
+            f"multi-head attention overflowed in {xq.dtype}: the projections or the output are not "
+            f"finite (largest input magnitude {big:.3g}); use smaller inputs or float64"
+        )
 
     def attention_weights(self, average: bool = False) -> np.ndarray | None:
         """Per-head weights of the last forward, [B, H, L, S] ([H, L, S] unbatched), or their
@@ -235,13 +311,23 @@ class MultiHeadAttention(Module):
         self.out_proj.weight.accumulate(g2.T @ c["attn"].reshape(-1, E))
         if self.out_proj.bias is not None:
             self.out_proj.bias.accumulate(g2.sum(axis=0))
+        if c["kh"] is None:  # the forward folded the projections: project keys/values now
+            _, Wk_, Wv_ = (w.astype(dt, copy=False) for w in self._proj_weights())
+            _, bk_, bv_ = self._proj_biases()
+            k = xk @ Wk_.T
+            v = xv @ Wv_.T
+            if bk_ is not None:
+                k += bk_.astype(dt, copy=False)
+                v += bv_.astype(dt, copy=False)
+            c["kh"] = k.reshape(B, S, H, hd).transpose(0, 2, 1, 3)
+            c["vh"] = v.reshape(B, S, H, hd).transpose(0, 2, 1, 3)
         d_attn = (g @ Wo).reshape(B, L, H, hd).transpose(0, 2, 1, 3)  # [B, H, L, hd]
         d_vh = c["Pd"].transpose(0, 1, 3, 2) @ d_attn  # [B, H, S, hd]
         d_Pd = d_attn @ c["vh"].transpose(0, 1, 3, 2)  # [B, H, L, S]
         if c["keep"] is not None:
             d_Pd *= c["keep"]
         d_scores = softmax_rows_backward(c["P"].reshape(-1, S), d_Pd.reshape(-1, S)).reshape(B, H, L, S)
-        d_qh = (d_scores @ c["kh"]) * c["scaling"]  # d/d(q) incl. the 1/sqrt(hd) factor
+        d_qh = (d_scores @ c["kh"]) * dt.type(1.0 / math.sqrt(hd))  # d/d(q) incl. the 1/sqrt(hd) factor
         d_kh = d_scores.transpose(0, 1, 3, 2) @ c["qh"]  # qh already holds the scaled query
         d_q = d_qh.transpose(0, 2, 1, 3).reshape(B, L, E)
         d_k = d_kh.transpose(0, 2, 1, 3).reshape(B, S, E)
@@ -281,9 +367,10 @@ class MultiHeadAttention(Module):
         return x if self.batch_first else np.ascontiguousarray(x.transpose(1, 0, 2))
 
     def _inputs(self, query: Any, key: Any, value: Any):
-        q = as_float_array(query, "query", ndim=(2, 3))
-        k = as_float_array(key, "key", ndim=(2, 3))
-        v = as_float_array(value, "value", ndim=(2, 3))
+        # finiteness is checked through the results (NaN/Inf reach the scores or the output)
+        q = as_float_array(query, "query", ndim=(2, 3), finite=False)
+        k = as_float_array(key, "key", ndim=(2, 3), finite=False)
+        v = as_float_array(value, "value", ndim=(2, 3), finite=False)
         if not (q.ndim == k.ndim == v.ndim):
             raise InvalidInputError(
                 f"query, key and value must all be batched (3-D) or all unbatched (2-D), "

@@ -6,8 +6,9 @@ For queries ``Q`` [B, D], keys ``K`` [N, D] and values ``V`` [N, F]::
     W = softmax(S) over the keys       (mask False -> weight 0)
     out = W @ V                        [B, F]
 
-The products run on BLAS and the softmax on a Numba kernel
-(:mod:`ruvector_graph_attn.kernels.softmax`).
+The products run on BLAS (the scale is folded into the queries, ``B x D`` multiplications
+instead of ``B x N``) and the softmax on a fused in-place Numba kernel with a vectorised
+exponential (:func:`ruvector_graph_attn.kernels.softmax.softmax_rows_inplace`).
 
 Numerical safety. Finite inputs of any magnitude (the seed's test uses float32 max / 2)
 give finite outputs. The fast path computes the scores directly; if any score or output is
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 
 from ..config import AttentionConfig
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError
-from ..kernels.softmax import masked_softmax_rows, softmax_rows, softmax_rows_backward
+from ..kernels.softmax import softmax_rows, softmax_rows_backward, softmax_rows_inplace
 from ..nn.module import Module
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_size
 
@@ -198,8 +199,7 @@ class ScaledDotProductAttention(Module):
     def _attend(self, Q: np.ndarray, K: np.ndarray, V: np.ndarray, mask: np.ndarray | None,
                 single: bool) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            S = Q @ K.T
-            out = self._fast(Q, K, V, S, mask) if np.isfinite(S).all() else None
+            out = self._fast(Q, K, V, mask)
         if out is not None:
             W, keep, out = out
         else:  # NaN/Inf input, or overflow of finite inputs: check, then rescale
@@ -215,13 +215,22 @@ class ScaledDotProductAttention(Module):
         self._cache = (Q, K, V, W, keep, single)
         return out
 
-    def _fast(self, Q, K, V, S, mask):
-        if mask is None:
-            W = softmax_rows(S, self.scale, out=S)
-        else:
-            W = masked_softmax_rows(S, np.ascontiguousarray(mask), self.scale, out=S)
+    def _fast(self, Q, K, V, mask):
+        """Scores on BLAS (scale folded into the queries), then the fused in-place softmax.
+        Returns None when a score is not finite (bad input or overflow)."""
+        Qs = Q * Q.dtype.type(self.scale)
+        # one query: matrix-vector products (BLAS gemv), a 1-row gemm is slower
+        S = (K @ Qs[0])[None] if Q.shape[0] == 1 else Qs @ K.T
+        m = S.max(axis=1)  # NaN propagates through max; -inf is caught by the min
+        if not (np.isfinite(m).all() and np.isfinite(S.min())):
+            return None
+        if mask is not None:
+            np.copyto(S, -np.inf, where=~mask)
+            m = S.max(axis=1)  # -inf for a query with nothing to attend to -> zero weights
+        W = softmax_rows_inplace(S, 1.0, row_max=m)
         keep = self._dropout_keep(W)
-        out = (W if keep is None else W * keep) @ V
+        Wd = W if keep is None else W * keep
+        out = (Wd[0] @ V)[None] if Wd.shape[0] == 1 else Wd @ V
         if not np.isfinite(out).all():
             return None
         return W, keep, out
