@@ -385,7 +385,12 @@ class GeometricAttention(Module):
 
     def _weights_many(self, Q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            D = _k.call(_k.poincare_dist_many_to_many, Q.shape[0] * K.size, Q, K, self.manifold.c)
+            # dot products on BLAS, distance + softmax fused in one Numba pass
+            gram = Q @ K.T
+            q2 = np.einsum("ij,ij->i", Q, Q)
+            x2 = np.einsum("ij,ij->i", K, K)
+            return _k.call(_k.poincare_attention_weights_gram, gram.size, gram, q2, x2, self.manifold.c,
+                           1.0 / self.temperature)
         else:
             D = np.asarray(self.manifold.dist(Q[:, None, :], K[None, :, :]))
         return _softmax_neg_sq(D, self.temperature)

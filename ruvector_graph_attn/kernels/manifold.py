@@ -9,6 +9,11 @@ The Poincaré formulas are those of curvature ``-c`` in the gyrovector formulati
 geoopt's ``PoincareBall``): ``d(x, y) = 2/sqrt(c) * artanh(sqrt(c) * ||(-x) (+) y||)``
 with the ``artanh`` argument clamped to ``[-1 + 1e-7, 1 - 1e-7]``, norms clamped below
 at ``1e-15`` and ``tanh`` arguments clamped to ``[-15, 15]``.
+
+Distance kernels evaluate the same quantity in the equivalent closed form
+``d = arccosh(1 + 2c|x - y|^2 / ((1 - c|x|^2)(1 - c|y|^2))) / sqrt(c)`` (one pass over the
+coordinates, exact at ``x == y``), capped at ``2 artanh(1 - 1e-7) / sqrt(c)``, which is what
+geoopt's clamp of the ``artanh`` argument amounts to (``artanh`` is monotone).
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ ARTANH_CLAMP = 1e-7
 NORM_MIN = 1e-15
 TANH_CLAMP = 15.0
 DENOM_MIN = 1e-15
+
+#: reassociation lets LLVM vectorise the coordinate reductions (inputs are validated finite)
+FAST = {"reassoc", "contract", "nsz"}
 
 #: below this many element operations (rows * dim) kernels run on one thread: launching a
 #: parallel region costs microseconds on an idle machine but milliseconds on a loaded one
@@ -76,24 +84,44 @@ def _mobius_neg_add_coeffs(q2, x2, qx, c):
 
 
 @njit(cache=True, inline="always")
-def _poincare_dist_row(q, x, q2, c, sqrt_c):
-    d = q.shape[0]
-    x2 = 0.0
-    qx = 0.0
-    for j in range(d):
-        xj = float(x[j])
+def _acosh_1p(e):
+    """``arccosh(1 + e)`` for ``e >= 0`` without cancellation."""
+    return math.log1p(e + math.sqrt(e * (e + 2.0)))
+
+
+@njit(cache=True, inline="always")
+def _dist_from_sq(delta, q2, x2, c, sqrt_c, dmax):
+    """Poincaré distance from ``|q - x|^2``, ``|q|^2``, ``|x|^2`` (capped at ``dmax``)."""
+    den = (1.0 - c * q2) * (1.0 - c * x2)
+    if den < DENOM_MIN:
+        den = DENOM_MIN
+    if delta < 0.0:
+        delta = 0.0
+    d = _acosh_1p(2.0 * c * delta / den) / sqrt_c
+    return d if d < dmax else dmax
+
+
+@njit(cache=True, inline="always")
+def _poincare_dist_row(q, x, q2, c, sqrt_c, dmax):
+    # coordinate sums in the input dtype (vectorised); the rest in float64
+    x2 = x[0] - x[0]
+    delta = x2
+    for j in range(q.shape[0]):
+        xj = x[j]
+        t = q[j] - xj
         x2 += xj * xj
-        qx += float(q[j]) * xj
-    a, b = _mobius_neg_add_coeffs(q2, x2, qx, c)
-    s2 = 0.0
-    for j in range(d):
-        s = a * float(q[j]) + b * float(x[j])
-        s2 += s * s
-    sn = math.sqrt(s2)
-    return 2.0 * _artanh_clamped(sqrt_c * sn) / sqrt_c
+        delta += t * t
+    return _dist_from_sq(float(delta), q2, float(x2), c, sqrt_c, dmax)
 
 
 @njit(cache=True)
+def max_distance(c):
+    """Largest distance the clamped formulas return: ``2 artanh(1 - 1e-7) / sqrt(c)``."""
+    z = 1.0 - ARTANH_CLAMP
+    return 2.0 * 0.5 * (math.log1p(z) - math.log1p(-z)) / math.sqrt(c)
+
+
+@njit(cache=True, fastmath=FAST)
 def _sq_norm(v):
     s = 0.0
     for j in range(v.shape[0]):
@@ -101,49 +129,51 @@ def _sq_norm(v):
     return s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_dist_one_to_many(q, points, c):
     """Distances ``d_c(q, points[i])`` for every row: ``[D], [N, D] -> [N]``."""
     n = points.shape[0]
     out = np.empty(n, dtype=points.dtype)
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     q2 = _sq_norm(q)
     for i in prange(n):
-        out[i] = _poincare_dist_row(q, points[i], q2, c, sqrt_c)
+        out[i] = _poincare_dist_row(q, points[i], q2, c, sqrt_c, dmax)
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_dist_many_to_many(queries, points, c):
     """Pairwise distances ``[B, D], [N, D] -> [B, N]`` (flat parallel loop over B*N)."""
     b = queries.shape[0]
     n = points.shape[0]
     out = np.empty((b, n), dtype=points.dtype)
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     q2s = np.empty(b)
     for r in range(b):
         q2s[r] = _sq_norm(queries[r])
     for t in prange(b * n):
         r = t // n
         i = t - r * n
-        out[r, i] = _poincare_dist_row(queries[r], points[i], q2s[r], c, sqrt_c)
+        out[r, i] = _poincare_dist_row(queries[r], points[i], q2s[r], c, sqrt_c, dmax)
     return out
 
 
 @njit(cache=True, inline="always")
 def _sphere_dist_row(q, x, radius):
     # angle = 2 * atan2(||q - x||, ||q + x||): exact zero for q == x, accurate near 0 and pi
-    dm = 0.0
-    dp = 0.0
+    dm = x[0] - x[0]
+    dp = dm
     for j in range(q.shape[0]):
-        qj = float(q[j])
-        xj = float(x[j])
+        qj = q[j]
+        xj = x[j]
         dm += (qj - xj) * (qj - xj)
         dp += (qj + xj) * (qj + xj)
-    return radius * 2.0 * math.atan2(math.sqrt(dm), math.sqrt(dp))
+    return radius * 2.0 * math.atan2(math.sqrt(float(dm)), math.sqrt(float(dp)))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def sphere_dist_one_to_many(q, points, radius):
     """Great-circle distances on the sphere of radius ``radius``: ``[D], [N, D] -> [N]``."""
     n = points.shape[0]
@@ -153,57 +183,104 @@ def sphere_dist_one_to_many(q, points, radius):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_attention_weights(q, keys, c, inv_temperature):
-    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> [N]``; also returns distances."""
+    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> ([N] weights, [N] distances)``."""
     n = keys.shape[0]
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     q2 = _sq_norm(q)
     dist = np.empty(n, dtype=keys.dtype)
     logits = np.empty(n)
     for i in prange(n):
-        d = _poincare_dist_row(q, keys[i], q2, c, sqrt_c)
+        d = _poincare_dist_row(q, keys[i], q2, c, sqrt_c, dmax)
         dist[i] = d
         logits[i] = -d * d * inv_temperature
+    # one parallel region only: each extra region is a barrier, which costs a scheduler
+    # time slice when the machine is oversubscribed; the softmax pass is cheap
     m = logits[0]
     for i in range(1, n):
         if logits[i] > m:
             m = logits[i]
     total = 0.0
-    for i in prange(n):
+    for i in range(n):
         e = math.exp(logits[i] - m)
         logits[i] = e
         total += e
     w = np.empty(n, dtype=keys.dtype)
-    for i in prange(n):
-        w[i] = logits[i] / total
+    inv = 1.0 / total
+    for i in range(n):
+        w[i] = logits[i] * inv
     return w, dist
 
 
+@njit(cache=True, parallel=True, fastmath=FAST)
+def poincare_attention_weights_gram(gram, q2, x2, c, inv_temperature):
+    """Row-wise ``softmax(-d^2 / T)`` from a Gram matrix ``gram = Q @ K.T`` (BLAS) and the
+    squared norms ``q2`` [B], ``x2`` [N]: ``-> [B, N]``. ``|q - k|^2 = q2 + x2 - 2 gram``
+    loses relative accuracy for nearly equal points, which moves the logits by O(eps) only.
+    """
+    b, n = gram.shape
+    sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
+    logits = np.empty((b, n))
+    out = np.empty((b, n), dtype=gram.dtype)
+    for r in prange(b):
+        for i in range(n):
+            delta = float(q2[r]) + float(x2[i]) - 2.0 * float(gram[r, i])
+            d = _dist_from_sq(delta, float(q2[r]), float(x2[i]), c, sqrt_c, dmax)
+            logits[r, i] = -d * d * inv_temperature
+        m = logits[r, 0]
+        for i in range(1, n):
+            if logits[r, i] > m:
+                m = logits[r, i]
+        total = 0.0
+        for i in range(n):
+            e = math.exp(logits[r, i] - m)
+            logits[r, i] = e
+            total += e
+        for i in range(n):
+            out[r, i] = logits[r, i] / total
+    return out
+
+
 @njit(cache=True, inline="always")
-def _add_weighted_logmap(q, x, q2, lam_q, c, sqrt_c, weight, acc):
-    """acc += weight * log_q(x) on the Poincaré ball."""
-    d = q.shape[0]
-    x2 = 0.0
-    qx = 0.0
-    for j in range(d):
-        xj = float(x[j])
-        x2 += xj * xj
-        qx += float(q[j]) * xj
+def _weighted_logmap_into(q, x, q2, lam_q, c, sqrt_c, dmax, weight, acc):
+    """``acc += weight * log_q(x) - k q``; returns ``k``: the caller adds ``k * q`` once.
+
+    ``log_q(x) = d / (lambda_q |s|) * s`` with ``s = (-q) (+) x = a q + b x`` and
+    ``|s| = tanh(sqrt(c) d / 2) / sqrt(c)``; ``d`` is capped at ``dmax`` (geoopt's clamp).
+    """
+    x2n = x[0] - x[0]
+    deltan = x2n
+    for j in range(q.shape[0]):
+        xj = x[j]
+        t = q[j] - xj
+        x2n += xj * xj
+        deltan += t * t
+    x2 = float(x2n)
+    delta = float(deltan)
+    den = (1.0 - c * q2) * (1.0 - c * x2)
+    if den < DENOM_MIN:
+        den = DENOM_MIN
+    if delta < 0.0:
+        delta = 0.0
+    d = _acosh_1p(2.0 * c * delta / den) / sqrt_c
+    y = sqrt_c * d / 2.0
+    if y < 1e-8:
+        ratio = 2.0  # d / |s| -> 2 as d -> 0
+    else:
+        ratio = (d if d < dmax else dmax) * sqrt_c / _tanh_clamped(y)
+    qx = 0.5 * (q2 + x2 - delta)
     a, b = _mobius_neg_add_coeffs(q2, x2, qx, c)
-    s2 = 0.0
-    for j in range(d):
-        s = a * float(q[j]) + b * float(x[j])
-        s2 += s * s
-    sn = math.sqrt(s2)
-    if sn < NORM_MIN:
-        sn = NORM_MIN
-    coef = weight * 2.0 * _artanh_clamped(sqrt_c * sn) / sqrt_c / (lam_q * sn)
-    for j in range(d):
-        acc[j] += coef * (a * float(q[j]) + b * float(x[j]))
+    coef = weight * ratio / lam_q
+    cb = coef * b
+    for j in range(q.shape[0]):
+        acc[j] += cb * float(x[j])
+    return coef * a
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_tangent_weighted_sum(q, points, weights, c):
     """``sum_i weights[i] * log_q(points[i])`` (a tangent vector at ``q``), in float64.
 
@@ -211,6 +288,7 @@ def poincare_tangent_weighted_sum(q, points, weights, c):
     """
     n, d = points.shape
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     q2 = _sq_norm(q)
     den = 1.0 - c * q2
     if den < DENOM_MIN:
@@ -218,25 +296,33 @@ def poincare_tangent_weighted_sum(q, points, weights, c):
     lam_q = 2.0 / den
     nchunks = min(n, 64)
     partial = np.zeros((nchunks, d))
+    qcoef = np.zeros(nchunks)
     for ch in prange(nchunks):
         start = ch * n // nchunks
         stop = (ch + 1) * n // nchunks
         acc = partial[ch]
+        k = 0.0
         for i in range(start, stop):
-            _add_weighted_logmap(q, points[i], q2, lam_q, c, sqrt_c, float(weights[i]), acc)
+            k += _weighted_logmap_into(q, points[i], q2, lam_q, c, sqrt_c, dmax, float(weights[i]), acc)
+        qcoef[ch] = k
     out = np.zeros(d)
+    ktot = 0.0
     for ch in range(nchunks):
+        ktot += qcoef[ch]
         for j in range(d):
             out[j] += partial[ch, j]
+    for j in range(d):
+        out[j] += ktot * float(q[j])
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_tangent_weighted_sum_batch(queries, points, weights, c):
     """Row ``b``: ``sum_i weights[b, i] * log_{queries[b]}(points[i])``: ``-> [B, D]`` float64."""
     bsz = queries.shape[0]
     n, d = points.shape
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     out = np.zeros((bsz, d))
     for r in prange(bsz):
         q = queries[r]
@@ -246,59 +332,25 @@ def poincare_tangent_weighted_sum_batch(queries, points, weights, c):
             den = DENOM_MIN
         lam_q = 2.0 / den
         acc = out[r]
+        k = 0.0
         for i in range(n):
-            _add_weighted_logmap(q, points[i], q2, lam_q, c, sqrt_c, float(weights[r, i]), acc)
+            k += _weighted_logmap_into(q, points[i], q2, lam_q, c, sqrt_c, dmax, float(weights[r, i]), acc)
+        for j in range(d):
+            acc[j] += k * float(q[j])
     return out
 
 
-@njit(cache=True, parallel=True)
-def poincare_einstein_sums(points, weights, c):
-    """Klein-model sums for the Einstein midpoint: ``(sum_i w_i g_i k_i, sum_i w_i g_i)``.
-
-    ``k_i = 2 x_i / (1 + c|x_i|^2)`` is the Klein image of ``x_i`` and
-    ``g_i = 1 / sqrt(1 - c|k_i|^2)`` its Lorentz factor. ``weights`` is ``[B, N]``;
-    returns ``([B, D], [B])`` in float64.
-    """
-    bsz = weights.shape[0]
-    n, d = points.shape
-    gk = np.empty((n, d))
-    g = np.empty(n)
-    for i in prange(n):
-        x2 = _sq_norm(points[i])
-        s = 1.0 + c * x2
-        k2 = 0.0
-        for j in range(d):
-            kj = 2.0 * float(points[i, j]) / s
-            gk[i, j] = kj
-            k2 += kj * kj
-        den = 1.0 - c * k2
-        if den < DENOM_MIN:
-            den = DENOM_MIN
-        gi = 1.0 / math.sqrt(den)
-        g[i] = gi
-        for j in range(d):
-            gk[i, j] *= gi
-    num = np.zeros((bsz, d))
-    tot = np.zeros(bsz)
-    for r in prange(bsz):
-        for i in range(n):
-            wi = float(weights[r, i])
-            tot[r] += wi * g[i]
-            for j in range(d):
-                num[r, j] += wi * gk[i, j]
-    return num, tot
-
-
 # --------------------------------------------------------------------------- graph (edge) kernels
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_edge_dist(x, src, dst, c):
     """Per-edge distance ``d_c(x[src[e]], x[dst[e]])``: ``-> [E]``."""
     e = src.shape[0]
     out = np.empty(e, dtype=x.dtype)
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     for t in prange(e):
         a = x[dst[t]]
-        out[t] = _poincare_dist_row(a, x[src[t]], _sq_norm(a), c, sqrt_c)
+        out[t] = _poincare_dist_row(a, x[src[t]], _sq_norm(a), c, sqrt_c, dmax)
     return out
 
 
@@ -332,7 +384,7 @@ def segment_softmax_neg_sq(dist, perm, indptr, inv_temperature):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_segment_tangent_aggregate(x, src, weights, perm, indptr, c):
     """For every target ``i``: ``exp_{x_i}(sum_e w_e log_{x_i}(x[src[e]]))`` over its edges.
 
@@ -341,6 +393,7 @@ def poincare_segment_tangent_aggregate(x, src, weights, perm, indptr, c):
     """
     n, d = x.shape
     sqrt_c = math.sqrt(c)
+    dmax = max_distance(c)
     out = np.empty((n, d))
     for i in prange(n):
         q = x[i]
@@ -350,9 +403,12 @@ def poincare_segment_tangent_aggregate(x, src, weights, perm, indptr, c):
             den = DENOM_MIN
         lam_q = 2.0 / den
         acc = np.zeros(d)
+        k = 0.0
         for t in range(indptr[i], indptr[i + 1]):
             ed = perm[t]
-            _add_weighted_logmap(q, x[src[ed]], q2, lam_q, c, sqrt_c, float(weights[ed]), acc)
+            k += _weighted_logmap_into(q, x[src[ed]], q2, lam_q, c, sqrt_c, dmax, float(weights[ed]), acc)
+        for j in range(d):
+            acc[j] += k * float(q[j])
         # exp_q(acc) = q (+) tanh(sqrt(c) * lam_q * |acc| / 2) / sqrt(c) * acc / |acc|
         un = 0.0
         for j in range(d):
