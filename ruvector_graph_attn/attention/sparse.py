@@ -330,7 +330,8 @@ class SparseMask:
         return int(num_queries), int(num_keys)
 
     def __repr__(self) -> str:
-        detail = {k: v for k, v in self._spec.items() if not isinstance(v, np.ndarray)}
+        detail = {k: (v.tolist() if k == "globals" and v.size <= 8 else v)
+                  for k, v in self._spec.items() if k == "globals" or not isinstance(v, np.ndarray)}
         return f"SparseMask(kind={self.kind!r}, shape={self.shape}, {detail})"
 
 
