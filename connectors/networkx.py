@@ -92,7 +92,7 @@ class _Snapshot:
     """Arrays taken from a NetworkX graph at one moment (see module docstring)."""
 
     __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
-                 "csr", "num_nodes", "num_edges", "dim", "directed")
+                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock")
 
 
 class NetworkXGraph:
@@ -239,6 +239,8 @@ class NetworkXGraph:
         snap.num_edges = m
         snap.dim = int(dim)
         snap.directed = directed
+        snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
+        snap.scratch_lock = threading.Lock()
         return snap
 
     def _edge_features(self, edge_list: list) -> np.ndarray:
@@ -381,8 +383,16 @@ class NetworkXGraph:
                           max_neighbors: Optional[int], seed: int, missing: list) -> Subgraph:
         indptr, nbr, e_fwd, e_bwd = snap.csr[direction]
         cap = -1 if max_neighbors is None else int(max_neighbors)
-        nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds.astype(np.int64),
-                                                    hops, cap, seed, snap.num_nodes)
+        seeds = seeds.astype(np.int64)
+        if snap.scratch_lock.acquire(blocking=False):
+            try:
+                nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
+                                                            snap.scratch)
+            finally:
+                snap.scratch_lock.release()
+        else:  # another thread is expanding: use a private scratch array
+            nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
+                                                        np.full(snap.num_nodes, -1, np.int64))
         if src.size and hops > 0:
             # duplicates only arise between two expanded nodes that sampled each other:
             # keep one copy; its origin becomes -1 when the copies came from both endpoints

@@ -30,13 +30,15 @@ def pair_hash(salt, u, v):
 
 
 @njit(cache=True)
-def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
+def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local):
     """Breadth-first frontier expansion over a CSR adjacency.
 
     ``indptr``/``nbr`` list each node's distinct neighbours in the expansion direction;
     ``e_fwd[k]`` is the id of the graph edge ``u -> nbr[k]`` (or -1) and ``e_bwd[k]`` the id
     of ``nbr[k] -> u`` (or -1), so traversed edges are emitted in the graph's orientation.
-    ``seeds`` are global positions (distinct). A node reached at hop ``h < hops`` is
+    ``seeds`` are global positions (distinct). ``local`` is a scratch array of length
+    ``num_nodes`` filled with -1; it is used for global -> local positions and restored to
+    all -1 before returning (so callers can keep and reuse it). A node reached at hop ``h < hops`` is
     expanded; when it has more than ``cap`` neighbours (``cap < 0``: no cap) the ``cap``
     neighbours with the smallest ``pair_hash(salt, u, v)`` are kept, so the sample of a
     node depends only on (salt, node) and never on the other seeds.
@@ -47,7 +49,6 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
     whose expansion traversed them (may contain duplicates when two expanded nodes
     sampled each other; the caller merges them).
     """
-    local = np.full(num_nodes, -1, np.int64)
     n_seeds = seeds.shape[0]
     size = max(16, n_seeds * 4)
     nodes = np.empty(size, np.int64)
@@ -130,23 +131,34 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, num_nodes):
                     org[ecount] = lu
                     ecount += 1
         start = stop
+    for i in range(count):
+        local[nodes[i]] = -1
     return (nodes[:count].copy(), hop[:count].copy(), src[:ecount].copy(), dst[:ecount].copy(),
             eid[:ecount].copy(), org[:ecount].copy())
 
 
 @njit(cache=True)
 def build_csr(src, dst, num_nodes):
-    """CSR (indptr, indices, edge order) of directed pairs ``src -> dst``, rows sorted by dst."""
-    counts = np.zeros(num_nodes + 1, np.int64)
-    for e in range(src.shape[0]):
-        counts[src[e] + 1] += 1
+    """CSR of directed pairs ``src -> dst`` by a stable counting sort on ``src``.
+
+    Returns ``(indptr [num_nodes + 1], indices [E], order [E])`` where ``indices[t] =
+    dst[order[t]]`` and row ``u`` is ``indptr[u]:indptr[u+1]`` (pairs in input order).
+    """
+    E = src.shape[0]
+    indptr = np.zeros(num_nodes + 1, np.int64)
+    for e in range(E):
+        indptr[src[e] + 1] += 1
     for i in range(num_nodes):
-        counts[i + 1] += counts[i]
-    order = np.argsort(src * num_nodes + dst, kind="mergesort")
-    indices = np.empty(src.shape[0], np.int64)
-    for t in range(order.shape[0]):
-        indices[t] = dst[order[t]]
-    return counts, indices, order
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    order = np.empty(E, np.int64)
+    indices = np.empty(E, np.int64)
+    for e in range(E):
+        t = fill[src[e]]
+        fill[src[e]] += 1
+        order[t] = e
+        indices[t] = dst[e]
+    return indptr, indices, order
 
 
 @njit(cache=True)
@@ -205,7 +217,7 @@ def neighbourhoods(indptr, indices, centres, hops):
     return ptr, members[:count].copy(), mhop[:count].copy()
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
                  temperature, blend, metric, out_ptr, score, context, weights):
     D = Q.shape[1]
@@ -217,7 +229,7 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
     smax = -np.inf
     for t in range(hi - lo):
         j = members[lo + t]
-        acc = 0.0
+        acc = Q.dtype.type(0.0)
         for d in range(D):
             acc += Q[b, d] * X[j, d]
         if metric == 1:
@@ -230,7 +242,7 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
         e = np.exp((weights[o + t] - smax) / temperature)
         weights[o + t] = e
         total += e
-    h = np.zeros(D, np.float64)
+    h = np.zeros(D, Q.dtype)
     for t in range(hi - lo):
         a = weights[o + t] / total
         weights[o + t] = a
@@ -252,7 +264,7 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
     score[p] = (1.0 - blend) * own[p] + blend * ctx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=True)
 def _attend_parallel(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
                      temperature, blend, metric, out_ptr, score, context, weights):
     for p in prange(pair_query.shape[0]):
@@ -260,7 +272,7 @@ def _attend_parallel(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members
                      temperature, blend, metric, out_ptr, score, context, weights)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _attend_serial(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
                    temperature, blend, metric, out_ptr, score, context, weights):
     for p in range(pair_query.shape[0]):

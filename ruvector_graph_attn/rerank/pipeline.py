@@ -404,8 +404,8 @@ class GraphReranker:
                         w, out_ptr, seg_of, seg_ptr, members = expl
                         s0 = seg_ptr[seg_of[p]]
                         lo, hi = out_ptr[p], out_ptr[p + 1]
-                        for j, wt in zip(members[s0:s0 + (hi - lo)].tolist(), w[lo:hi].tolist()):
-                            att[node_ids[j]] = wt
+                        att = dict(zip([node_ids[j] for j in members[s0:s0 + (hi - lo)].tolist()],
+                                       w[lo:hi].tolist()))
                 row.append(RankedNeighbour(
                     id=ids[b, c].item() if hasattr(ids[b, c], "item") else ids[b, c],
                     score=float(score[b, c]), vector_score=float(own[b, c]), rank=r,
