@@ -339,6 +339,26 @@ def test_hyperbolic_graph_attention_matches_reference(rng, c):
     np.testing.assert_array_equal(Hb[7], X[7])
 
 
+def test_hyperbolic_graph_attention_edge_cases(rng):
+    X = ball_points(rng, 5, 3, 1.0).astype(np.float32)
+    bare = HyperbolicGraphAttention(add_self_loops=False)
+    H = bare(X, np.zeros((2, 0), dtype=np.int64))
+    assert H.dtype == np.float32
+    np.testing.assert_array_equal(H, X)
+    assert bare.attention_weights()[1].shape == (0,)
+    layer = HyperbolicGraphAttention(c=1.0)
+    H32 = layer(X, np.array([[0, 1], [1, 0]]))
+    assert H32.dtype == np.float32
+    H64 = layer(X.astype(np.float64), np.array([[0, 1], [1, 0]]))
+    np.testing.assert_allclose(H32, H64, rtol=1e-4, atol=1e-6)
+    with pytest.raises(InvalidInputError):
+        layer(X, np.array([[0, 1], [1, 5]]))  # node 5 does not exist
+    with pytest.raises(InvalidInputError):
+        layer(X, np.array([[0.0, 1.0], [1.0, 0.0]]))  # float edge index
+    with pytest.raises(ConfigError):
+        HyperbolicGraphAttention(temperature=-1)
+
+
 def test_score_candidates(rng):
     c = 1.0
     layer = HyperbolicGraphAttention(c=c, temperature=2.0)

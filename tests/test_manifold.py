@@ -113,6 +113,9 @@ def test_poincare_identities(rng, c):
                                ball.mobius_add(ball.mobius_scalar_mul(0.3, x), ball.mobius_scalar_mul(0.4, x)),
                                rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(ball.mobius_matvec(np.eye(6), x), x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ball.inner(x, u), ref_lambda(x, c)[:, 0] ** 2 * np.sum(u * u, 1), rtol=1e-12)
+    np.testing.assert_allclose(ball.egrad2rgrad(x, u), u / ref_lambda(x, c) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(ball.retr(x, u * 0), x)
     np.testing.assert_allclose(ball.mobius_matvec(np.zeros((2, 6)), x), 0)
 
 

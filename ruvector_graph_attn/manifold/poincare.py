@@ -118,13 +118,31 @@ class PoincareBall(Manifold):
             raise InvalidInputError(f"eps must be in (0, 1), got {eps!r}")
         return self._project(arr, None if eps is None else float(eps))
 
+    def projx(self, x: Any) -> np.ndarray:
+        """Alias of :meth:`proj` (geoopt's name)."""
+        return self.proj(x)
+
+    def egrad2rgrad(self, x: Any, grad: Any) -> np.ndarray:
+        """Riemannian gradient from a Euclidean one: ``grad / lambda_x^2``."""
+        x, g = self._common((x, "x"), (grad, "grad"))
+        self._check_point(x, "x")
+        return np.ascontiguousarray(g / self._lambda(x) ** 2)
+
+    def retr(self, x: Any, u: Any) -> np.ndarray:
+        """First-order retraction ``proj(x + u)`` (geoopt's ``retr``)."""
+        x, u = self._common((x, "x"), (u, "u"))
+        self._check_point(x, "x")
+        return self._project(x + u)
+
     def lambda_x(self, x: Any, keepdim: bool = False) -> np.ndarray:
         """Conformal factor ``2 / (1 - c|x|^2)``."""
         (x,) = self._points((x, "x"))
         return self._lambda(x, keepdims=keepdim)
 
-    def inner(self, base: Any, u: Any, v: Any) -> np.ndarray:
-        """``lambda_x^2 <u, v>``."""
+    def inner(self, base: Any, u: Any, v: Any = None) -> np.ndarray:
+        """``lambda_x^2 <u, v>`` (``v=None`` means ``v = u``, as in geoopt)."""
+        if v is None:
+            v = u
         base, u, v = self._common((base, "base"), (u, "u"), (v, "v"))
         self._check_point(base, "base")
         return self._lambda(base, keepdims=False) ** 2 * _dot(u, v, keepdims=False)
