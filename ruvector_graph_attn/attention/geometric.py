@@ -17,8 +17,10 @@ space or a product of them). Two ways of combining the values:
   (Poincaré ball only) the weighted Einstein midpoint computed in the Klein model (equal to
   geoopt's weighted Möbius gyromidpoint).
 
-On the Poincaré ball the hot paths (distance + softmax for one query, tangent sums,
-Klein sums) run on Numba kernels (:mod:`ruvector_graph_attn.kernels.manifold`) and
+On the Poincaré ball the hot paths (distance + softmax for one query, the distance +
+softmax epilogue of a BLAS Gram matrix for a batch, tangent sums) run on Numba kernels
+(:mod:`ruvector_graph_attn.kernels.manifold`); the Einstein midpoint's Klein-model sums are
+dense products (BLAS); and
 ``backward(grad_output)`` gives analytic gradients for query/keys/values of the last call
 (all three modes).
 

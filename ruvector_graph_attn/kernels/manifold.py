@@ -3,7 +3,9 @@
 Plain functions, no classes, no I/O. Inputs are validated by the callers
 (``ruvector_graph_attn.manifold`` / ``attention.geometric``): points strictly inside the
 ball / on the sphere, matching dimensions, C-contiguous float32 or float64 arrays.
-Accumulation is done in float64; outputs have the dtype of the point array.
+Coordinate sums run in the input dtype (so LLVM can vectorise them); everything after
+them (distances, logs, softmax, tangent accumulators) in float64; outputs have the dtype of
+the point array unless documented as float64.
 
 The Poincaré formulas are those of curvature ``-c`` in the gyrovector formulation (as in
 geoopt's ``PoincareBall``): ``d(x, y) = 2/sqrt(c) * artanh(sqrt(c) * ||(-x) (+) y||)``
