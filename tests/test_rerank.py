@@ -273,3 +273,24 @@ def test_validation_errors():
     assert len(rr.search([1.0, 0.0], k=10)) == 4
     d = rr.search([1.0, 0.0], k=2)[0].to_dict()
     assert set(d) >= {"id", "score", "vector_score", "rank", "attention", "in_graph"}
+
+
+def test_gat_scorer_with_uniform_attention_matches_reference():
+    from ruvector_graph_attn.graph import GATConv
+
+    rng = np.random.default_rng(21)
+    n, d = 20, 4
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    G = nx.gnp_random_graph(n, 0.2, seed=3)
+    index, graph = _setup({i: X[i] for i in range(n)}, G.edges())
+    layer = GATConv(d, d, heads=1, add_self_loops=True)
+    layer.load_state_dict({"lin.weight": np.eye(d, dtype=np.float32), "att_src": np.zeros((1, 1, d), np.float32),
+                           "att_dst": np.zeros((1, 1, d), np.float32), "bias": np.zeros(d, np.float32)})
+    rr = rga.GraphReranker(index, graph, scorer="gat", layer=layer, candidates=n, blend=1.0)
+    q = rng.standard_normal(d).astype(np.float32)
+    for h in rr.search(q, k=n):
+        members = [h.id] + list(G.neighbors(h.id))       # zero attention vectors: uniform over self + neighbours
+        hv = X[members].mean(0)
+        assert h.score == pytest.approx(hv @ q / np.linalg.norm(hv) / np.linalg.norm(q), abs=1e-4)
+        assert set(h.attention) == set(members)
+        np.testing.assert_allclose(list(h.attention.values()), 1.0 / len(members), atol=1e-5)

@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     m = metrics(_search_fn(make("attention"))(Qs), Rs)
     rows.append({"method": "attention (package defaults)",
                  "params": f"temperature={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}", **m})
+    m = metrics(_search_fn(rga.GraphReranker(index, graph, hops=2, candidates=args.candidates))(Qs), Rs)
+    rows.append({"method": "attention, hops=2 (package defaults)",
+                 "params": f"temperature={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}", **m})
     grid = [{"temperature": t, "blend": b} for t in temps for b in blends]
     tune("attention (tuned on tuning split)", grid, lambda c: make("attention", **c))
     tune("hyperbolic (tuned)", grid, lambda c: make("hyperbolic", **c))
