@@ -182,10 +182,12 @@ def test_gat_fused_forward_and_pieces(csr, rng, with_edge):
     xs = rng.normal(size=(N, H, C))
     src, dst = EDGES
     ref_out, ref_alpha, ref_pre = _gat_ref(a_src, a_dst, a_edge, xs, src, dst, N, 0.2)
-    out, alpha, pre = K.gat_fused_forward(a_src, a_dst, a_edge, xs, csr.indptr, csr.perm, csr.col, 0.2)
+    out, alpha = K.gat_fused_forward(a_src, a_dst, a_edge, xs, csr.indptr, csr.perm, csr.col, 0.2, True)
+    out_only, no_alpha = K.gat_fused_forward(a_src, a_dst, a_edge, xs, csr.indptr, csr.perm, csr.col, 0.2, False)
+    np.testing.assert_array_equal(out_only, out)
+    assert no_alpha.shape == (0, H)
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(alpha, ref_alpha, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(pre, ref_pre, rtol=1e-12)
     # the unfused pieces agree with the fused kernel
     score, pre2 = K.gat_edge_scores(a_src, a_dst, a_edge, src, dst, 0.2)
     np.testing.assert_allclose(pre2, ref_pre, rtol=1e-12)
@@ -230,11 +232,11 @@ def test_gat_fused_backward_fd(csr, rng):
     args = (csr.indptr, csr.perm, csr.col, 0.2)
 
     def loss(asrc, adst, aedge, x):
-        return (K.gat_fused_forward(asrc, adst, aedge, x, *args)[0] * w).sum()
+        return (K.gat_fused_forward(asrc, adst, aedge, x, *args, False)[0] * w).sum()
 
-    out, alpha, pre = K.gat_fused_forward(a_src, a_dst, a_edge, xs, *args)
+    out, alpha = K.gat_fused_forward(a_src, a_dst, a_edge, xs, *args, True)
     no_drop = np.zeros((0, H))
-    gpre, gadst = K.gat_fused_backward_targets(w, alpha, no_drop, xs, pre, *args)
+    gpre, gadst = K.gat_fused_backward_targets(w, alpha, no_drop, xs, a_src, a_dst, a_edge, *args)
     gx, gasrc = K.gat_fused_backward_sources(w, alpha, gpre, scsr.indptr, scsr.perm, scsr.col, N)
     np.testing.assert_allclose(gadst, _fd(lambda v: loss(a_src, v, a_edge, xs), a_dst), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(gasrc, _fd(lambda v: loss(v, a_dst, a_edge, xs), a_src), rtol=1e-6, atol=1e-9)
@@ -257,7 +259,8 @@ def test_gatv2_fused_forward_backward(csr, rng, with_edge):
     for e in range(E):
         ref_out[dst[e]] += ref_alpha[e][:, None] * xl[src[e]]
     args = (csr.indptr, csr.perm, csr.col, 0.2)
-    out, alpha = K.gatv2_fused_forward(xl, xr, ee, att, *args)
+    out, alpha = K.gatv2_fused_forward(xl, xr, ee, att, *args, True)
+    assert K.gatv2_fused_forward(xl, xr, ee, att, *args, False)[1].shape == (0, H)
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(alpha, ref_alpha, rtol=1e-10, atol=1e-12)
 
@@ -265,7 +268,7 @@ def test_gatv2_fused_forward_backward(csr, rng, with_edge):
     scsr = build_csr(EDGES, N, by="source")
 
     def loss(l, r, e_, a):
-        return (K.gatv2_fused_forward(l, r, e_, a, *args)[0] * w).sum()
+        return (K.gatv2_fused_forward(l, r, e_, a, *args, False)[0] * w).sum()
 
     gs, gxr, gatt, gee = K.gatv2_fused_backward_targets(w, alpha, np.zeros((0, H)), xl, xr, ee, att, *args,
                                                         with_edge)
@@ -285,8 +288,8 @@ def test_empty_edge_set():
     assert c.indptr.tolist() == [0, 0, 0, 0]
     assert K.scatter_sum(np.zeros((0, 2)), c.indptr, c.perm).tolist() == [[0, 0]] * 3
     assert K.segment_softmax(np.zeros((0, 2)), c.indptr, c.perm).shape == (0, 2)
-    out, alpha, _ = K.gat_fused_forward(np.ones((3, 1)), np.ones((3, 1)), np.zeros((0, 1)), np.ones((3, 1, 2)),
-                                        c.indptr, c.perm, c.col, 0.2)
+    out, alpha = K.gat_fused_forward(np.ones((3, 1)), np.ones((3, 1)), np.zeros((0, 1)), np.ones((3, 1, 2)),
+                                     c.indptr, c.perm, c.col, 0.2, True)
     assert np.all(out == 0) and alpha.shape == (0, 1)
 
 
@@ -338,3 +341,16 @@ def test_remove_and_add_self_loops_with_fill_values():
         add_self_loops(ei, N, ea[:3])
     ei3, none = add_self_loops(ei, N)
     assert none is None and ei3.shape[1] == 8 + N
+
+
+@pytest.mark.parametrize("remove,num_loops", [(True, N), (False, 0), (True, 3), (False, N)])
+def test_csr_with_self_loops_equals_csr_of_built_edge_list(remove, num_loops):
+    keep = np.flatnonzero(EDGES[0] != EDGES[1]) if remove else np.arange(EDGES.shape[1])
+    loops = np.arange(num_loops)
+    built = np.concatenate([EDGES[:, keep], np.stack([loops, loops])], axis=1)
+    ref = build_csr(built, N)
+    indptr, perm, col, kept = K.csr_with_self_loops(EDGES[0], EDGES[1], N, num_loops, remove)
+    np.testing.assert_array_equal(indptr, ref.indptr)
+    np.testing.assert_array_equal(perm, ref.perm)
+    np.testing.assert_array_equal(col, ref.col)
+    np.testing.assert_array_equal(kept, keep)

@@ -49,13 +49,14 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import (
+    csr_with_self_loops,
     gat_fused_backward_sources, gat_fused_backward_targets, gat_fused_forward,
     gatv2_backward_sources, gatv2_fused_backward_targets, gatv2_fused_forward, weighted_aggregate,
 )
 from ..nn.layers import _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array, check_edge_index, check_positive_int
-from .utils import append_self_loops, build_csr, check_fill_value, self_loop_attr_backward
+from .utils import build_csr, check_fill_value, self_loop_attr, self_loop_attr_backward
 
 __all__ = ["GATConv", "GATv2Conv"]
 
@@ -183,22 +184,40 @@ class _AttentionConvBase(Module):
             if ea.shape[1] != self.edge_dim:
                 raise DimensionMismatchError(self.edge_dim, ea.shape[1], "edge_attr features (edge_dim)")
             ea = ea.astype(dt, copy=False)
-        keep = None
-        ei_k, ea_k = ei, ea
-        if self.add_self_loops:
-            keep = np.flatnonzero(ei[0] != ei[1])
-            if keep.shape[0] != e_in:
-                ei_k = np.ascontiguousarray(ei[:, keep])
-                ea_k = None if ea is None else np.ascontiguousarray(ea[keep])
+        n_loops = min(n_src, n_dst) if self.add_self_loops else 0
+        indptr, perm, col, keep = csr_with_self_loops(ei[0], ei[1], n_dst, n_loops, self.add_self_loops)
+        removed = keep.shape[0] != e_in
+        e = {"ei_in": ei, "keep": keep if removed else None, "n_loops": n_loops, "e_in": e_in,
+             "ea_shape": ea_shape, "n_dst": n_dst, "csr": (indptr, perm, col)}
+        ea_k = ea
+        if ea is not None and removed:
+            ea_k = np.ascontiguousarray(ea[keep])
+        ea_used = ea_k
+        if ea is not None and n_loops:
+            loop_attr = self_loop_attr(self._kept_edge_index(e), ea_k, n_loops, self.fill_value, n_dst)
+            ea_used = np.concatenate([ea_k, loop_attr.astype(dt, copy=False)], axis=0)
+        e["ea"], e["ea_k"] = ea_used, ea_k
+        return e
+
+    @staticmethod
+    def _kept_edge_index(e: dict) -> np.ndarray:
+        """The caller's edges minus removed self loops (built on demand)."""
+        if "ei_k" not in e:
+            e["ei_k"] = e["ei_in"] if e["keep"] is None else np.ascontiguousarray(e["ei_in"][:, e["keep"]])
+        return e["ei_k"]
+
+    @classmethod
+    def _used_edge_index(cls, e: dict) -> np.ndarray:
+        """The edge list the layer attended over (kept edges, then the loops), built on demand."""
+        if "ei" not in e:
+            n_loops = e["n_loops"]
+            ei_k = cls._kept_edge_index(e)
+            if n_loops == 0:
+                e["ei"] = ei_k
             else:
-                keep = None
-            ei_used, ea_used = append_self_loops(ei_k, min(n_src, n_dst), ea_k, self.fill_value, n_dst)
-        else:
-            ei_used, ea_used = ei, ea
-        if ea_used is not None:
-            ea_used = ea_used.astype(dt, copy=False)
-        return {"ei": ei_used, "ea": ea_used, "ei_k": ei_k, "ea_k": ea_k, "keep": keep,
-                "e_in": e_in, "ea_shape": ea_shape, "n_dst": n_dst}
+                loops = np.arange(n_loops, dtype=np.int64)
+                e["ei"] = np.ascontiguousarray(np.concatenate([ei_k, np.stack([loops, loops])], axis=1))
+        return e["ei"]
 
     def _dropout_scale(self, num_edges: int, dt: np.dtype) -> np.ndarray | None:
         if not self.training or self.dropout == 0.0:
@@ -211,11 +230,12 @@ class _AttentionConvBase(Module):
     def _finish(self, out3: np.ndarray, x_dst: np.ndarray, dt: np.dtype) -> np.ndarray:
         n = out3.shape[0]
         out = out3.reshape(n, self.heads * self.out_channels) if self.concat else out3.mean(axis=1)
+        out = np.ascontiguousarray(out)  # a fresh array from the kernel: safe to update in place
         if self.res is not None:
-            out = out + x_dst @ self.res.weight.data.astype(dt, copy=False).T
+            out += x_dst @ self.res.weight.data.astype(dt, copy=False).T
         if self.bias is not None:
-            out = out + self.bias.data.astype(dt, copy=False)
-        return np.ascontiguousarray(out)
+            out += self.bias.data.astype(dt, copy=False)
+        return out
 
     # -- backward helpers ---------------------------------------------------------------
     def _grad_out(self, grad_output: Any, cache: dict) -> np.ndarray:
@@ -241,10 +261,10 @@ class _AttentionConvBase(Module):
 
     def _grad_edge_attr(self, grad_ea_used: np.ndarray, e: dict) -> np.ndarray:
         """Map the gradient w.r.t. the used (loop-augmented) edge features back to the caller's edge_attr."""
-        n_kept = e["ei_k"].shape[1]
+        n_kept = e["e_in"] if e["keep"] is None else e["keep"].shape[0]
         g_k = grad_ea_used[:n_kept].copy()
-        if self.add_self_loops:
-            extra = self_loop_attr_backward(grad_ea_used[n_kept:], e["ei_k"], e["ea_k"], self.fill_value,
+        if e["n_loops"]:
+            extra = self_loop_attr_backward(grad_ea_used[n_kept:], self._kept_edge_index(e), e["ea_k"], self.fill_value,
                                             e["n_dst"])
             if extra is not None:
                 g_k += extra
@@ -256,7 +276,7 @@ class _AttentionConvBase(Module):
 
     def _result(self, out: np.ndarray, e: dict, alpha_used: np.ndarray, return_attention_weights: bool) -> Any:
         if return_attention_weights:
-            return out, (e["ei"], alpha_used)
+            return out, (self._used_edge_index(e), alpha_used)
         return out
 
     def _need_cache(self) -> dict:
@@ -328,10 +348,7 @@ class GATConv(_AttentionConvBase):
         xs, xd, bip, dt = self._features(x)
         h, c = self.heads, self.out_channels
         ps, pd = self._project(xs, xd, bip, dt)
-        att_src = self.att_src.data.astype(dt, copy=False).reshape(h, c)
-        att_dst = self.att_dst.data.astype(dt, copy=False).reshape(h, c)
-        a_src = np.ascontiguousarray(np.einsum("nhc,hc->nh", ps, att_src))
-        a_dst = np.ascontiguousarray(np.einsum("nhc,hc->nh", pd, att_dst))
+        a_src, a_dst = self._node_scores(ps, pd, bip, dt)
         e = self._edges(edge_index, edge_attr, xs.shape[0], xd.shape[0], self.lin_edge is not None, dt)
         ea = e["ea"]
         m_edge = None
@@ -342,20 +359,36 @@ class GATConv(_AttentionConvBase):
             a_edge = np.ascontiguousarray(ea @ m_edge)
         else:
             a_edge = np.zeros((0, h), dtype=dt)
-        csr = build_csr(e["ei"], xd.shape[0])
+        indptr, perm, col = e["csr"]
         slope = dt.type(self.negative_slope)
-        out3, alpha, pre = gat_fused_forward(a_src, a_dst, a_edge, ps, csr.indptr, csr.perm, csr.col, slope)
-        scale = self._dropout_scale(alpha.shape[0], dt)
-        alpha_used = alpha
+        scale = self._dropout_scale(perm.shape[0], dt)
+        need_alpha = bool(return_attention_weights) or self.training or scale is not None
+        out3, alpha = gat_fused_forward(a_src, a_dst, a_edge, ps, indptr, perm, col, slope, need_alpha)
+        alpha_used = alpha if need_alpha else None
         if scale is not None:
             alpha_used = alpha * scale
-            out3 = weighted_aggregate(alpha_used, ps, csr.indptr, csr.perm, csr.col)
+            out3 = weighted_aggregate(alpha_used, ps, indptr, perm, col)
         out = self._finish(out3, xd, dt)
         object.__setattr__(self, "_cache", {
-            "dt": dt, "xs": xs, "xd": xd, "bip": bip, "ps": ps, "pd": pd, "alpha": alpha,
-            "alpha_used": alpha_used, "scale": scale, "pre": pre, "csr": csr, "edges": e,
-            "m_edge": m_edge, "out_shape": out.shape})
+            "dt": dt, "xs": xs, "xd": xd, "bip": bip, "ps": ps, "pd": pd, "a_src": a_src, "a_dst": a_dst,
+            "a_edge": a_edge, "alpha": alpha if need_alpha else None, "alpha_used": alpha_used, "scale": scale,
+            "edges": e, "m_edge": m_edge, "out_shape": out.shape})
         return self._result(out, e, alpha_used, return_attention_weights)
+
+    def _node_scores(self, ps: np.ndarray, pd: np.ndarray, bip: bool, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``a_src = <x'_j, att_src>`` and ``a_dst = <x'_i, att_dst>`` per head, as one BLAS
+        product with a block-diagonal ``[H*C, 2H]`` matrix when source and target coincide."""
+        h, c = self.heads, self.out_channels
+        att = np.zeros((h * c, 2 * h), dtype=dt)
+        rows = np.arange(h * c)
+        att[rows, rows // c] = self.att_src.data.reshape(-1)
+        att[rows, h + rows // c] = self.att_dst.data.reshape(-1)
+        if not bip and ps is pd:
+            both = ps.reshape(ps.shape[0], h * c) @ att
+            return np.ascontiguousarray(both[:, :h]), np.ascontiguousarray(both[:, h:])
+        a_src = ps.reshape(ps.shape[0], h * c) @ att[:, :h]
+        a_dst = pd.reshape(pd.shape[0], h * c) @ att[:, h:]
+        return np.ascontiguousarray(a_src), np.ascontiguousarray(a_dst)
 
     def backward(self, grad_output: Any) -> Any:
         cache = self._need_cache()
@@ -365,14 +398,19 @@ class GATConv(_AttentionConvBase):
         h, c = self.heads, self.out_channels
         gx_res = self._grad_residual(g, xd)
         g3 = self._grad_heads(g)
-        csr = cache["csr"]
         e = cache["edges"]
+        indptr, perm, col = e["csr"]
         slope = dt.type(self.negative_slope)
         scale = cache["scale"]
         drop = scale if scale is not None else np.zeros((0, h), dtype=dt)
-        grad_pre, grad_a_dst = gat_fused_backward_targets(g3, cache["alpha"], drop, ps, cache["pre"],
-                                                          csr.indptr, csr.perm, csr.col, slope)
-        scsr = build_csr(e["ei"], xs.shape[0], by="source")
+        alpha = cache["alpha"]
+        if alpha is None:  # eval-mode forward did not keep the coefficients: recompute them
+            alpha = gat_fused_forward(cache["a_src"], cache["a_dst"], cache["a_edge"], ps, indptr, perm, col,
+                                      slope, True)[1]
+            cache["alpha"] = cache["alpha_used"] = alpha
+        grad_pre, grad_a_dst = gat_fused_backward_targets(g3, alpha, drop, ps, cache["a_src"], cache["a_dst"],
+                                                          cache["a_edge"], indptr, perm, col, slope)
+        scsr = build_csr(self._used_edge_index(e), xs.shape[0], by="source")
         gps, grad_a_src = gat_fused_backward_sources(g3, cache["alpha_used"], grad_pre, scsr.indptr, scsr.perm,
                                                      scsr.col, xs.shape[0])
         att_src = self.att_src.data.astype(dt, copy=False).reshape(h, c)
@@ -468,18 +506,21 @@ class GATv2Conv(_AttentionConvBase):
         else:
             ee = np.zeros((0, h, c), dtype=dt)
         att = np.ascontiguousarray(self.att.data.astype(dt, copy=False).reshape(h, c))
-        csr = build_csr(e["ei"], xd.shape[0])
+        indptr, perm, col = e["csr"]
         slope = dt.type(self.negative_slope)
-        out3, alpha = gatv2_fused_forward(xl, xr, ee, att, csr.indptr, csr.perm, csr.col, slope)
-        scale = self._dropout_scale(alpha.shape[0], dt)
-        alpha_used = alpha
+        scale = self._dropout_scale(perm.shape[0], dt)
+        need_alpha = bool(return_attention_weights) or self.training or scale is not None
+        out3, alpha = gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope, need_alpha)
+        alpha_used = alpha if need_alpha else None
+        if not need_alpha:
+            alpha = None
         if scale is not None:
             alpha_used = alpha * scale
-            out3 = weighted_aggregate(alpha_used, xl, csr.indptr, csr.perm, csr.col)
+            out3 = weighted_aggregate(alpha_used, xl, indptr, perm, col)
         out = self._finish(out3, xd, dt)
         object.__setattr__(self, "_cache", {
             "dt": dt, "xs": xs, "xd": xd, "bip": bip, "xl": xl, "xr": xr, "ee": ee, "att": att,
-            "alpha": alpha, "alpha_used": alpha_used, "scale": scale, "csr": csr, "edges": e,
+            "alpha": alpha, "alpha_used": alpha_used, "scale": scale, "edges": e,
             "out_shape": out.shape})
         return self._result(out, e, alpha_used, return_attention_weights)
 
@@ -491,15 +532,18 @@ class GATv2Conv(_AttentionConvBase):
         h, c = self.heads, self.out_channels
         gx_res = self._grad_residual(g, xd)
         g3 = self._grad_heads(g)
-        csr = cache["csr"]
         e = cache["edges"]
+        indptr, perm, col = e["csr"]
         slope = dt.type(self.negative_slope)
         scale = cache["scale"]
         drop = scale if scale is not None else np.zeros((0, h), dtype=dt)
         want_ee = e["ea"] is not None
+        if cache["alpha"] is None:  # eval-mode forward did not keep the coefficients: recompute them
+            alpha = gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope, True)[1]
+            cache["alpha"] = cache["alpha_used"] = alpha
         gs, gxr, gatt, gee = gatv2_fused_backward_targets(g3, cache["alpha"], drop, xl, xr, ee, att,
-                                                           csr.indptr, csr.perm, csr.col, slope, want_ee)
-        scsr = build_csr(e["ei"], xs.shape[0], by="source")
+                                                           indptr, perm, col, slope, want_ee)
+        scsr = build_csr(self._used_edge_index(e), xs.shape[0], by="source")
         gxl = gatv2_backward_sources(g3, cache["alpha_used"], gs, xl, xr, ee, att, scsr.indptr, scsr.perm,
                                      scsr.col, slope)
         self.att.accumulate(gatt.sum(axis=0)[None])

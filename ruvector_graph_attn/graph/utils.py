@@ -75,7 +75,7 @@ def remove_self_loops(edge_index: Any, edge_attr: Any = None) -> tuple[np.ndarra
     return ei, ea
 
 
-def _loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any,
+def self_loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: Any,
                num_groups: int | None = None) -> np.ndarray:
     """Features of the ``num_nodes`` new loops. ``num_groups`` (>= num_nodes) is the
     number of target ids ``ei[1]`` may take (bipartite graphs); reductions run over all
@@ -146,7 +146,7 @@ def append_self_loops(edge_index: np.ndarray, num_loops: int, edge_attr: np.ndar
     out_ei[1, edge_index.shape[1]:] = loops
     if edge_attr is None:
         return out_ei, None
-    loop_attr = _loop_attr(edge_index, edge_attr, int(num_loops), fill_value, num_groups)
+    loop_attr = self_loop_attr(edge_index, edge_attr, int(num_loops), fill_value, num_groups)
     return out_ei, np.ascontiguousarray(
         np.concatenate([edge_attr, loop_attr.astype(edge_attr.dtype, copy=False)], axis=0))
 
@@ -237,5 +237,5 @@ def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
 
 __all__ = [
     "CSR", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
-    "remove_self_loops", "self_loop_attr_backward", "validate_edge_index",
+    "remove_self_loops", "self_loop_attr", "self_loop_attr_backward", "validate_edge_index",
 ]

@@ -27,6 +27,9 @@ API summary
 -----------
 ``csr_from_index(index, num_groups) -> (indptr, perm)``
     counting sort, O(E + N), stable.
+``csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops) -> (indptr, perm, col, keep)``
+    the target CSR of "remove self loops, append one loop per node" without building
+    that edge list (GATConv/GATv2Conv use it).
 ``segment_softmax(scores[E,H], indptr, perm) -> alpha[E,H]``
     softmax over the edges of each group, per column; ``max`` subtracted per group
     (safe for extreme values). A group whose scores are all ``-inf`` gets weights 0
@@ -60,11 +63,13 @@ API summary
 ``weighted_aggregate_backward_alpha(grad_out[N_t,H,C], xs, indptr, perm, col) -> grad_alpha[E,H]``.
 ``weighted_aggregate_backward_x(grad_out, alpha, s_indptr, s_perm, s_col, num_src) -> grad_xs[N_s,H,C]``
     needs the CSR by SOURCE (``s_col`` = targets in source order).
-``gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope) -> (out, alpha, pre)``
-    one prange pass over targets: per-edge score, leaky relu, segment softmax and the
-    weighted aggregation (GATConv without attention dropout).
-``gatv2_fused_forward(xl[N,H,C], xr[N_t,H,C], ee[E,H,C] | empty, att[H,C], indptr, perm, col, slope)
-    -> (out, alpha)``  (GATv2Conv: ``alpha = softmax(att . leaky_relu(xl[j] + xr[i] + ee))``).
+``gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope, need_alpha) -> (out, alpha)``
+    one prange sweep over targets: per-edge score, leaky relu, segment softmax and the
+    weighted aggregation (GATConv without attention dropout); ``alpha`` only if asked.
+``gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, a_src, a_dst, a_edge, indptr, perm, col, slope)
+    -> (grad_pre, grad_a_dst)`` and ``gat_fused_backward_sources(...) -> (grad_xs, grad_a_src)``.
+``gatv2_fused_forward(xl[N,H,C], xr[N_t,H,C], ee[E,H,C] | empty, att[H,C], indptr, perm, col, slope,
+    need_alpha) -> (out, alpha)``  (GATv2Conv: ``alpha = softmax(att . leaky_relu(xl[j] + xr[i] + ee))``).
 ``gatv2_fused_backward_targets(...)``, ``gatv2_backward_sources(...)``: the GATv2 backward.
 """
 from __future__ import annotations
@@ -94,6 +99,52 @@ def csr_from_index(index, num_groups):
         perm[fill[g]] = k
         fill[g] += 1
     return indptr, perm
+
+
+@njit(cache=True)
+def csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops):
+    """CSR by target of the edge list GATConv uses, without building it: the edges
+    ``src -> dst`` minus self loops (when ``remove_loops``), then one loop ``(i, i)`` for
+    ``i < num_loops`` appended after them (PyG's remove_self_loops + add_self_loops).
+
+    Returns ``(indptr[num_groups+1], perm[E'], col[E'], keep[E_kept])``: ``perm`` holds ids
+    in the NEW numbering (kept edges ``0..E_kept-1`` in original order, then the loops
+    ``E_kept + i``), so it equals ``csr_from_index`` of the concatenated edge list; ``keep``
+    maps new ids of kept edges to original edge ids. One serial O(E + N) pass."""
+    e = src.shape[0]
+    indptr = np.zeros(num_groups + 1, dtype=np.int64)
+    n_keep = 0
+    for k in range(e):
+        if remove_loops and src[k] == dst[k]:
+            continue
+        indptr[dst[k] + 1] += 1
+        n_keep += 1
+    for i in range(num_loops):
+        indptr[i + 1] += 1
+    for i in range(num_groups):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    total = n_keep + num_loops
+    perm = np.empty(total, dtype=np.int64)
+    col = np.empty(total, dtype=np.int64)
+    keep = np.empty(n_keep, dtype=np.int64)
+    new = 0
+    for k in range(e):
+        if remove_loops and src[k] == dst[k]:
+            continue
+        g = dst[k]
+        pos = fill[g]
+        perm[pos] = new
+        col[pos] = src[k]
+        fill[g] = pos + 1
+        keep[new] = k
+        new += 1
+    for i in range(num_loops):
+        pos = fill[i]
+        perm[pos] = n_keep + i
+        col[pos] = i
+        fill[i] = pos + 1
+    return indptr, perm, col, keep
 
 
 @njit(cache=True, parallel=True)
@@ -390,12 +441,15 @@ def weighted_aggregate_backward_x(grad_out, alpha, s_indptr, s_perm, s_col, num_
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope):
-    """GATConv forward in one pass over targets (no attention dropout).
+def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope, need_alpha):
+    """GATConv forward in one parallel sweep over targets (no attention dropout).
 
     ``a_src[N_s,H]``, ``a_dst[N_t,H]``, ``a_edge[E,H]`` (or shape ``(0,H)``), ``xs[N_s,H,C]``.
-    Returns ``out[N_t,H,C]`` (un-biased, heads not merged), ``alpha[E,H]`` and the
-    pre-activation ``pre[E,H]`` (for the backward pass), per-edge arrays in original order.
+    Per target: pass 1 computes the leaky-relu scores of its in-edges (kept in a CSR-ordered
+    scratch, contiguous) and their maximum; pass 2 accumulates ``exp(s - max) * xs[j]`` and
+    the normaliser, reading each source row once; the row is then divided by the sum.
+    No ``[E,H,C]`` message array exists. Returns ``out[N_t,H,C]`` (un-biased, heads not
+    merged) and, when ``need_alpha``, ``alpha[E,H]`` in original edge order (else ``(0,H)``).
     """
     n = indptr.shape[0] - 1
     h_ = xs.shape[1]
@@ -403,54 +457,57 @@ def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope):
     e_ = perm.shape[0]
     has_edge = a_edge.shape[0] == e_ and e_ > 0
     out = np.zeros((n, h_, c_), dtype=xs.dtype)
-    alpha = np.zeros((e_, h_), dtype=xs.dtype)
-    pre = np.zeros((e_, h_), dtype=xs.dtype)
+    sc = np.empty((e_, h_), dtype=xs.dtype)
+    alpha = np.empty((e_ if need_alpha else 0, h_), dtype=xs.dtype)
+    mx = np.empty((n, h_), dtype=xs.dtype)
+    sm = np.zeros((n, h_), dtype=xs.dtype)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
         if lo == hi:
             continue
-        mx = np.empty(h_, dtype=xs.dtype)
-        sm = np.zeros(h_, dtype=xs.dtype)
         for h in range(h_):
-            mx[h] = -np.inf
+            mx[i, h] = -np.inf
         for k in range(lo, hi):
-            e = perm[k]
             j = col[k]
             for h in range(h_):
                 v = a_src[j, h] + a_dst[i, h]
                 if has_edge:
-                    v += a_edge[e, h]
-                pre[e, h] = v
-                s = v if v > 0 else v * slope
-                alpha[e, h] = s
-                if s > mx[h]:
-                    mx[h] = s
+                    v += a_edge[perm[k], h]
+                if not v > 0:
+                    v *= slope
+                sc[k, h] = v
+                if v > mx[i, h]:
+                    mx[i, h] = v
         for k in range(lo, hi):
-            e = perm[k]
-            for h in range(h_):
-                w = np.exp(alpha[e, h] - mx[h])
-                alpha[e, h] = w
-                sm[h] += w
-        for h in range(h_):
-            sm[h] = 1.0 / sm[h]
-        for k in range(lo, hi):
-            e = perm[k]
             j = col[k]
             for h in range(h_):
-                a = alpha[e, h] * sm[h]
-                alpha[e, h] = a
+                w = np.exp(sc[k, h] - mx[i, h])
+                sc[k, h] = w
+                sm[i, h] += w
                 for c in range(c_):
-                    out[i, h, c] += a * xs[j, h, c]
-    return out, alpha, pre
+                    out[i, h, c] += w * xs[j, h, c]
+        for h in range(h_):
+            inv = 1.0 / sm[i, h]
+            sm[i, h] = inv
+            for c in range(c_):
+                out[i, h, c] *= inv
+        if need_alpha:
+            for k in range(lo, hi):
+                e = perm[k]
+                for h in range(h_):
+                    alpha[e, h] = sc[k, h] * sm[i, h]
+    return out, alpha
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, pre, indptr, perm, col, slope):
+def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, a_src, a_dst, a_edge, indptr, perm, col, slope):
     """Target-side GATConv backward in one pass over targets.
 
-    ``alpha * drop_scale`` are the coefficients the aggregation used (``drop_scale`` is
-    the dropout mask divided by ``1 - p``, or ``(0, H)``-shaped when there was no dropout). Returns
+    ``alpha`` are the softmax coefficients (before dropout); ``alpha * drop_scale`` are
+    the ones the aggregation used (``drop_scale`` is the dropout mask divided by
+    ``1 - p``, or ``(0, H)``-shaped when there was no dropout). The pre-activation
+    ``a_src[j] + a_dst[i] (+ a_edge[e])`` is recomputed for the leaky-relu slope. Returns
     ``grad_pre[E,H]`` (gradient w.r.t. the pre-activation score) and ``grad_a_dst[N_t,H]``.
     """
     n = indptr.shape[0] - 1
@@ -458,14 +515,15 @@ def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, pre, indptr, per
     c_ = xs.shape[2]
     e_ = perm.shape[0]
     has_drop = drop_scale.shape[0] == e_ and e_ > 0
+    has_edge = a_edge.shape[0] == e_ and e_ > 0
     grad_pre = np.zeros((e_, h_), dtype=xs.dtype)
     grad_a_dst = np.zeros((n, h_), dtype=xs.dtype)
+    dot = np.zeros((n, h_), dtype=xs.dtype)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
         if lo == hi:
             continue
-        dot = np.zeros(h_, dtype=xs.dtype)
         for k in range(lo, hi):
             e = perm[k]
             j = col[k]
@@ -476,12 +534,16 @@ def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, pre, indptr, per
                 if has_drop:
                     s *= drop_scale[e, h]
                 grad_pre[e, h] = s  # d loss / d alpha (pre-dropout)
-                dot[h] += alpha[e, h] * s
+                dot[i, h] += alpha[e, h] * s
         for k in range(lo, hi):
             e = perm[k]
+            j = col[k]
             for h in range(h_):
-                g = alpha[e, h] * (grad_pre[e, h] - dot[h])
-                if not pre[e, h] > 0:
+                g = alpha[e, h] * (grad_pre[e, h] - dot[i, h])
+                v = a_src[j, h] + a_dst[i, h]
+                if has_edge:
+                    v += a_edge[e, h]
+                if not v > 0:
                     g *= slope
                 grad_pre[e, h] = g
                 grad_a_dst[i, h] += g
@@ -512,12 +574,14 @@ def gat_fused_backward_sources(grad_out, alpha_used, grad_pre, s_indptr, s_perm,
 # GATv2
 # --------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True, fastmath=_FM)
-def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope):
-    """GATv2Conv forward in one pass over targets (no attention dropout).
+def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope, need_alpha):
+    """GATv2Conv forward in one parallel sweep over targets (no attention dropout).
 
     ``score[e,h] = sum_c att[h,c] * leaky_relu(xl[j,h,c] + xr[i,h,c] (+ ee[e,h,c]))``,
     ``alpha = segment_softmax(score)``, ``out[i,h,:] = sum_e alpha[e,h] * xl[j,h,:]``.
-    ``ee`` is ``[E,H,C]`` or shape ``(0,H,C)``. Returns ``(out[N_t,H,C], alpha[E,H])``.
+    ``ee`` is ``[E,H,C]`` or shape ``(0,H,C)``. Scores go to a CSR-ordered scratch (pass 1),
+    pass 2 accumulates the un-normalised messages. Returns ``(out[N_t,H,C], alpha)`` with
+    ``alpha[E,H]`` in original edge order when ``need_alpha`` (else shape ``(0,H)``).
     """
     n = indptr.shape[0] - 1
     h_ = xl.shape[1]
@@ -525,21 +589,22 @@ def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope):
     e_ = perm.shape[0]
     has_edge = ee.shape[0] == e_ and e_ > 0
     out = np.zeros((n, h_, c_), dtype=xl.dtype)
-    alpha = np.zeros((e_, h_), dtype=xl.dtype)
+    sc = np.empty((e_, h_), dtype=xl.dtype)
+    alpha = np.empty((e_ if need_alpha else 0, h_), dtype=xl.dtype)
+    mx = np.empty((n, h_), dtype=xl.dtype)
+    sm = np.zeros((n, h_), dtype=xl.dtype)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
         if lo == hi:
             continue
-        mx = np.empty(h_, dtype=xl.dtype)
-        sm = np.zeros(h_, dtype=xl.dtype)
         for h in range(h_):
-            mx[h] = -np.inf
+            mx[i, h] = -np.inf
         for k in range(lo, hi):
-            e = perm[k]
             j = col[k]
+            e = perm[k]
             for h in range(h_):
-                s = 0.0
+                s = xl[j, h, 0] * 0
                 for c in range(c_):
                     z = xl[j, h, c] + xr[i, h, c]
                     if has_edge:
@@ -547,25 +612,27 @@ def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope):
                     if z < 0:
                         z *= slope
                     s += att[h, c] * z
-                alpha[e, h] = s
-                if s > mx[h]:
-                    mx[h] = s
+                sc[k, h] = s
+                if s > mx[i, h]:
+                    mx[i, h] = s
         for k in range(lo, hi):
-            e = perm[k]
-            for h in range(h_):
-                w = np.exp(alpha[e, h] - mx[h])
-                alpha[e, h] = w
-                sm[h] += w
-        for h in range(h_):
-            sm[h] = 1.0 / sm[h]
-        for k in range(lo, hi):
-            e = perm[k]
             j = col[k]
             for h in range(h_):
-                a = alpha[e, h] * sm[h]
-                alpha[e, h] = a
+                w = np.exp(sc[k, h] - mx[i, h])
+                sc[k, h] = w
+                sm[i, h] += w
                 for c in range(c_):
-                    out[i, h, c] += a * xl[j, h, c]
+                    out[i, h, c] += w * xl[j, h, c]
+        for h in range(h_):
+            inv = 1.0 / sm[i, h]
+            sm[i, h] = inv
+            for c in range(c_):
+                out[i, h, c] *= inv
+        if need_alpha:
+            for k in range(lo, hi):
+                e = perm[k]
+                for h in range(h_):
+                    alpha[e, h] = sc[k, h] * sm[i, h]
     return out, alpha
 
 
