@@ -211,8 +211,9 @@ class ScaledDotProductAttention(Module):
             if keep is not None:
                 out = _safe_weighted_sum(W * keep, V)
         W.flags.writeable = False
-        self._weights = W
-        self._cache = (Q, K, V, W, keep, single)
+        # plain attributes (not parameters or modules): skip Module.__setattr__'s registry work
+        object.__setattr__(self, "_weights", W)
+        object.__setattr__(self, "_cache", (Q, K, V, W, keep, single))
         return out
 
     def _fast(self, Q, K, V, mask):
@@ -222,7 +223,8 @@ class ScaledDotProductAttention(Module):
         # one query: matrix-vector products (BLAS gemv), a 1-row gemm is slower
         S = (K @ Qs[0])[None] if Q.shape[0] == 1 else Qs @ K.T
         m = S.max(axis=1)  # NaN propagates through max; -inf is caught by the min
-        if not (np.isfinite(m).all() and np.isfinite(S.min())):
+        # (a sum that overflows only sends finite inputs to the rescaled path, which is exact too)
+        if not (math.isfinite(float(m.sum())) and math.isfinite(float(S.min()))):
             return None
         if mask is not None:
             np.copyto(S, -np.inf, where=~mask)
@@ -231,7 +233,7 @@ class ScaledDotProductAttention(Module):
         keep = self._dropout_keep(W)
         Wd = W if keep is None else W * keep
         out = (Wd[0] @ V)[None] if Wd.shape[0] == 1 else Wd @ V
-        if not np.isfinite(out).all():
+        if not math.isfinite(float(out.sum())):
             return None
         return W, keep, out
 

@@ -44,7 +44,7 @@ def build_parser(prog: str = "attention_bench") -> argparse.ArgumentParser:
     p.add_argument("--cases", type=str, default="single,batch,mha", help="subset of single,batch,mha")
     p.add_argument("--budget", type=float, default=1.5,
                    help="seconds of timed calls per implementation and table cell (at least --min-reps calls)")
-    p.add_argument("--min-reps", type=int, default=7)
+    p.add_argument("--min-reps", type=int, default=15)
     p.add_argument("--max-reps", type=int, default=400)
     p.add_argument("--blas-threads", type=int, default=None,
                    help="limit BLAS threads (needs threadpoolctl; otherwise set OPENBLAS_NUM_THREADS before starting)")
