@@ -442,3 +442,23 @@ def test_matches_torch_scaled_dot_product_attention(rng):
     att.forward_batch(Q, K, V)
     for got, want in zip(att.backward(G), (tq.grad, tk.grad, tv.grad)):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# -- the benchmark runs (speed itself is measured by the benchmark, not by tests) -------------------
+def test_attention_benchmark_smoke(tmp_path, capsys):
+    import json
+
+    from ruvector_graph_attn.cli import main
+
+    out_json = tmp_path / "bench.json"
+    rc = main(["bench", "attention", "--sizes", "64,200", "--dim", "16", "--batch", "4", "--heads", "2",
+               "--budget", "0.001", "--min-reps", "2", "--max-reps", "3", "--json", str(out_json)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "speed-up" in text and "single query" in text and "MHA 2 heads" in text and "BLAS:" in text
+    data = json.loads(out_json.read_text())
+    assert {(r["case"], r["n"]) for r in data["results"]} == {
+        (c, n) for c in ("single", "batch", "mha") for n in (64, 200)}
+    for r in data["results"]:  # the library and the numpy reference computed the same thing
+        assert r["max_abs_diff"] < 1e-5 and r["ours_us"] > 0 and r["numpy_us"] > 0
+    assert main(["bench", "attention", "--cases", "nope"]) == 2
