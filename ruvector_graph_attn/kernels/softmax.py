@@ -128,10 +128,10 @@ def _parallel(x: np.ndarray) -> bool:
 # exp(t) for t <= 0: t = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2 so n*ln2_hi is exact),
 # exp(r) by its Taylor polynomial (degree 7 in float32, 13 in float64: truncation far below one
 # ulp), times 2^n built directly in the exponent bits. For t < -87 (float32) / -708 (float64) the
-# value is 0 (its true value is < 1.7e-38 / 3.4e-308, weights that small do not matter). Plain arithmetic plus a bit cast, so LLVM
-# vectorises the loop. Measured max relative error: 3e-7 in float32, 3e-14 in float64 (the
-# fastmath reassociation the summing loop needs costs the last digits of the range reduction
-# for large |t|; for |t| < 30 it is ~1e-15).
+# value is 0 (its true value is < 1.7e-38 / 3.4e-308, weights that small do not matter).
+# Plain arithmetic plus a bit cast, so LLVM vectorises the loop. Measured max relative error:
+# 3e-7 in float32, 3e-14 in float64 (the fastmath reassociation the summing loop needs costs the
+# last digits of the range reduction for large |t|; for |t| < 30 it is ~1e-15).
 _FM_FAST = {"reassoc", "contract", "arcp", "nsz"}  # no nnan/ninf: -inf inputs are meaningful here
 
 
