@@ -151,6 +151,18 @@ def test_unbatched_and_sequence_first_layouts(rng):
     assert w_s.shape == (2, L, S)
 
 
+def test_forward_vector_is_the_unbatched_single_query_call(rng):
+    m = rga.MultiHeadAttention(8, 2, rng=0)
+    sd = _random_state(m, rng)
+    q, K, V = _x(rng, 8), _x(rng, 5, 8), _x(rng, 5, 8)
+    out = m.forward_vector(q, K, V)
+    assert out.shape == (8,)
+    np.testing.assert_allclose(out, ref_mha(q[None, None], K[None], V[None], sd, 2)[0][0, 0], rtol=1e-4, atol=1e-5)
+    assert m.attention_weights().shape == (2, 1, 5)
+    with pytest.raises(InvalidInputError, match="query must be 1-D"):
+        m.forward_vector(q[None], K, V)
+
+
 def test_self_attention_cross_attention_and_float64(rng):
     E, H = 12, 3
     m = rga.MultiHeadAttention(E, H, rng=4).double()

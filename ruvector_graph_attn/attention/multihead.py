@@ -277,6 +277,14 @@ class MultiHeadAttention(Module):
             f"finite (largest input magnitude {big:.3g}); use smaller inputs or float64"
         )
 
+    def forward_vector(self, query: Any, keys: Any, values: Any, key_padding_mask: Any = None) -> np.ndarray:
+        """Seed-style convenience: one query vector [E] over keys [N, kdim] / values [N, vdim]
+        -> output [E] (torch's unbatched call with L = 1). Per-head weights: ``attention_weights()``
+        ([H, 1, N]); ``backward`` then expects a gradient of shape [1, E]."""
+        q = as_float_array(query, "query", ndim=1, finite=False)
+        out, _ = self.forward(q[None], keys, values, key_padding_mask=key_padding_mask, need_weights=False)
+        return out[0]
+
     def attention_weights(self, average: bool = False) -> np.ndarray | None:
         """Per-head weights of the last forward, [B, H, L, S] ([H, L, S] unbatched), or their
         mean over heads with ``average=True``; ``None`` before any forward."""
