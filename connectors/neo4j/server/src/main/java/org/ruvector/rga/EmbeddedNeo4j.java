@@ -128,9 +128,13 @@ public final class EmbeddedNeo4j {
                 dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
                         "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
             } catch (RuntimeException e) {
-                // The message of a failed ALTER USER does not contain the parameter value.
-                System.err.println("EmbeddedNeo4j: could not set the initial password: " + e.getMessage());
-                System.exit(3);
+                // Restart on an existing data folder with the same password: nothing to change.
+                // (The message of a failed ALTER USER does not contain the parameter value.)
+                String msg = String.valueOf(e.getMessage());
+                if (!msg.contains("cannot be the same")) {
+                    System.err.println("EmbeddedNeo4j: could not set the initial password: " + msg);
+                    System.exit(3);
+                }
             }
         }
         // Touch the default database so the first client query does not pay for its start.
