@@ -223,6 +223,12 @@ def test_errors(rng):
         att.forward(np.array([2.0, 0, 0]), K, K)
     with pytest.raises(InvalidInputError, match="keys"):
         att.compute_manifold_weights(K[0], K * 5)
+    bad = K.copy()
+    bad[2] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN or Inf"):
+        att.forward(K[0], bad, np.ones((4, 2)))
+    with pytest.raises(InvalidInputError, match="NaN or Inf"):
+        att.forward_batch(K[:2], bad, np.ones((4, 2)))
     with pytest.raises(InvalidInputError, match="values"):
         att.forward_geometric(K[0], K, K * 5)
     with pytest.raises(DimensionMismatchError):

@@ -227,6 +227,35 @@ def test_poincare_kernel_path_dtype_and_broadcast(rng, c):
     assert ball.dist(x32, pts[:5]).dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_paths_validate_points(rng, dtype):
+    ball = PoincareBall(2.0)
+    pts = ball_points(rng, 1000, 4, 2.0).astype(dtype)
+    q = pts[3].copy()
+    bad = pts.copy()
+    bad[700] = 1.0  # norm 2 > 1/sqrt(2)
+    with pytest.raises(InvalidInputError, match="row 700"):
+        ball.dist(q, bad)
+    with pytest.raises(InvalidInputError, match="row 700"):
+        ball.dist(bad, q)
+    bad[700] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN or Inf"):
+        ball.dist(q, bad)
+    with pytest.raises(InvalidInputError, match="outside"):
+        ball.dist(np.ones(4, dtype), pts)
+    sph = Sphere(1.0)
+    sp = sph.proj(rng.normal(size=(1000, 4))).astype(dtype)
+    sbad = sp.copy()
+    sbad[512] *= 1.5
+    with pytest.raises(InvalidInputError, match="row 512"):
+        sph.dist(sp[0], sbad)
+    sbad[512] = np.inf
+    with pytest.raises(InvalidInputError, match="NaN or Inf"):
+        sph.dist(sp[0], sbad)
+    with pytest.raises(DimensionMismatchError):
+        ball.dist(q[:3], pts)
+
+
 def test_poincare_float32_proj_keeps_results_inside():
     ball = PoincareBall(1.0)
     u = np.array([[50.0, 0.0], [0.0, 3.0]], dtype=np.float32)

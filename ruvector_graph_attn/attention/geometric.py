@@ -264,7 +264,9 @@ class GeometricAttention(Module):
     # ------------------------------------------------------------------- validation
     def _qk(self, query: Any, keys: Any, qdim: int) -> tuple[np.ndarray, np.ndarray]:
         q = as_float_array(query, "query" if qdim == 1 else "queries", ndim=qdim)
-        K = as_float_array(keys, "keys", ndim=2)
+        # one query on the ball: the fused weights kernel validates the keys in its own pass
+        defer = qdim == 1 and isinstance(self.manifold, PoincareBall)
+        K = as_float_array(keys, "keys", ndim=2, finite=not defer)
         if self.dim is not None and K.shape[1] != self.dim:
             raise DimensionMismatchError(self.dim, K.shape[1], "key dimension (the layer's dim)")
         if q.shape[-1] != K.shape[1]:
@@ -273,7 +275,8 @@ class GeometricAttention(Module):
         dt = np.result_type(q.dtype, K.dtype)
         q, K = q.astype(dt, copy=False), K.astype(dt, copy=False)
         self.manifold.check_point(q, "query" if qdim == 1 else "queries")
-        self.manifold.check_point(K, "keys")
+        if not defer:
+            self.manifold.check_point(K, "keys")
         return q, K
 
     def _values(self, values: Any, K: np.ndarray, on_manifold: bool, qdim_size: int) -> np.ndarray:
@@ -381,7 +384,8 @@ class GeometricAttention(Module):
     # --------------------------------------------------------------------- internals
     def _weights_one(self, q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            w, _ = _k.call(_k.poincare_attention_weights, K.size, q, K, self.manifold.c, 1.0 / self.temperature)
+            w, dist = _k.call(_k.poincare_attention_weights, K.size, q, K, self.manifold.c, 1.0 / self.temperature)
+            self.manifold.raise_if_flagged(dist, K, "keys")
             return w
         return _softmax_neg_sq(np.asarray(self.manifold.dist(q, K)), self.temperature)
 

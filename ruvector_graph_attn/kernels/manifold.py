@@ -113,7 +113,10 @@ def _poincare_dist_row(q, x, q2, c, sqrt_c, dmax):
         t = q[j] - xj
         x2 += xj * xj
         delta += t * t
-    return _dist_from_sq(float(delta), q2, float(x2), c, sqrt_c, dmax)
+    x2f = float(x2)
+    if not c * x2f < 1.0:  # outside the ball, NaN or Inf: flagged as NaN for the caller
+        return np.nan
+    return _dist_from_sq(float(delta), q2, x2f, c, sqrt_c, dmax)
 
 
 @njit(cache=True)
@@ -133,7 +136,11 @@ def _sq_norm(v):
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_dist_one_to_many(q, points, c):
-    """Distances ``d_c(q, points[i])`` for every row: ``[D], [N, D] -> [N]``."""
+    """Distances ``d_c(q, points[i])`` for every row: ``[D], [N, D] -> [N]``.
+
+    A row outside the ball (``c|x|^2 >= 1``) or non-finite gets NaN: the caller raises, so
+    validating the points costs no extra pass over them.
+    """
     n = points.shape[0]
     out = np.empty(n, dtype=points.dtype)
     sqrt_c = math.sqrt(c)
@@ -163,31 +170,42 @@ def poincare_dist_many_to_many(queries, points, c):
 
 
 @njit(cache=True, inline="always")
-def _sphere_dist_row(q, x, radius):
+def _sphere_dist_row(q, x, radius, tol):
     # angle = 2 * atan2(||q - x||, ||q + x||): exact zero for q == x, accurate near 0 and pi
     dm = x[0] - x[0]
     dp = dm
+    x2 = dm
     for j in range(q.shape[0]):
         qj = q[j]
         xj = x[j]
         dm += (qj - xj) * (qj - xj)
         dp += (qj + xj) * (qj + xj)
+        x2 += xj * xj
+    if not abs(math.sqrt(float(x2)) - radius) <= tol * radius:  # off the sphere / NaN: flagged
+        return np.nan
     return radius * 2.0 * math.atan2(math.sqrt(float(dm)), math.sqrt(float(dp)))
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def sphere_dist_one_to_many(q, points, radius):
-    """Great-circle distances on the sphere of radius ``radius``: ``[D], [N, D] -> [N]``."""
+def sphere_dist_one_to_many(q, points, radius, tol):
+    """Great-circle distances on the sphere of radius ``radius``: ``[D], [N, D] -> [N]``.
+
+    A row off the sphere (relative tolerance ``tol``) or non-finite gets NaN: the caller
+    raises. Validation costs no extra pass over the points.
+    """
     n = points.shape[0]
     out = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        out[i] = _sphere_dist_row(q, points[i], radius)
+        out[i] = _sphere_dist_row(q, points[i], radius, tol)
     return out
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_attention_weights(q, keys, c, inv_temperature):
-    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> ([N] weights, [N] distances)``."""
+    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> ([N] weights, [N] distances)``.
+
+    Keys outside the ball or non-finite give NaN distances (and weights): the caller raises.
+    """
     n = keys.shape[0]
     sqrt_c = math.sqrt(c)
     dmax = max_distance(c)

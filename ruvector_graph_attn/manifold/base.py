@@ -42,8 +42,8 @@ class Manifold(ABC):
         """Fixed ambient dimension, or ``None`` when any dimension works."""
         return None
 
-    def _array(self, x: Any, name: str) -> np.ndarray:
-        arr = as_float_array(x, name)
+    def _array(self, x: Any, name: str, finite: bool = True) -> np.ndarray:
+        arr = as_float_array(x, name, finite=finite)
         if arr.ndim == 0:
             raise InvalidInputError(f"{name} must have at least one axis (the coordinates), got a scalar")
         if self.dim is not None and arr.shape[-1] != self.dim:
@@ -148,6 +148,15 @@ class Manifold(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+def check_finite(x: np.ndarray, name: str) -> None:
+    """Raise InvalidInputError naming the first NaN/Inf entry of ``x``."""
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise InvalidInputError(
+            f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}); expected finite values"
+        )
 
 
 def eps_for(dtype: np.dtype) -> float:

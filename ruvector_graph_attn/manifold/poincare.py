@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..kernels import manifold as _k
 from ..validation import as_float_array
-from .base import Manifold, _dot, _norm, _sq_norm
+from .base import Manifold, _dot, _norm, _sq_norm, check_finite
 
 #: projection margin per dtype (geoopt's values): points are kept at norm <= (1 - eps) / sqrt(c)
 PROJ_EPS = {np.dtype(np.float32): 4e-3, np.dtype(np.float64): 1e-5}
@@ -85,10 +85,12 @@ class PoincareBall(Manifold):
         return self._project(x) if project else np.ascontiguousarray(x)
 
     def _on_manifold_mask(self, x: np.ndarray) -> np.ndarray:
-        return self.c * _sq_norm(x, keepdims=False) < 1.0
+        return self.c * np.einsum("...i,...i->...", x, x) < 1.0
 
     def _check_point(self, x: np.ndarray, name: str) -> None:
         ok = self._on_manifold_mask(x)
+        if not np.all(ok):
+            check_finite(x, name)
         if not np.all(ok):
             bad = np.argwhere(~np.atleast_1d(ok))[0]
             idx = tuple(int(i) for i in bad) if x.ndim > 1 else ()
@@ -201,12 +203,30 @@ class PoincareBall(Manifold):
 
         One point against many rows (``[D]`` vs ``[N, D]``) runs on a parallel Numba kernel.
         """
+        if np.ndim(x) == 1 and np.ndim(y) == 2 and np.shape(y)[0] >= KERNEL_MIN_ROWS:
+            return self._dist_one_to_many(x, y, "x", "y")
+        if np.ndim(y) == 1 and np.ndim(x) == 2 and np.shape(x)[0] >= KERNEL_MIN_ROWS:
+            return self._dist_one_to_many(y, x, "y", "x")
         x, y = self._points((x, "x"), (y, "y"))
-        if x.ndim == 1 and y.ndim == 2 and y.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.call(_k.poincare_dist_one_to_many, y.size, x, y, self.c)
-        if y.ndim == 1 and x.ndim == 2 and x.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.call(_k.poincare_dist_one_to_many, x.size, y, x, self.c)
         return 2.0 * self._artan_k(_norm(self._madd(-x, y), keepdims=False))
+
+    def _dist_one_to_many(self, q: Any, pts: Any, qname: str, pname: str) -> np.ndarray:
+        """Kernel path: the points are validated by the distance kernel itself (one pass)."""
+        q = self.check_point(q, qname)
+        p = self._array(pts, pname, finite=False)
+        if p.shape[-1] != q.shape[-1]:
+            raise DimensionMismatchError(q.shape[-1], p.shape[-1], f"{pname} last axis (must equal {qname}'s)")
+        dt = np.result_type(q, p)
+        q, p = q.astype(dt, copy=False), p.astype(dt, copy=False)
+        out = _k.call(_k.poincare_dist_one_to_many, p.size, q, p, self.c)
+        self.raise_if_flagged(out, p, pname)
+        return out
+
+    def raise_if_flagged(self, out: np.ndarray, points: np.ndarray, name: str) -> None:
+        """Kernels flag invalid rows with NaN; raise the precise error for them."""
+        if not np.isfinite(out).all():
+            self._check_point(points, name)
+            raise InvalidInputError(f"{name} contains points that are not in the Poincaré ball")
 
     def dist0(self, x: Any) -> np.ndarray:
         """Distance from the origin, ``2/sqrt(c) * artanh(sqrt(c)|x|)``."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import DimensionMismatchError, InvalidInputError
 from ..kernels import manifold as _k
-from .base import Manifold, _dot, _norm
+from .base import Manifold, _dot, _norm, check_finite
 
 #: relative tolerance on |x| = r when checking points
 ON_SPHERE_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-6}
@@ -59,11 +59,12 @@ class Sphere(Manifold):
 
     def _on_manifold_mask(self, x: np.ndarray) -> np.ndarray:
         tol = ON_SPHERE_TOL.get(x.dtype, 1e-6)
-        return np.abs(_norm(x, keepdims=False) - self.radius) <= tol * self.radius
+        return np.abs(np.sqrt(np.einsum("...i,...i->...", x, x)) - self.radius) <= tol * self.radius
 
     def _check_point(self, x: np.ndarray, name: str) -> None:
         ok = self._on_manifold_mask(x)
         if not np.all(ok):
+            check_finite(x, name)
             bad = tuple(int(i) for i in np.argwhere(~np.atleast_1d(ok))[0])
             row = x[bad] if x.ndim > 1 else x
             where = f" (row {bad if len(bad) > 1 else bad[0]})" if x.ndim > 1 else ""
@@ -97,12 +98,26 @@ class Sphere(Manifold):
 
     def dist(self, x: Any, y: Any) -> np.ndarray:
         """``r * angle(x, y)``; one point vs many rows runs on a Numba kernel."""
+        if np.ndim(x) == 1 and np.ndim(y) == 2 and np.shape(y)[0] >= KERNEL_MIN_ROWS:
+            return self._dist_one_to_many(x, y, "x", "y")
+        if np.ndim(y) == 1 and np.ndim(x) == 2 and np.shape(x)[0] >= KERNEL_MIN_ROWS:
+            return self._dist_one_to_many(y, x, "y", "x")
         x, y = self._points((x, "x"), (y, "y"))
-        if x.ndim == 1 and y.ndim == 2 and y.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.call(_k.sphere_dist_one_to_many, y.size, x, y, self.radius)
-        if y.ndim == 1 and x.ndim == 2 and x.shape[0] >= KERNEL_MIN_ROWS:
-            return _k.call(_k.sphere_dist_one_to_many, x.size, y, x, self.radius)
         return (self.radius * self._angle(x, y)).astype(x.dtype, copy=False)
+
+    def _dist_one_to_many(self, q: Any, pts: Any, qname: str, pname: str) -> np.ndarray:
+        """Kernel path: the points are validated by the distance kernel itself (one pass)."""
+        q = self.check_point(q, qname)
+        p = self._array(pts, pname, finite=False)
+        if p.shape[-1] != q.shape[-1]:
+            raise DimensionMismatchError(q.shape[-1], p.shape[-1], f"{pname} last axis (must equal {qname}'s)")
+        dt = np.result_type(q, p)
+        q, p = q.astype(dt, copy=False), p.astype(dt, copy=False)
+        out = _k.call(_k.sphere_dist_one_to_many, p.size, q, p, self.radius, ON_SPHERE_TOL.get(dt, 1e-6))
+        if not np.isfinite(out).all():
+            self._check_point(p, pname)
+            raise InvalidInputError(f"{pname} contains points that are not on the sphere")
+        return out
 
     def _exp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         r = self.radius
