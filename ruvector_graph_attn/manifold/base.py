@@ -157,7 +157,3 @@ def check_finite(x: np.ndarray, name: str) -> None:
         raise InvalidInputError(
             f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}); expected finite values"
         )
-
-
-def eps_for(dtype: np.dtype) -> float:
-    return float(np.finfo(dtype).eps)
