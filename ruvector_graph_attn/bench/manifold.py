@@ -141,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     c, t, d = float(args.c), float(args.temperature), int(args.dim)
     ball = PoincareBall(c)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"manifold benchmark: dtype={dtype}, D={d}, c={c}, numba threads={numba.get_num_threads()}, "
-          f"cpus={os.cpu_count()}", flush=True)
+          f"cpus={os.cpu_count()}, load average (1 min) at start={load:.1f}", flush=True)
     rows = []
 
     # 1. one query to many points
@@ -217,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows.append([name, t_o * 1e3, "-", "-", t_d * 1e3, t_d / t_o, f"{e:.1e}"])
 
+    if hasattr(os, "getloadavg"):
+        print(f"load average (1 min) at end={os.getloadavg()[0]:.1f}")
     print_table(["case", "ours ms", "numpy geoopt-form ms", "speed-up", "numpy dot-form ms", "speed-up",
                  "max abs err vs float64"], rows,
                 title="ours = ruvector_graph_attn (Numba); speed-up = numpy time / ours, same process")
