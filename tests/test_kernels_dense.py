@@ -222,6 +222,28 @@ def test_layer_norm_backward_finite_differences(rng):
     np.testing.assert_allclose(dbeta, fd(beta, lambda a: loss(x, gamma, a)), rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("magnitude", [1e30, 1e-30])
+def test_layer_norm_extreme_float32_magnitudes(rng, magnitude):
+    # float64 accumulators: squares of 1e30 do not overflow, tiny values are not lost to eps order
+    x = (rng.standard_normal((3, 16)) * magnitude).astype(np.float32)
+    y, _, _ = norm.layer_norm_forward(x, np.ones(16), np.zeros(16), eps=0.0 if magnitude < 1 else 1e-5)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=1, keepdims=True)
+    ref = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=1, keepdims=True))
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_topk_extreme_values():
+    big = np.finfo(np.float32).max
+    x = np.array([[big, -big, 0.0, -np.inf, big / 2, np.float32(1e-45)]], np.float32)
+    v, i = topk.topk_rows(x, 6)
+    np.testing.assert_array_equal(i[0], [0, 4, 5, 2, 1, 3])
+    v, i = topk.topk_rows(x, 2, largest=False)
+    np.testing.assert_array_equal(i[0], [3, 1])
+    assert v[0, 0] == -np.inf
+
+
 def test_layer_norm_shape_errors():
     with pytest.raises(ValueError):
         norm.layer_norm_forward(np.ones(3), np.ones(3), np.zeros(3))
