@@ -20,7 +20,6 @@ benchmark, plus a graph drawn from the *latent* positions):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
