@@ -56,7 +56,7 @@ from ..kernels.segment import (
 from ..nn.layers import _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array, check_edge_index, check_positive_int
-from .utils import build_csr, check_fill_value, self_loop_attr, self_loop_attr_backward
+from .utils import build_csr, check_fill_value, kernel_threads, self_loop_attr, self_loop_attr_backward
 
 __all__ = ["GATConv", "GATv2Conv"]
 
@@ -279,6 +279,21 @@ class _AttentionConvBase(Module):
             return out, (self._used_edge_index(e), alpha_used)
         return out
 
+    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None,
+                return_attention_weights: bool = False) -> Any:
+        """``(x, edge_index, edge_attr=None, return_attention_weights=False)`` -> ``out`` or
+        ``(out, (edge_index_used, alpha))``; see the class docstring."""
+        e = np.shape(edge_index)[-1] if np.ndim(edge_index) == 2 else 0
+        with kernel_threads(e + (np.shape(x[1] if isinstance(x, (tuple, list)) else x)[0] if self.add_self_loops else 0)):
+            return self._forward(x, edge_index, edge_attr, return_attention_weights)
+
+    def backward(self, grad_output: Any) -> Any:
+        """Accumulate parameter gradients; return ``grad_x`` (pairs for bipartite input) and,
+        when edge features were used, ``(grad_x, grad_edge_attr)``."""
+        cache = self._need_cache()
+        with kernel_threads(cache["edges"]["csr"][1].shape[0]):
+            return self._backward(grad_output)
+
     def _need_cache(self) -> dict:
         if self._cache is None:
             raise NotFittedError(f"{self._name}.backward called before forward")
@@ -343,8 +358,8 @@ class GATConv(_AttentionConvBase):
             pd = self.lin_dst.apply(xd, dt).reshape(-1, h, c)
         return ps, pd
 
-    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None,
-                return_attention_weights: bool = False) -> Any:
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any = None,
+                 return_attention_weights: bool = False) -> Any:
         xs, xd, bip, dt = self._features(x)
         h, c = self.heads, self.out_channels
         ps, pd = self._project(xs, xd, bip, dt)
@@ -390,7 +405,7 @@ class GATConv(_AttentionConvBase):
         a_dst = pd.reshape(pd.shape[0], h * c) @ att[:, h:]
         return np.ascontiguousarray(a_src), np.ascontiguousarray(a_dst)
 
-    def backward(self, grad_output: Any) -> Any:
+    def _backward(self, grad_output: Any) -> Any:
         cache = self._need_cache()
         g = self._grad_out(grad_output, cache)
         dt = cache["dt"]
@@ -489,8 +504,8 @@ class GATv2Conv(_AttentionConvBase):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None,
-                return_attention_weights: bool = False) -> Any:
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any = None,
+                 return_attention_weights: bool = False) -> Any:
         if edge_attr is not None and self.lin_edge is None:
             raise InvalidInputError("GATv2Conv got edge_attr but was built without edge_dim")
         xs, xd, bip, dt = self._features(x)
@@ -524,7 +539,7 @@ class GATv2Conv(_AttentionConvBase):
             "out_shape": out.shape})
         return self._result(out, e, alpha_used, return_attention_weights)
 
-    def backward(self, grad_output: Any) -> Any:
+    def _backward(self, grad_output: Any) -> Any:
         cache = self._need_cache()
         g = self._grad_out(grad_output, cache)
         dt = cache["dt"]

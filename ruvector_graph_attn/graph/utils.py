@@ -28,8 +28,9 @@ API
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -235,7 +236,33 @@ def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
     return np.bincount(idx, minlength=int(num_nodes)).astype(dtype, copy=False)
 
 
+#: below this many edges the layers run their kernels on one thread: a parallel launch
+#: costs tens of microseconds on an idle machine and, on a busy one, waits for the slowest
+#: thread to be scheduled, which dominates sub-millisecond work
+SERIAL_EDGES = 16384
+
+
+@contextmanager
+def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES) -> Iterator[None]:
+    """Run the enclosed Numba kernels on one thread when ``num_edges < serial_below``
+    (numba's thread count is per calling thread, so other threads are unaffected)."""
+    if num_edges >= serial_below:
+        yield
+        return
+    import numba
+
+    prev = numba.get_num_threads()
+    if prev == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
+
+
 __all__ = [
-    "CSR", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
+    "CSR", "SERIAL_EDGES", "kernel_threads", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
     "remove_self_loops", "self_loop_attr", "self_loop_attr_backward", "validate_edge_index",
 ]
