@@ -17,10 +17,12 @@ space or a product of them). Two ways of combining the values:
   (Poincaré ball only) the weighted Einstein midpoint computed in the Klein model (equal to
   geoopt's weighted Möbius gyromidpoint).
 
-On the Poincaré ball the hot paths (distance + softmax for one query, the distance +
-softmax epilogue of a BLAS Gram matrix for a batch, tangent sums) run on Numba kernels
-(:mod:`ruvector_graph_attn.kernels.manifold`); the Einstein midpoint's Klein-model sums are
-dense products (BLAS); and
+On the Poincaré ball one query against many keys/values costs one Numba pass over the
+rows (:func:`ruvector_graph_attn.kernels.manifold.poincare_sq_terms`: squared norms and
+distances to the query, validating the points on the way), then the closed-form distance,
+softmax and log-map coefficients vectorised with numpy and the weighted sums on BLAS;
+batches use a BLAS Gram matrix; the Einstein midpoint's Klein-model sums are dense products;
+and
 ``backward(grad_output)`` gives analytic gradients for query/keys/values of the last call
 (all three modes).
 
@@ -48,12 +50,13 @@ from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check
 
 # =============================================================================== helpers
 def _softmax_neg_sq(dist: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of ``-dist**2 / T`` in float64, returned in ``dist``'s dtype."""
-    d = dist.astype(np.float64)
-    logits = -(d * d) / temperature
+    """Row-wise softmax of ``-dist**2 / T`` (max-subtracted), in ``dist``'s dtype."""
+    logits = dist * dist
+    logits *= -1.0 / temperature
     logits -= logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(dist.dtype)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -384,19 +387,22 @@ class GeometricAttention(Module):
     # --------------------------------------------------------------------- internals
     def _weights_one(self, q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            w, dist = _k.call(_k.poincare_attention_weights, K.size, q, K, self.manifold.c, 1.0 / self.temperature)
-            self.manifold.raise_if_flagged(dist, K, "keys")
-            return w
+            # one Numba pass over the keys (norms, distances to q, validation), then the
+            # closed form and the softmax vectorised
+            x2, delta = self.manifold._terms(q, K, "keys")
+            d = self.manifold._dist_from_terms(delta, float(q.astype(np.float64) @ q), x2)
+            return _softmax_neg_sq(d, self.temperature)
         return _softmax_neg_sq(np.asarray(self.manifold.dist(q, K)), self.temperature)
 
     def _weights_many(self, Q: np.ndarray, K: np.ndarray) -> np.ndarray:
         if isinstance(self.manifold, PoincareBall):
-            # dot products on BLAS, distance + softmax fused in one Numba pass
-            gram = Q @ K.T
-            q2 = np.einsum("ij,ij->i", Q, Q)
-            x2 = np.einsum("ij,ij->i", K, K)
-            return _k.call(_k.poincare_attention_weights_gram, gram.size, gram, q2, x2, self.manifold.c,
-                           1.0 / self.temperature)
+            # dot products on BLAS (Gram matrix), the closed form vectorised; |q - k|^2 from the
+            # Gram matrix loses relative accuracy only for nearly equal points, which moves
+            # the logits -d^2/T by O(eps)
+            q2 = np.einsum("ij,ij->i", Q, Q)[:, None]
+            x2 = np.einsum("ij,ij->i", K, K)[None, :]
+            delta = q2 + x2 - 2.0 * (Q @ K.T)
+            D = self.manifold._dist_from_terms(delta, q2, x2)
         else:
             D = np.asarray(self.manifold.dist(Q[:, None, :], K[None, :, :]))
         return _softmax_neg_sq(D, self.temperature)
@@ -407,12 +413,12 @@ class GeometricAttention(Module):
         if isinstance(m, PoincareBall):
             if self.aggregation == "einstein":
                 return m._einstein(V, np.ascontiguousarray(W))
+            Qd, Vd, Wd = Q.astype(dt, copy=False), V.astype(dt, copy=False), W.astype(dt, copy=False)
             if Q.shape[0] == 1:
-                T = _k.call(_k.poincare_tangent_weighted_sum, V.size, Q[0], V, W[0], m.c).reshape(1, -1)
+                T = m._tangent_sum(Qd[0], Vd, Wd[0]).reshape(1, -1)
             else:
-                T = _k.call(_k.poincare_tangent_weighted_sum_batch, Q.shape[0] * V.size, Q, V,
-                            np.ascontiguousarray(W), m.c)
-            return m.expmap(Q, T.astype(dt))
+                T = m._tangent_sum_batch(Qd, Vd, Wd)
+            return m.expmap(Q, T.astype(dt, copy=False))
         if isinstance(m, Euclidean):
             return (W @ V).astype(dt, copy=False)
         L = m.logmap(Q[:, None, :], V[None, :, :])  # [B, N, D]
@@ -634,7 +640,7 @@ class HyperbolicGraphAttention(Module):
         X, ei = self._graph(X, edge_index, "candidates")
         alpha, perm, indptr = self._edge_weights(X, ei)
         H = self._aggregate(X, ei, alpha, perm, indptr)
-        dist = _k.call(_k.poincare_dist_one_to_many, H.size, q, H, self.c)
+        dist = np.asarray(self.ball.dist(q, H))
         d64 = dist.astype(np.float64)
         scores = -(d64 * d64) / self.temperature
         e = np.exp(scores - scores.max())

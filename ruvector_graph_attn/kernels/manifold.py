@@ -34,9 +34,10 @@ DENOM_MIN = 1e-15
 #: reassociation lets LLVM vectorise the coordinate reductions (inputs are validated finite)
 FAST = {"reassoc", "contract", "nsz"}
 
-#: below this many element operations (rows * dim) kernels run on one thread: launching a
-#: parallel region costs microseconds on an idle machine but milliseconds on a loaded one
-PARALLEL_MIN_WORK = 1 << 16
+#: below this many element operations (rows * dim, about 1 ms of work) kernels run on one
+#: thread: launching a parallel region costs microseconds on an idle machine but milliseconds
+#: on a loaded one (measured here: 10-40 ms per launch at load average 10 on 2 cores)
+PARALLEL_MIN_WORK = 1 << 20
 
 
 def call(kernel, work, *args):
@@ -135,23 +136,6 @@ def _sq_norm(v):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_dist_one_to_many(q, points, c):
-    """Distances ``d_c(q, points[i])`` for every row: ``[D], [N, D] -> [N]``.
-
-    A row outside the ball (``c|x|^2 >= 1``) or non-finite gets NaN: the caller raises, so
-    validating the points costs no extra pass over them.
-    """
-    n = points.shape[0]
-    out = np.empty(n, dtype=points.dtype)
-    sqrt_c = math.sqrt(c)
-    dmax = max_distance(c)
-    q2 = _sq_norm(q)
-    for i in prange(n):
-        out[i] = _poincare_dist_row(q, points[i], q2, c, sqrt_c, dmax)
-    return out
-
-
-@njit(cache=True, parallel=True, fastmath=FAST)
 def poincare_dist_many_to_many(queries, points, c):
     """Pairwise distances ``[B, D], [N, D] -> [B, N]`` (flat parallel loop over B*N)."""
     b = queries.shape[0]
@@ -169,99 +153,60 @@ def poincare_dist_many_to_many(queries, points, c):
     return out
 
 
-@njit(cache=True, inline="always")
-def _sphere_dist_row(q, x, radius, tol):
-    # angle = 2 * atan2(||q - x||, ||q + x||): exact zero for q == x, accurate near 0 and pi
-    dm = x[0] - x[0]
-    dp = dm
-    x2 = dm
-    for j in range(q.shape[0]):
-        qj = q[j]
-        xj = x[j]
-        dm += (qj - xj) * (qj - xj)
-        dp += (qj + xj) * (qj + xj)
-        x2 += xj * xj
-    if not abs(math.sqrt(float(x2)) - radius) <= tol * radius:  # off the sphere / NaN: flagged
-        return np.nan
-    return radius * 2.0 * math.atan2(math.sqrt(float(dm)), math.sqrt(float(dp)))
-
-
 @njit(cache=True, parallel=True, fastmath=FAST)
-def sphere_dist_one_to_many(q, points, radius, tol):
-    """Great-circle distances on the sphere of radius ``radius``: ``[D], [N, D] -> [N]``.
+def poincare_sq_terms(q, points, c):
+    """One pass over the points: ``(|x_i|^2, |q - x_i|^2)`` per row, in the input dtype.
 
-    A row off the sphere (relative tolerance ``tol``) or non-finite gets NaN: the caller
-    raises. Validation costs no extra pass over the points.
+    These are all a one-to-many Poincaré computation needs from the coordinates (distance
+    ``arccosh(1 + 2c|q-x|^2 / ((1-c|q|^2)(1-c|x|^2)))/sqrt(c)``, log-map coefficients); the
+    transcendental part then runs vectorised (numpy's SIMD ``log1p``/``exp`` are ~15x faster per
+    element than scalar libm calls here). Rows outside the ball or non-finite get ``x2 = NaN``,
+    so the caller validates the points without another pass.
     """
     n = points.shape[0]
-    out = np.empty(n, dtype=points.dtype)
+    x2o = np.empty(n, dtype=points.dtype)
+    do = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        out[i] = _sphere_dist_row(q, points[i], radius, tol)
-    return out
+        x = points[i]
+        x2 = x[0] - x[0]
+        delta = x2
+        for j in range(q.shape[0]):
+            xj = x[j]
+            t = q[j] - xj
+            x2 += xj * xj
+            delta += t * t
+        if c * float(x2) < 1.0:
+            x2o[i] = x2
+        else:
+            x2o[i] = np.nan
+        do[i] = delta
+    return x2o, do
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_attention_weights(q, keys, c, inv_temperature):
-    """Fused ``softmax_i(-d_c(q, keys[i])**2 / T)``: ``[D], [N, D] -> ([N] weights, [N] distances)``.
-
-    Keys outside the ball or non-finite give NaN distances (and weights): the caller raises.
-    """
-    n = keys.shape[0]
-    sqrt_c = math.sqrt(c)
-    dmax = max_distance(c)
-    q2 = _sq_norm(q)
-    dist = np.empty(n, dtype=keys.dtype)
-    logits = np.empty(n)
+def sphere_sq_terms(q, points, radius, tol):
+    """One pass: ``(|q - x_i|^2, |q + x_i|^2)`` per row (input dtype); rows off the sphere of
+    radius ``radius`` (relative tolerance ``tol``) or non-finite get NaN in the first array."""
+    n = points.shape[0]
+    dmo = np.empty(n, dtype=points.dtype)
+    dpo = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        d = _poincare_dist_row(q, keys[i], q2, c, sqrt_c, dmax)
-        dist[i] = d
-        logits[i] = -d * d * inv_temperature
-    # one parallel region only: each extra region is a barrier, which costs a scheduler
-    # time slice when the machine is oversubscribed; the softmax pass is cheap
-    m = logits[0]
-    for i in range(1, n):
-        if logits[i] > m:
-            m = logits[i]
-    total = 0.0
-    for i in range(n):
-        e = math.exp(logits[i] - m)
-        logits[i] = e
-        total += e
-    w = np.empty(n, dtype=keys.dtype)
-    inv = 1.0 / total
-    for i in range(n):
-        w[i] = logits[i] * inv
-    return w, dist
-
-
-@njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_attention_weights_gram(gram, q2, x2, c, inv_temperature):
-    """Row-wise ``softmax(-d^2 / T)`` from a Gram matrix ``gram = Q @ K.T`` (BLAS) and the
-    squared norms ``q2`` [B], ``x2`` [N]: ``-> [B, N]``. ``|q - k|^2 = q2 + x2 - 2 gram``
-    loses relative accuracy for nearly equal points, which moves the logits by O(eps) only.
-    """
-    b, n = gram.shape
-    sqrt_c = math.sqrt(c)
-    dmax = max_distance(c)
-    logits = np.empty((b, n))
-    out = np.empty((b, n), dtype=gram.dtype)
-    for r in prange(b):
-        for i in range(n):
-            delta = float(q2[r]) + float(x2[i]) - 2.0 * float(gram[r, i])
-            d = _dist_from_sq(delta, float(q2[r]), float(x2[i]), c, sqrt_c, dmax)
-            logits[r, i] = -d * d * inv_temperature
-        m = logits[r, 0]
-        for i in range(1, n):
-            if logits[r, i] > m:
-                m = logits[r, i]
-        total = 0.0
-        for i in range(n):
-            e = math.exp(logits[r, i] - m)
-            logits[r, i] = e
-            total += e
-        for i in range(n):
-            out[r, i] = logits[r, i] / total
-    return out
+        x = points[i]
+        dm = x[0] - x[0]
+        dp = dm
+        x2 = dm
+        for j in range(q.shape[0]):
+            qj = q[j]
+            xj = x[j]
+            dm += (qj - xj) * (qj - xj)
+            dp += (qj + xj) * (qj + xj)
+            x2 += xj * xj
+        if abs(math.sqrt(float(x2)) - radius) <= tol * radius:
+            dmo[i] = dm
+        else:
+            dmo[i] = np.nan
+        dpo[i] = dp
+    return dmo, dpo
 
 
 @njit(cache=True, inline="always")
@@ -298,66 +243,6 @@ def _weighted_logmap_into(q, x, q2, lam_q, c, sqrt_c, dmax, weight, acc):
     for j in range(q.shape[0]):
         acc[j] += cb * float(x[j])
     return coef * a
-
-
-@njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_tangent_weighted_sum(q, points, weights, c):
-    """``sum_i weights[i] * log_q(points[i])`` (a tangent vector at ``q``), in float64.
-
-    Parallel over chunks of rows with private accumulators, then summed.
-    """
-    n, d = points.shape
-    sqrt_c = math.sqrt(c)
-    dmax = max_distance(c)
-    q2 = _sq_norm(q)
-    den = 1.0 - c * q2
-    if den < DENOM_MIN:
-        den = DENOM_MIN
-    lam_q = 2.0 / den
-    nchunks = min(n, 64)
-    partial = np.zeros((nchunks, d))
-    qcoef = np.zeros(nchunks)
-    for ch in prange(nchunks):
-        start = ch * n // nchunks
-        stop = (ch + 1) * n // nchunks
-        acc = partial[ch]
-        k = 0.0
-        for i in range(start, stop):
-            k += _weighted_logmap_into(q, points[i], q2, lam_q, c, sqrt_c, dmax, float(weights[i]), acc)
-        qcoef[ch] = k
-    out = np.zeros(d)
-    ktot = 0.0
-    for ch in range(nchunks):
-        ktot += qcoef[ch]
-        for j in range(d):
-            out[j] += partial[ch, j]
-    for j in range(d):
-        out[j] += ktot * float(q[j])
-    return out
-
-
-@njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_tangent_weighted_sum_batch(queries, points, weights, c):
-    """Row ``b``: ``sum_i weights[b, i] * log_{queries[b]}(points[i])``: ``-> [B, D]`` float64."""
-    bsz = queries.shape[0]
-    n, d = points.shape
-    sqrt_c = math.sqrt(c)
-    dmax = max_distance(c)
-    out = np.zeros((bsz, d))
-    for r in prange(bsz):
-        q = queries[r]
-        q2 = _sq_norm(q)
-        den = 1.0 - c * q2
-        if den < DENOM_MIN:
-            den = DENOM_MIN
-        lam_q = 2.0 / den
-        acc = out[r]
-        k = 0.0
-        for i in range(n):
-            k += _weighted_logmap_into(q, points[i], q2, lam_q, c, sqrt_c, dmax, float(weights[r, i]), acc)
-        for j in range(d):
-            acc[j] += k * float(q[j])
-    return out
 
 
 # --------------------------------------------------------------------------- graph (edge) kernels

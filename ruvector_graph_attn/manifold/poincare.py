@@ -211,16 +211,69 @@ class PoincareBall(Manifold):
         return 2.0 * self._artan_k(_norm(self._madd(-x, y), keepdims=False))
 
     def _dist_one_to_many(self, q: Any, pts: Any, qname: str, pname: str) -> np.ndarray:
-        """Kernel path: the points are validated by the distance kernel itself (one pass)."""
+        """Kernel path: one Numba pass over the points (which also validates them), then the
+        closed form vectorised."""
         q = self.check_point(q, qname)
         p = self._array(pts, pname, finite=False)
-        if p.shape[-1] != q.shape[-1]:
+        if p.ndim != 2 or p.shape[-1] != q.shape[-1]:
             raise DimensionMismatchError(q.shape[-1], p.shape[-1], f"{pname} last axis (must equal {qname}'s)")
         dt = np.result_type(q, p)
         q, p = q.astype(dt, copy=False), p.astype(dt, copy=False)
-        out = _k.call(_k.poincare_dist_one_to_many, p.size, q, p, self.c)
-        self.raise_if_flagged(out, p, pname)
-        return out
+        x2, delta = self._terms(q, p, pname)
+        return self._dist_from_terms(delta, float(q.astype(np.float64) @ q), x2)
+
+    def _terms(self, q: np.ndarray, p: np.ndarray, pname: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(|x_i|^2, |q - x_i|^2)`` for the rows of ``p`` (validated on the way)."""
+        x2, delta = _k.call(_k.poincare_sq_terms, p.size, q, p, self.c)
+        self.raise_if_flagged(x2, p, pname)
+        return x2, delta
+
+    def _dist_from_terms(self, delta: np.ndarray, q2: Any, x2: np.ndarray, cap: bool = True) -> np.ndarray:
+        """``arccosh(1 + e)/sqrt(c)`` with ``e = 2c|q-x|^2 / ((1-c|q|^2)(1-c|x|^2))``, evaluated as
+        ``log1p(e + sqrt(e(e+2)))`` (no cancellation near 0), capped at geoopt's clamp."""
+        c = self.c
+        den = np.maximum((1.0 - c * q2) * (1.0 - c * x2), _k.DENOM_MIN)
+        e = (2.0 * c) * np.maximum(delta, 0) / den
+        d = np.log1p(e + np.sqrt(e * (e + 2.0)))
+        d *= 1.0 / self.sqrt_c
+        if cap:
+            np.minimum(d, _k.max_distance(c), out=d)
+        return d
+
+    def _tangent_coefficients(self, q2: Any, x2: np.ndarray, delta: np.ndarray, w: np.ndarray):
+        """Coefficients ``(A, B)`` with ``sum_i w_i log_q(v_i) = (A @ V) + rowsum(B) q``.
+
+        ``log_q(v) = d / (lambda_q |s|) s``, ``s = (-q) (+) v = a q + b v``,
+        ``|s| = tanh(sqrt(c) d / 2) / sqrt(c)`` and ``d`` capped as in geoopt.
+        """
+        c, sc = self.c, self.sqrt_c
+        d = self._dist_from_terms(delta, q2, x2, cap=False)
+        y = d * (sc / 2.0)
+        pos = y > 0
+        th = np.tanh(np.minimum(y, _k.TANH_CLAMP))
+        ratio = np.where(pos, np.minimum(d, _k.max_distance(c)) * sc / np.where(pos, th, 1.0), 2.0)
+        qx = 0.5 * (q2 + x2 - delta)
+        den = np.maximum(1.0 - 2.0 * c * qx + c * c * q2 * x2, _k.DENOM_MIN)
+        a = -(1.0 - 2.0 * c * qx + c * x2) / den
+        b = (1.0 - c * q2) / den
+        lam_q = 2.0 / np.maximum(1.0 - c * q2, _k.DENOM_MIN)
+        coef = (w * ratio / lam_q).astype(delta.dtype, copy=False)
+        return coef * b, coef * a
+
+    def _tangent_sum(self, q: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``sum_i w_i log_q(v_i)`` for one query (one Numba pass + BLAS)."""
+        x2, delta = self._terms(q, v, "values")
+        q2 = float(q.astype(np.float64) @ q)
+        cb, ca = self._tangent_coefficients(q2, x2, delta, w)
+        return cb @ v + float(ca.sum(dtype=np.float64)) * q
+
+    def _tangent_sum_batch(self, Q: np.ndarray, v: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Row ``b``: ``sum_i W[b, i] log_{Q[b]}(v_i)`` from a Gram matrix (BLAS)."""
+        x2 = np.einsum("ij,ij->i", v, v)[None, :]
+        q2 = np.einsum("ij,ij->i", Q, Q)[:, None]
+        delta = np.maximum(q2 + x2 - 2.0 * (Q @ v.T), 0)
+        cb, ca = self._tangent_coefficients(q2, x2, delta, W)
+        return cb @ v + ca.sum(axis=1, dtype=np.float64)[:, None].astype(Q.dtype) * Q
 
     def raise_if_flagged(self, out: np.ndarray, points: np.ndarray, name: str) -> None:
         """Kernels flag invalid rows with NaN; raise the precise error for them."""

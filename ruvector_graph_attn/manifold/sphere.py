@@ -106,17 +106,19 @@ class Sphere(Manifold):
         return (self.radius * self._angle(x, y)).astype(x.dtype, copy=False)
 
     def _dist_one_to_many(self, q: Any, pts: Any, qname: str, pname: str) -> np.ndarray:
-        """Kernel path: the points are validated by the distance kernel itself (one pass)."""
+        """Kernel path: one Numba pass over the points (validating them), then vectorised atan2."""
         q = self.check_point(q, qname)
         p = self._array(pts, pname, finite=False)
         if p.shape[-1] != q.shape[-1]:
             raise DimensionMismatchError(q.shape[-1], p.shape[-1], f"{pname} last axis (must equal {qname}'s)")
         dt = np.result_type(q, p)
         q, p = q.astype(dt, copy=False), p.astype(dt, copy=False)
-        out = _k.call(_k.sphere_dist_one_to_many, p.size, q, p, self.radius, ON_SPHERE_TOL.get(dt, 1e-6))
-        if not np.isfinite(out).all():
+        dm, dp = _k.call(_k.sphere_sq_terms, p.size, q, p, self.radius, ON_SPHERE_TOL.get(dt, 1e-6))
+        if not np.isfinite(dm).all():
             self._check_point(p, pname)
             raise InvalidInputError(f"{pname} contains points that are not on the sphere")
+        out = np.arctan2(np.sqrt(dm), np.sqrt(dp))
+        out *= 2.0 * self.radius
         return out
 
     def _exp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
