@@ -6,7 +6,10 @@ Data: ``--n`` x ``--dim`` structured vectors (the latent-space model of
 projected to ``--dim`` dimensions, plus noise) with a citation graph of average degree
 ``--degree`` in a ``NetworkXGraph``; k=10, candidates=100, hops=1, scorer "attention".
 The vector-only search (``scorer="vector"``, the same index call) is timed in the same run
-as the baseline.
+as the baseline. Latency is reported as wall clock and as CPU time of the calling thread
+(``time.thread_time``; HNSW runs with one thread and the scoring kernel serially at this
+size, so all the work is on that thread): on a shared machine the wall-clock tail also
+contains the time the OS gave other processes.
 """
 from __future__ import annotations
 
@@ -42,6 +45,15 @@ def _progress():
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True)
 
 
+def _loadavg():
+    try:
+        import os
+
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     import ruvector_graph_attn as rga
     from ..connectors import NetworkXGraph
@@ -73,17 +85,20 @@ def run(args: argparse.Namespace) -> int:
 
     def latencies(r):
         lat = np.empty(args.queries)
+        cpu = np.empty(args.queries)
         parts = np.zeros(4)
         for i in range(args.queries):
+            c = time.thread_time()
             t = time.perf_counter()
             r.search(Q[i], args.k)
             lat[i] = time.perf_counter() - t
+            cpu[i] = time.thread_time() - c
             tm = r.last_timings
             parts += (tm["index"], tm["expand"], tm["score"], tm["results"])
-        return lat * 1e3, parts
+        return lat * 1e3, cpu * 1e3, parts
 
-    lat, parts = latencies(rr)
-    vlat, _ = latencies(vec)
+    lat, cpu, parts = latencies(rr)
+    vlat, vcpu, _ = latencies(vec)
     B = Q[args.queries:args.queries + args.batch]
     rr.search_batch(B, args.k)
     bt = []
@@ -100,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         "setup_s": setup, "snapshot_s": t_snap,
         "search_p50_ms": float(np.percentile(lat, 50)), "search_p99_ms": float(np.percentile(lat, 99)),
         "search_mean_ms": float(lat.mean()),
+        "search_cpu_p50_ms": float(np.percentile(cpu, 50)), "search_cpu_p99_ms": float(np.percentile(cpu, 99)),
+        "vector_cpu_p50_ms": float(np.percentile(vcpu, 50)), "vector_cpu_p99_ms": float(np.percentile(vcpu, 99)),
+        "load_average_1min": _loadavg(),
         "vector_p50_ms": float(np.percentile(vlat, 50)), "vector_p99_ms": float(np.percentile(vlat, 99)),
         "batch_size": args.batch, "batch_ms": batch_s * 1e3, "batch_qps": args.batch / batch_s,
         "single_qps": 1e3 / float(lat.mean()),
@@ -108,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     }
     res["p50_vs_vector"] = res["search_p50_ms"] / res["vector_p50_ms"]
     res["goal_met"] = res["search_p50_ms"] <= GOAL_P50_MS and res["search_p99_ms"] <= GOAL_P99_MS
+    res["goal_met_cpu"] = res["search_cpu_p50_ms"] <= GOAL_P50_MS and res["search_cpu_p99_ms"] <= GOAL_P99_MS
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -119,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         ["search p50 (ms)", res["search_p50_ms"]],
         ["search p99 (ms)", res["search_p99_ms"]],
         ["vector-only p50 / p99 (ms)", f"{res['vector_p50_ms']:.3f} / {res['vector_p99_ms']:.3f}"],
+        ["search CPU time p50 / p99 (ms, calling thread)", f"{res['search_cpu_p50_ms']:.3f} / {res['search_cpu_p99_ms']:.3f}"],
+        ["vector-only CPU time p50 / p99 (ms)", f"{res['vector_cpu_p50_ms']:.3f} / {res['vector_cpu_p99_ms']:.3f}"],
         ["re-ranked p50 / vector-only p50", f"{res['p50_vs_vector']:.2f}x"],
         [f"search_batch({args.batch}) (ms)", res["batch_ms"]],
         ["search_batch throughput (queries/s)", res["batch_qps"]],
@@ -128,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         ["time share: scoring", f"{100 * res['share_score']:.0f}%"],
         ["time share: result objects", f"{100 * res['share_results']:.0f}%"],
     ], title=f"GraphReranker.search, scorer={args.scorer}, k={args.k}, candidates={args.candidates}, hops={args.hops}")
-    print(f"goal p50 <= {GOAL_P50_MS} ms and p99 <= {GOAL_P99_MS} ms: {'met' if res['goal_met'] else 'NOT met'}")
+    print(f"goal p50 <= {GOAL_P50_MS} ms and p99 <= {GOAL_P99_MS} ms: wall clock {'met' if res['goal_met'] else 'NOT met'}, "
+          f"CPU time {'met' if res['goal_met_cpu'] else 'NOT met'} (1-min load average {res['load_average_1min']}: "
+          f"wall-clock tails include time the OS gave other processes)")
     return 0
 
 

@@ -234,6 +234,8 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
             acc += Q[b, d] * X[j, d]
         if metric == 1:
             acc = -(qsq[b] - 2.0 * acc + xsq[j])
+        elif metric == 2:
+            acc = acc / np.sqrt(xsq[j]) if xsq[j] > 0.0 else 0.0
         weights[o + t] = acc
         if acc > smax:
             smax = acc
@@ -247,6 +249,8 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
         a = weights[o + t] / total
         weights[o + t] = a
         j = members[lo + t]
+        if metric == 2:  # pool unit vectors
+            a = a / np.sqrt(xsq[j]) if xsq[j] > 0.0 else 0.0
         for d in range(D):
             h[d] += a * X[j, d]
     dot = 0.0
@@ -294,9 +298,10 @@ def neighbourhood_attention(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, 
     ``s_j = sim(q, X[j])``, ``a_j = softmax_j(s_j / temperature)``,
     ``h = sum_j a_j X[j]``, ``context = sim(q, h)`` and
     ``score = (1 - blend) * own[p] + blend * context``.
-    ``sim`` by ``metric``: 0 dot product (``ip``); 2 cosine (rows of ``Q``/``X`` must be unit
-    vectors; ``h`` is renormalised); 1 negative squared distance ``-||q - x||^2``
-    (``qsq``/``xsq`` hold the squared norms).
+    ``sim`` by ``metric``: 0 dot product (``ip``); 2 cosine (rows of ``Q`` must be unit
+    vectors, ``X`` rows are divided by ``sqrt(xsq)``, so ``h`` pools unit vectors and is
+    renormalised); 1 negative squared distance ``-||q - x||^2`` (``qsq``/``xsq`` hold the
+    squared norms).
 
     Returns ``(score [P], context [P], weights [out_ptr[-1]])``; the weights of pair ``p``
     sit at ``out_ptr[p]:out_ptr[p+1]`` in segment order. Runs on all Numba threads when

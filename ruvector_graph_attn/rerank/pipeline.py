@@ -283,7 +283,10 @@ class GraphReranker:
         Xd = X.astype(dtype, copy=False)
         metric = _metric(self.space)
         if self.space == "cosine":
-            Qd, Xd = _unit_rows(Qd), _unit_rows(Xd)
+            Qd = _unit_rows(Qd)
+            if self.scorer != "attention":
+                Xd = _unit_rows(Xd)
+            # (the attention kernel divides by the norms itself: no normalised copy of X)
         qsq = np.einsum("ij,ij->i", Qd, Qd)
         xsq = np.einsum("ij,ij->i", Xd, Xd)
         seg_of = seg_of.astype(np.int64).reshape(-1)
