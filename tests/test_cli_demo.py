@@ -88,3 +88,31 @@ def test_cli_errors_are_reported(tmp_path):
     assert proc.returncode == 1 and "error:" in proc.stderr
     proc = _cli("index", "build", "--vectors", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o"), check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_file_readers(tmp_path):
+    from ruvector_graph_attn.commands._io import read_graph, read_ids, read_vectors
+    from ruvector_graph_attn.errors import InvalidInputError
+
+    (tmp_path / "v.csv").write_text("a,b,c\n1,2,3\n4,5,6\n")
+    np.testing.assert_array_equal(read_vectors(tmp_path / "v.csv"), [[1, 2, 3], [4, 5, 6]])
+    assert read_vectors(tmp_path / "v.csv").dtype == np.float32
+    (tmp_path / "bad.csv").write_text("1,2\n3,x\n")
+    with pytest.raises(InvalidInputError, match="non-numeric"):
+        read_vectors(tmp_path / "bad.csv")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InvalidInputError, match="npy"):
+        read_vectors(tmp_path / "obj.npy")
+    (tmp_path / "ids.txt").write_text("10\n11\n")
+    assert read_ids(tmp_path / "ids.txt") == [10, 11]
+    with pytest.raises(InvalidInputError, match="2 ids"):
+        read_ids(tmp_path / "ids.txt", n=3)
+    (tmp_path / "e.csv").write_text("# comment\n1,2\n2,3\n")
+    G = read_graph(tmp_path / "e.csv")
+    assert G.is_directed() and set(G.edges()) == {(1, 2), (2, 3)}
+    (tmp_path / "e2.txt").write_text("a b\nb\n")
+    with pytest.raises(InvalidInputError, match="line 2"):
+        read_graph(tmp_path / "e2.txt")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match="graphml"):
+        read_graph(tmp_path / "x.json")

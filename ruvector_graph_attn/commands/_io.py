@@ -18,8 +18,8 @@ def _check_file(path: Any, what: str) -> Path:
 
 
 def read_vectors(path: Any, what: str = "vectors") -> np.ndarray:
-    """``[n, D]`` float32 vectors from ``.npy`` (no pickles) or ``.csv`` (numbers, comma
-    separated, an optional header line)."""
+    """``[n, D]`` vectors from ``.npy`` (no pickles; float64 kept, other numbers -> float32)
+    or ``.csv`` (numbers, comma separated, an optional header line; float32)."""
     p = _check_file(path, what)
     suffix = p.suffix.lower()
     if suffix == ".npy":
@@ -40,7 +40,8 @@ def read_vectors(path: Any, what: str = "vectors") -> np.ndarray:
         raise InvalidInputError(f"{what} file must be .npy or .csv, got {p.name!r}")
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
-    return as_float_array(arr, what, ndim=2)
+    # text has no dtype: float32 (the library default); .npy keeps float64 if stored so
+    return as_float_array(arr, what, ndim=2, dtype=np.float32 if suffix != ".npy" else None)
 
 
 def read_ids(path: Any, n: int | None = None) -> list:
