@@ -1,0 +1,246 @@
+"""Neo4j connector benchmark: load, batched vs per-seed expansion, re-ranked search, write-back.
+
+``ruvector-graph-attn bench neo4j`` or ``python benchmarks/neo4j_bench.py``.
+
+Starts its own embedded Neo4j 5.26 (``connectors/neo4j/server.py``) unless ``--uri`` (or
+``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD``) names a server, then:
+
+1. **load**: ``--nodes`` nodes (default 100K) with ``--dim``-d embeddings (clustered vectors) and
+   ``nodes * degree / 2`` random directed relationships (average total degree ``--degree``,
+   default 10), through ``Neo4jGraph.load_arrays`` (CREATE, batches of 10K);
+2. **expansion**: ``--hops``-hop (default 2) expansion of ``--seeds`` random seeds (default 1,000)
+   in ONE ``expand`` call vs one ``expand`` call per seed; ratio = per-seed total / batched. The
+   batched result is checked to equal the union of the per-seed ones; the in-process
+   ``NetworkXGraph`` on the same graph is timed as a reference;
+3. **re-ranked search** (``GraphReranker``, attention scorer, hops 1, 100 candidates, k 10):
+   per-query latency with HNSW candidates + Neo4j expansion, with Neo4j's vector index +
+   Neo4j expansion, and with HNSW + NetworkX in process (the baseline of the ratios);
+4. **write-back**: ``write_embeddings`` / ``write_scores`` / ``write_similarity`` rows per second.
+
+Timings are medians; every figure comes from this one run on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+from .common import print_table, structured_vectors
+
+
+def build_parser(prog: str = "neo4j_bench") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=100_000)
+    p.add_argument("--degree", type=float, default=10.0, help="average total degree (in + out)")
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=1000, help="seeds of the expansion benchmark")
+    p.add_argument("--hops", type=int, default=2, help="hops of the expansion benchmark")
+    p.add_argument("--queries", type=int, default=30, help="queries of the re-ranked search benchmark")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--writeback", type=int, default=10_000, help="rows per write-back call")
+    p.add_argument("--repeat", type=int, default=3, help="repetitions of the batched expansion")
+    p.add_argument("--uri", type=str, default=os.environ.get("NEO4J_URI"))
+    p.add_argument("--user", type=str, default=os.environ.get("NEO4J_USER", "neo4j"))
+    p.add_argument("--heap", type=str, default="2g", help="JVM heap of the embedded server")
+    p.add_argument("--pagecache", type=str, default="512m", help="page cache of the embedded server")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
+    return p
+
+
+def packstream_impl() -> str:
+    """``"rust"`` when the neo4j-rust-ext codec is active in the driver, else ``"python"``."""
+    try:
+        from neo4j._codec.packstream import v1
+    except ImportError:  # pragma: no cover - driver layout changed
+        return "unknown"
+    return "rust" if getattr(v1, "_rust_unpack", None) is not None else "python"
+
+
+def _random_edges(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """``m`` distinct directed non-loop edges ``[m, 2]`` between 0..n-1."""
+    out = np.empty((0, 2), np.int64)
+    while out.shape[0] < m:
+        need = int((m - out.shape[0]) * 1.1) + 16
+        e = rng.integers(0, n, size=(need, 2))
+        e = e[e[:, 0] != e[:, 1]]
+        out = np.unique(np.concatenate([out, e]), axis=0)
+    return out[rng.permutation(out.shape[0])[:m]]
+
+
+def _median(fn, repeat: int) -> float:
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def run(args: argparse.Namespace) -> int:
+    import networkx as nx
+
+    from ..connectors.neo4j import Neo4jGraph, Neo4jVectorIndex
+    from ..connectors.neo4j.server import Neo4jServer
+    from ..connectors.networkx import NetworkXGraph
+    from ..index.hnsw import HNSWIndex
+    from ..rerank.pipeline import GraphReranker
+
+    rng = np.random.default_rng(args.seed)
+    n, dim = int(args.nodes), int(args.dim)
+    m = int(round(n * args.degree / 2))
+    results: dict[str, Any] = {"nodes": n, "relationships": m, "dim": dim, "seeds": args.seeds,
+                               "hops": args.hops, "machine": platform.machine(), "cpus": os.cpu_count(),
+                               "packstream": packstream_impl()}
+    print(f"neo4j driver packstream codec: {results['packstream']}"
+          + ("" if results["packstream"] == "rust" else " (pip install neo4j-rust-ext decodes ~5x faster)"))
+    srv = None
+    if args.uri:
+        uri, auth = args.uri, (args.user, os.environ.get("NEO4J_PASSWORD", ""))
+        print(f"using the Neo4j server at {uri}")
+    else:
+        t0 = time.perf_counter()
+        srv = Neo4jServer(heap=args.heap, pagecache=args.pagecache, start_timeout=600).start()
+        uri, auth = srv.uri, srv.auth
+        results["server_start_s"] = time.perf_counter() - t0
+        print(f"embedded Neo4j 5.26 started in {results['server_start_s']:.1f} s at {uri}", flush=True)
+    label = f"Bench{int(time.time())}"
+    try:
+        g = Neo4jGraph(uri, auth=auth, label=label, timeout=600.0, direction="both")
+        X = structured_vectors(n, dim, seed=args.seed)
+        ids = np.arange(n, dtype=np.int64)
+        edges = _random_edges(n, m, rng)
+
+        # 1. load ------------------------------------------------------------------------------
+        t0 = time.perf_counter()
+        g.load_arrays(ids, X, edges=edges, rel_type="LINKS", batch_size=10_000, merge=False)
+        results["load_s"] = time.perf_counter() - t0
+        print(f"loaded {n} nodes, {m} relationships in {results['load_s']:.1f} s", flush=True)
+        G = nx.DiGraph()
+        G.add_nodes_from(range(n))
+        G.add_edges_from(edges.tolist())
+        for i in range(n):
+            G.nodes[i]["embedding"] = X[i]
+        ref = NetworkXGraph(G)
+        ref.refresh()
+
+        # 2. expansion: batched vs per seed -------------------------------------------------------
+        seeds = rng.choice(n, size=min(args.seeds, n), replace=False).astype(np.int64)
+        g.expand(seeds[:10], hops=args.hops)          # warm the query plan
+        sg = None
+
+        def batched():
+            nonlocal sg
+            sg = g.expand(seeds, hops=args.hops)
+
+        t_batch = _median(batched, args.repeat)
+        t0 = time.perf_counter()
+        union_nodes: set = set()
+        union_edges: set = set()
+        for s in seeds.tolist():
+            one = g.expand([s], hops=args.hops)
+            union_nodes.update(one.node_ids)
+            nid = one.node_ids
+            union_edges.update((nid[a], nid[b]) for a, b in one.edge_index.T.tolist())
+        t_per_seed = time.perf_counter() - t0
+        b_edges = {(sg.node_ids[a], sg.node_ids[b]) for a, b in sg.edge_index.T.tolist()}
+        same = set(sg.node_ids) == union_nodes and b_edges == union_edges
+        t_nx = _median(lambda: ref.expand(seeds, hops=args.hops, direction="both"), args.repeat)
+        results.update(expand_batched_s=t_batch, expand_per_seed_s=t_per_seed,
+                       expand_ratio=t_per_seed / t_batch, expand_networkx_s=t_nx,
+                       expand_nodes=sg.num_nodes, expand_edges=sg.num_edges, expand_union_equal=same)
+        print_table(["case", "time (s)", "nodes", "edges", "ratio vs batched"], [
+            [f"Neo4j: 1 expand() of {len(seeds)} seeds, {args.hops} hops", t_batch, sg.num_nodes, sg.num_edges, 1.0],
+            [f"Neo4j: {len(seeds)} expand() calls, one per seed", t_per_seed, len(union_nodes), len(union_edges),
+             t_per_seed / t_batch],
+            ["NetworkX in process: 1 expand() (reference)", t_nx, sg.num_nodes, sg.num_edges, t_nx / t_batch],
+        ], title=f"Expansion ({'batched == union of per-seed: yes' if same else 'MISMATCH between batched and per-seed'})")
+
+        # 3. re-ranked search -------------------------------------------------------------------
+        t0 = time.perf_counter()
+        hidx = HNSWIndex(dim=dim, space="cosine", M=16, ef_construction=200, max_elements=n)
+        hidx.add(ids, X)
+        t_hnsw_build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        nidx = Neo4jVectorIndex.create(g, name=f"{label}_vec", space="cosine", wait=1800)
+        t_vec_build = time.perf_counter() - t0
+        results.update(hnsw_build_s=t_hnsw_build, neo4j_vector_index_build_s=t_vec_build)
+        Q = X[rng.choice(n, size=args.queries, replace=False)] + 0.1 * rng.normal(size=(args.queries, dim)).astype(np.float32)
+        cfg = dict(hops=1, candidates=args.candidates, scorer="attention")
+        cases = [("HNSW + NetworkX in process (baseline)", GraphReranker(index=hidx, graph=ref, **cfg)),
+                 ("HNSW candidates + Neo4j expansion", GraphReranker(index=hidx, graph=g, **cfg)),
+                 ("Neo4j vector index + Neo4j expansion", GraphReranker(index=nidx, graph=g, **cfg))]
+        rows = []
+        base = None
+        agree = {}
+        ref_hits = [[h.id for h in rr] for rr in cases[0][1].search_batch(Q, k=args.k)]
+        for name, rr in cases:
+            rr.search(Q[0], k=args.k)                  # warm-up (JIT, query plans)
+            lat = []
+            for q in Q:
+                t0 = time.perf_counter()
+                rr.search(q, k=args.k)
+                lat.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            hits = rr.search_batch(Q, k=args.k)
+            t_b = time.perf_counter() - t0
+            p50 = float(np.median(lat)) * 1e3
+            p95 = float(np.percentile(lat, 95)) * 1e3
+            base = p50 if base is None else base
+            overlap = float(np.mean([len(set(a) & {h.id for h in b}) / args.k for a, b in zip(ref_hits, hits)]))
+            agree[name] = overlap
+            rows.append([name, p50, p95, t_b / len(Q) * 1e3, p50 / base, overlap])
+            results[f"search_{name}"] = {"p50_ms": p50, "p95_ms": p95, "batch_ms_per_query": t_b / len(Q) * 1e3,
+                                         "top_k_overlap_with_baseline": overlap}
+        print_table(["pipeline", "p50 ms/query", "p95 ms/query", "batch ms/query", "p50 vs baseline",
+                     f"top-{args.k} overlap"], rows,
+                    title=f"Re-ranked search: {args.queries} queries, {args.candidates} candidates, hops 1, k {args.k} "
+                          f"(HNSW build {t_hnsw_build:.1f} s, Neo4j vector index build {t_vec_build:.1f} s)")
+
+        # 4. write-back ---------------------------------------------------------------------------
+        w = min(args.writeback, n)
+        wid = ids[:w]
+        vec = rng.normal(size=(w, dim)).astype(np.float32)
+        wrows = []
+        t0 = time.perf_counter()
+        g.write_embeddings(wid, vec, property="bench_vec", batch_size=5000)
+        t = time.perf_counter() - t0
+        wrows.append([f"write_embeddings ({dim}-d)", w, t, w / t])
+        t0 = time.perf_counter()
+        g.write_embeddings(wid, vec, property="bench_vec", batch_size=5000)
+        t = time.perf_counter() - t0
+        wrows.append([f"write_embeddings again (idempotent rerun)", w, t, w / t])
+        t0 = time.perf_counter()
+        g.write_scores({int(i): float(s) for i, s in zip(wid, rng.random(w))}, property="bench_score")
+        t = time.perf_counter() - t0
+        wrows.append(["write_scores", w, t, w / t])
+        trip = [(int(a), int(b), float(s)) for a, b, s in zip(wid, (wid + 1) % n, rng.random(w))]
+        t0 = time.perf_counter()
+        g.write_similarity(trip, rel_type="BENCH_SIMILAR")
+        t = time.perf_counter() - t0
+        wrows.append(["write_similarity (MERGE relationships)", w, t, w / t])
+        for r in wrows:
+            results[f"writeback_{r[0]}"] = {"rows": r[1], "s": r[2], "rows_per_s": r[3]}
+        print_table(["call (one transaction each)", "rows", "time (s)", "rows/s"], wrows, title="Write-back")
+        nidx.drop()
+    finally:
+        if srv is not None:
+            srv.stop()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
