@@ -242,24 +242,61 @@ def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
 SERIAL_EDGES = 16384
 
 
+_BLAS_API: Any = None
+
+
+def _blas_thread_api() -> Any:
+    """``(get_num_threads, set_num_threads)`` of the OpenBLAS numpy links against, found
+    among the loaded libraries (Linux), or ``False``."""
+    global _BLAS_API
+    if _BLAS_API is None:
+        _BLAS_API = False
+        try:
+            import ctypes
+
+            with open("/proc/self/maps") as fh:
+                paths = [ln.split()[-1] for ln in fh if "openblas" in ln.lower() and "/" in ln]
+            paths = sorted(dict.fromkeys(paths), key=lambda p: "numpy" not in p)
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                for pattern in ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
+                                "openblas_{}_num_threads"):
+                    get, set_ = pattern.format("get"), pattern.format("set")
+                    if hasattr(lib, get) and hasattr(lib, set_):
+                        getter, setter = getattr(lib, get), getattr(lib, set_)
+                        getter.restype = ctypes.c_int
+                        setter.argtypes = [ctypes.c_int]
+                        _BLAS_API = (getter, setter)
+                        return _BLAS_API
+        except Exception:  # no /proc, no OpenBLAS (MKL, Accelerate): leave BLAS alone
+            _BLAS_API = False
+    return _BLAS_API
+
+
 @contextmanager
 def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES) -> Iterator[None]:
-    """Run the enclosed Numba kernels on one thread when ``num_edges < serial_below``
-    (numba's thread count is per calling thread, so other threads are unaffected)."""
+    """Run the enclosed Numba kernels -- and numpy's OpenBLAS products, when that library
+    can be found -- on one thread when ``num_edges < serial_below``. Numba's thread count
+    is per calling thread; the OpenBLAS one is process-wide, restored on exit."""
     if num_edges >= serial_below:
         yield
         return
     import numba
 
     prev = numba.get_num_threads()
-    if prev == 1:
-        yield
-        return
-    numba.set_num_threads(1)
+    blas = _blas_thread_api()
+    prev_blas = blas[0]() if blas else 1
+    if prev != 1:
+        numba.set_num_threads(1)
+    if prev_blas != 1:
+        blas[1](1)
     try:
         yield
     finally:
-        numba.set_num_threads(prev)
+        if prev != 1:
+            numba.set_num_threads(prev)
+        if prev_blas != 1:
+            blas[1](prev_blas)
 
 
 __all__ = [
