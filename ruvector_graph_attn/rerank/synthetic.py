@@ -9,8 +9,8 @@ benchmark, plus a graph drawn from the *latent* positions):
    latent position plus isotropic noise: ``x_i = z_i P + noise * N(0, I_D)``. The noise
    stands for what an embedding model gets wrong about an item.
 3. Citations: item ``i`` cites ``degree // 2`` items; each is, with probability
-   ``homophily``, drawn uniformly from the ``2 * degree`` latent nearest neighbours of ``i``,
-   otherwise uniformly from all items (topic-blind citations). Edges are directed
+   ``homophily``, one of the ``2 * degree`` latent nearest neighbours of ``i`` (distinct,
+   uniformly chosen), otherwise uniform over all items (topic-blind citations). Edges are directed
    ``i -> cited``; the average total degree is ``degree``.
 4. A query is a fresh latent point drawn like an item and observed the same way
    (``q = z_q P + noise * N(0, I_D)``); its **relevant items are its ``k`` nearest
@@ -119,13 +119,14 @@ def latent_citation_graph(n: int = 20000, dim: int = 64, latent_dim: int = 8, n_
     labels = labels.astype(np.int64)
     neigh = np.where(labels[:, :1] == np.arange(n)[:, None], labels[:, 1:], labels[:, :kn])
     m = max(1, degree // 2)
-    pick = rng.integers(0, kn, (n, m))
+    # m distinct latent neighbours per item (random order of the kn nearest, first m)
+    pick = np.argsort(rng.random((n, kn)), axis=1)[:, :m]
     local = np.take_along_axis(neigh, pick, 1)
     rand = rng.integers(0, n, (n, m))
     use_local = rng.random((n, m)) < homophily
     dst = np.where(use_local, local, rand).reshape(-1)
     src = np.repeat(np.arange(n, dtype=np.int64), m)
     keep = src != dst
-    edges = np.unique(np.stack([src[keep], dst[keep]]), axis=1)
+    edges = np.unique(np.stack([src[keep], dst[keep]]), axis=1)   # (rare) repeats collapse
     return LatentGraphData(x=x, z=z, topic=topic, edges=edges, projection=projection, centres=centres,
                            noise=float(noise), spread=float(spread), seed=int(seed))
