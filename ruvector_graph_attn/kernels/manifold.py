@@ -154,57 +154,47 @@ def poincare_dist_many_to_many(queries, points, c):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def poincare_sq_terms(q, points, c):
+def poincare_sq_terms(q, points):
     """One pass over the points: ``(|x_i|^2, |q - x_i|^2)`` per row, in the input dtype.
 
     These are all a one-to-many Poincaré computation needs from the coordinates (distance
     ``arccosh(1 + 2c|q-x|^2 / ((1-c|q|^2)(1-c|x|^2)))/sqrt(c)``, log-map coefficients); the
     transcendental part then runs vectorised (numpy's SIMD ``log1p``/``exp`` are ~15x faster per
-    element than scalar libm calls here). Rows outside the ball or non-finite get ``x2 = NaN``,
-    so the caller validates the points without another pass.
+    element than scalar libm calls here). A non-finite row gives a non-finite ``|x|^2``, so the
+    caller validates the points (``c|x|^2 < 1``) on the N-vector, without another pass.
     """
-    n = points.shape[0]
+    n, d = points.shape
     x2o = np.empty(n, dtype=points.dtype)
     do = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        x = points[i]
-        x2 = x[0] - x[0]
+        x2 = points[i, 0] - points[i, 0]
         delta = x2
-        for j in range(q.shape[0]):
-            xj = x[j]
+        for j in range(d):
+            xj = points[i, j]
             t = q[j] - xj
             x2 += xj * xj
             delta += t * t
-        if c * float(x2) < 1.0:
-            x2o[i] = x2
-        else:
-            x2o[i] = np.nan
+        x2o[i] = x2
         do[i] = delta
     return x2o, do
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def sphere_sq_terms(q, points, radius, tol):
-    """One pass: ``(|q - x_i|^2, |q + x_i|^2)`` per row (input dtype); rows off the sphere of
-    radius ``radius`` (relative tolerance ``tol``) or non-finite get NaN in the first array."""
-    n = points.shape[0]
+def sphere_sq_terms(q, points):
+    """One pass: ``(|q - x_i|^2, |q + x_i|^2)`` per row (input dtype). ``|x_i|^2`` (for the
+    caller's on-sphere check) is ``(|q - x|^2 + |q + x|^2) / 2 - |q|^2``; NaN/Inf propagate."""
+    n, d = points.shape
     dmo = np.empty(n, dtype=points.dtype)
     dpo = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        x = points[i]
-        dm = x[0] - x[0]
+        dm = points[i, 0] - points[i, 0]
         dp = dm
-        x2 = dm
-        for j in range(q.shape[0]):
+        for j in range(d):
             qj = q[j]
-            xj = x[j]
+            xj = points[i, j]
             dm += (qj - xj) * (qj - xj)
             dp += (qj + xj) * (qj + xj)
-            x2 += xj * xj
-        if abs(math.sqrt(float(x2)) - radius) <= tol * radius:
-            dmo[i] = dm
-        else:
-            dmo[i] = np.nan
+        dmo[i] = dm
         dpo[i] = dp
     return dmo, dpo
 

@@ -224,8 +224,10 @@ class PoincareBall(Manifold):
 
     def _terms(self, q: np.ndarray, p: np.ndarray, pname: str) -> tuple[np.ndarray, np.ndarray]:
         """``(|x_i|^2, |q - x_i|^2)`` for the rows of ``p`` (validated on the way)."""
-        x2, delta = _k.call(_k.poincare_sq_terms, p.size, q, p, self.c)
-        self.raise_if_flagged(x2, p, pname)
+        x2, delta = _k.call(_k.poincare_sq_terms, p.size, q, p)
+        if not np.all(self.c * x2 < 1.0):  # outside the ball, NaN or Inf
+            self._check_point(p, pname)
+            raise InvalidInputError(f"{pname} contains points that are not in the Poincaré ball")
         return x2, delta
 
     def _dist_from_terms(self, delta: np.ndarray, q2: Any, x2: np.ndarray, cap: bool = True) -> np.ndarray:
@@ -275,11 +277,7 @@ class PoincareBall(Manifold):
         cb, ca = self._tangent_coefficients(q2, x2, delta, W)
         return cb @ v + ca.sum(axis=1, dtype=np.float64)[:, None].astype(Q.dtype) * Q
 
-    def raise_if_flagged(self, out: np.ndarray, points: np.ndarray, name: str) -> None:
-        """Kernels flag invalid rows with NaN; raise the precise error for them."""
-        if not np.isfinite(out).all():
-            self._check_point(points, name)
-            raise InvalidInputError(f"{name} contains points that are not in the Poincaré ball")
+
 
     def dist0(self, x: Any) -> np.ndarray:
         """Distance from the origin, ``2/sqrt(c) * artanh(sqrt(c)|x|)``."""

@@ -113,8 +113,10 @@ class Sphere(Manifold):
             raise DimensionMismatchError(q.shape[-1], p.shape[-1], f"{pname} last axis (must equal {qname}'s)")
         dt = np.result_type(q, p)
         q, p = q.astype(dt, copy=False), p.astype(dt, copy=False)
-        dm, dp = _k.call(_k.sphere_sq_terms, p.size, q, p, self.radius, ON_SPHERE_TOL.get(dt, 1e-6))
-        if not np.isfinite(dm).all():
+        dm, dp = _k.call(_k.sphere_sq_terms, p.size, q, p)
+        q2 = float(q.astype(np.float64) @ q)
+        norm = np.sqrt(np.maximum((dm + dp) * 0.5 - q2, 0))
+        if not np.all(np.abs(norm - self.radius) <= ON_SPHERE_TOL.get(dt, 1e-6) * self.radius):
             self._check_point(p, pname)
             raise InvalidInputError(f"{pname} contains points that are not on the sphere")
         out = np.arctan2(np.sqrt(dm), np.sqrt(dp))
