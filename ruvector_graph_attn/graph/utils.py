@@ -274,26 +274,32 @@ def _blas_thread_api() -> Any:
 
 
 @contextmanager
-def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES) -> Iterator[None]:
-    """Run the enclosed Numba kernels -- and numpy's OpenBLAS products, when that library
-    can be found -- on one thread when ``num_edges < serial_below``. Numba's thread count
-    is per calling thread; the OpenBLAS one is process-wide, restored on exit."""
-    if num_edges >= serial_below:
-        yield
-        return
+def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES, single_blas: bool = True) -> Iterator[None]:
+    """Thread policy for one layer call.
+
+    * Numba kernels run on one thread when ``num_edges < serial_below`` (numba's count is
+      per calling thread, so other threads are unaffected).
+    * With ``single_blas`` numpy's OpenBLAS (found through ctypes; left alone when it is
+      not OpenBLAS) runs on one thread for the duration: a layer's dense products are small
+      next to its edge kernels, and OpenBLAS's idle workers busy-wait after every product,
+      taking a core from the Numba kernels that follow (measured on 2 cores: the serial CSR
+      build and the products themselves ran 2-3x slower with 2 BLAS threads). The setting
+      is process-wide and restored on exit.
+    """
     import numba
 
     prev = numba.get_num_threads()
-    blas = _blas_thread_api()
+    serial = num_edges < serial_below and prev != 1
+    blas = _blas_thread_api() if single_blas else False
     prev_blas = blas[0]() if blas else 1
-    if prev != 1:
+    if serial:
         numba.set_num_threads(1)
     if prev_blas != 1:
         blas[1](1)
     try:
         yield
     finally:
-        if prev != 1:
+        if serial:
             numba.set_num_threads(prev)
         if prev_blas != 1:
             blas[1](prev_blas)
