@@ -218,6 +218,8 @@ def test_gatconv_ignores_edge_attr_without_edge_dim_like_pyg(data):
 def test_float64_kept_and_float32_default(data):
     x, _ = data
     layer = GATConv(5, 4, heads=2, rng=6)
+    # lists are arrays of rows (a two-row list is not a bipartite pair; only tuples are)
+    np.testing.assert_allclose(layer(x[:2].tolist(), [[0, 1], [1, 0]]), layer(x[:2], np.array([[0, 1], [1, 0]])))
     assert layer(x.astype(np.float32), EI).dtype == np.float32
     assert layer(x, EI).dtype == np.float64
     assert layer.lin.weight.data.dtype == np.float32

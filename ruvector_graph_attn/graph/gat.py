@@ -147,7 +147,7 @@ class _AttentionConvBase(Module):
 
     # -- inputs -------------------------------------------------------------------------
     def _features(self, x: Any) -> tuple[np.ndarray, np.ndarray, bool, np.dtype]:
-        bip = isinstance(x, (tuple, list))
+        bip = isinstance(x, tuple)  # a pair is a tuple (as in PyG); a list is an array of rows
         if bip:
             if len(x) != 2:
                 raise InvalidInputError("x must be an array [N, F] or a pair (x_src, x_dst)")
@@ -283,8 +283,8 @@ class _AttentionConvBase(Module):
                 return_attention_weights: bool = False) -> Any:
         """``(x, edge_index, edge_attr=None, return_attention_weights=False)`` -> ``out`` or
         ``(out, (edge_index_used, alpha))``; see the class docstring."""
-        e = np.shape(edge_index)[-1] if np.ndim(edge_index) == 2 else 0
-        with kernel_threads(e + (np.shape(x[1] if isinstance(x, (tuple, list)) else x)[0] if self.add_self_loops else 0)):
+        shape = np.shape(edge_index) if isinstance(edge_index, np.ndarray) or edge_index is None else ()
+        with kernel_threads(shape[-1] if len(shape) == 2 else 0):
             return self._forward(x, edge_index, edge_attr, return_attention_weights)
 
     def backward(self, grad_output: Any) -> Any:
@@ -311,7 +311,8 @@ class GATConv(_AttentionConvBase):
 
     ``layer(x, edge_index, edge_attr=None, return_attention_weights=False)`` -> ``[N, H*C]``
     (concat) or ``[N, C]``; with ``return_attention_weights=True`` ->
-    ``(out, (edge_index_used, alpha[E', H]))``. ``x`` may be a pair ``(x_src, x_dst)``.
+    ``(out, (edge_index_used, alpha[E', H]))``. ``x`` may be a tuple ``(x_src, x_dst)``
+    (bipartite); a list is read as an array of rows.
     """
 
     _name = "GATConv"
