@@ -234,9 +234,15 @@ class PoincareBall(Manifold):
         """``arccosh(1 + e)/sqrt(c)`` with ``e = 2c|q-x|^2 / ((1-c|q|^2)(1-c|x|^2))``, evaluated as
         ``log1p(e + sqrt(e(e+2)))`` (no cancellation near 0), capped at geoopt's clamp."""
         c = self.c
-        den = np.maximum((1.0 - c * q2) * (1.0 - c * x2), _k.DENOM_MIN)
-        e = (2.0 * c) * np.maximum(delta, 0) / den
-        d = np.log1p(e + np.sqrt(e * (e + 2.0)))
+        den = np.maximum((1.0 - c * q2) * (1.0 - c * x2), _k.DENOM_MIN)  # broadcasts [B,1] x [1,N]
+        e = np.maximum(delta, 0)
+        e *= 2.0 * c
+        e /= den
+        d = e + 2.0  # reused in place: e(e+2) -> sqrt -> + e -> log1p
+        d *= e
+        np.sqrt(d, out=d)
+        d += e
+        np.log1p(d, out=d)
         d *= 1.0 / self.sqrt_c
         if cap:
             np.minimum(d, _k.max_distance(c), out=d)
