@@ -345,6 +345,30 @@ def test_hyperbolic_graph_attention_matches_reference(rng, c):
     np.testing.assert_array_equal(Hb[7], X[7])
 
 
+def test_embed_and_float32_modes(rng):
+    layer = HyperbolicGraphAttention(c=2.0)
+    v = rng.normal(size=(7, 4)).astype(np.float32)
+    pts = layer.embed(v, scale=0.5)
+    assert pts.dtype == np.float32
+    n = np.linalg.norm(0.5 * v.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(pts, np.tanh(np.sqrt(2.0) * n) * 0.5 * v / (np.sqrt(2.0) * n), rtol=1e-5)
+    assert np.all(PoincareBall(2.0).is_on_manifold(layer.embed(v * 1e3)))
+    with pytest.raises(InvalidInputError):
+        layer.embed(v, scale=0)
+    ball = PoincareBall(1.0)
+    q = ball_points(rng, 2, 4, 1.0).astype(np.float32)
+    K = ball_points(rng, 9, 4, 1.0).astype(np.float32)
+    for agg in ("tangent", "einstein"):
+        att = GeometricAttention(ball, aggregation=agg)
+        assert att.forward_geometric(q[0], K, K).dtype == np.float32
+        assert att.forward_geometric_batch(q, K, K).dtype == np.float32
+        att64 = GeometricAttention(ball, aggregation=agg)
+        np.testing.assert_allclose(att.forward_geometric(q[0], K, K),
+                                   att64.forward_geometric(q[0].astype(np.float64), K.astype(np.float64),
+                                                           K.astype(np.float64)), rtol=1e-4, atol=1e-5)
+    assert GeometricAttention(ball).forward_batch(q, K, K).dtype == np.float32
+
+
 def test_hyperbolic_graph_attention_edge_cases(rng):
     X = ball_points(rng, 5, 3, 1.0).astype(np.float32)
     bare = HyperbolicGraphAttention(add_self_loops=False)

@@ -602,6 +602,19 @@ class HyperbolicGraphAttention(Module):
     def reset(self) -> None:
         self._edges = None
 
+    def embed(self, vectors: Any, scale: float = 1.0) -> np.ndarray:
+        """Map Euclidean vectors into this layer's ball: ``expmap0(scale * v)`` (projected).
+
+        A convenience for callers holding ordinary embeddings (e.g. the re-ranker): the
+        exponential map at the origin is a bijection from R^D onto the ball that preserves
+        directions and orders norms; ``scale`` sets how far towards the boundary points go.
+        """
+        v = as_float_array(vectors, "vectors", ndim=(1, 2))
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(scale)) or float(scale) <= 0:
+            raise InvalidInputError(f"scale must be a positive finite number, got {scale!r}")
+        return self.ball.expmap0(v * v.dtype.type(float(scale)))
+
     @staticmethod
     def neighbourhoods_to_edge_index(neighbourhoods: Sequence[Sequence[int]], num_nodes: int) -> np.ndarray:
         """``neighbourhoods[i]`` = indices ``j`` whose points inform ``i`` -> edges ``j -> i``."""
