@@ -126,6 +126,7 @@ GAT_CONFIGS = [
     dict(heads=2, edge_dim=3),
     dict(heads=2, edge_dim=3, fill_value="max", concat=False),
     dict(heads=2, edge_dim=3, fill_value=0.5),
+    dict(heads=2, edge_dim=3, fill_value=np.array([0.1, -0.2, 0.3])),
     dict(heads=2, add_self_loops=False),
     dict(heads=2, bias=False, negative_slope=0.05),
     dict(heads=2, residual=True, edge_dim=3, fill_value="add"),
