@@ -107,6 +107,17 @@ def test_other_manifold_weights(rng):
     ap = GeometricAttention(prod)
     assert ap.config().dim == 5
     np.testing.assert_allclose(ap.compute_manifold_weights(qp, kp), ref_softmax(-dp2), rtol=1e-9)
+    # batches agree with one query at a time (broadcasting path of every manifold)
+    Qp = np.stack([qp, np.concatenate([ball_points(rng, 1, 3, 1.0)[0], rng.normal(size=2)])])
+    Wp = ap.compute_manifold_weights_batch(Qp, kp)
+    for b in range(2):
+        np.testing.assert_allclose(Wp[b], ap.compute_manifold_weights(Qp[b], kp), rtol=1e-10)
+    Qs = sph.proj(rng.normal(size=(3, 5)))
+    Ws = att.compute_manifold_weights_batch(Qs, K)
+    for b in range(3):
+        np.testing.assert_allclose(Ws[b], att.compute_manifold_weights(Qs[b], K), rtol=1e-10)
+    out = GeometricAttention(prod, values_on_manifold=True).forward_batch(Qp, kp, kp)
+    assert out.shape == (2, 5) and np.all(prod.is_on_manifold(out))
 
 
 # ------------------------------------------------------------------------------ forward
