@@ -403,3 +403,24 @@ def test_against_geoopt(rng, c):
     np.testing.assert_allclose(ball.proj(big), gball.projx(T(big)).numpy(), rtol=1e-12)
     np.testing.assert_allclose(ball.proj(big.astype(np.float32)),
                                gball.projx(torch.tensor(big, dtype=torch.float32)).numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------ property-based checks
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.floats(0.05, 4.0), seed=st.integers(0, 2**31 - 1), scale=st.floats(0.05, 0.97))
+def test_poincare_properties_random(c, seed, scale):
+    rng = np.random.default_rng(seed)
+    ball = PoincareBall(c)
+    x, y, z = (ball_points(rng, 1, 3, c, scale)[0] for _ in range(3))
+    dxy, dyz, dxz = ball.dist(x, y), ball.dist(y, z), ball.dist(x, z)
+    assert dxz <= dxy + dyz + 1e-9 * (1 + dxz)
+    assert abs(dxy - ball.dist(y, x)) <= 1e-9 * (1 + dxy)
+    np.testing.assert_allclose(dxy, ref_dist(x, y, c), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ball.expmap(x, ball.logmap(x, y), project=False), y, rtol=1e-6, atol=1e-8)
+    # the distance is invariant under the Möbius isometry y -> (-x) (+) y
+    np.testing.assert_allclose(ball.dist(ball.mobius_add(-x, y, project=False), ball.mobius_add(-x, z, project=False)),
+                               dyz, rtol=1e-6, atol=1e-8)
