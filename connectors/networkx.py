@@ -23,8 +23,9 @@ Expansion semantics (the Neo4j connector implements the same)
     added at hop ``h + 1`` unless already reached. For undirected graphs the three
     directions coincide. When ``max_neighbors`` is set and an expanded node has more
     neighbours than that, exactly ``max_neighbors`` of its distinct neighbours are kept:
-    those with the smallest ``splitmix64(seed, u, v)`` hash of (seed, node position,
-    neighbour position). The sample of a node therefore depends only on the graph, the
+    those with the smallest ``kernels.rerank.pair_hash(seed, key(u), key(v))`` (a splitmix64
+    chain; ``key`` is the node id itself for integer ids, else the first 8 bytes of the
+    BLAKE2b digest of ``str(id)``, the rule the Neo4j connector uses too). The sample of a node therefore depends only on the graph, the
     node and ``seed`` -- never on which other ids were requested or in what order -- so a
     union expansion of many seeds contains exactly every seed's own expansion.
 
@@ -47,6 +48,7 @@ attributes of the first one NetworkX yields).
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any, Hashable, Iterable, Optional, Sequence
 
@@ -65,6 +67,14 @@ __all__ = ["NetworkXGraph"]
 
 def _is_int_id(n: Any) -> bool:
     return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+def _id_key(node: Any) -> int:
+    """Sampling key of a node id: the id itself for integers, else the first 8 bytes (little
+    endian, signed) of the BLAKE2b digest of ``str(id)`` -- the same rule as the Neo4j connector."""
+    if _is_int_id(node):
+        return int(node)
+    return int.from_bytes(hashlib.blake2b(str(node).encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):
@@ -92,7 +102,7 @@ class _Snapshot:
     """Arrays taken from a NetworkX graph at one moment (see module docstring)."""
 
     __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
-                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock")
+                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys")
 
 
 class NetworkXGraph:
@@ -229,9 +239,11 @@ class NetworkXGraph:
             order = np.argsort(ints, kind="stable")
             snap.int_sorted = ints[order]
             snap.int_order = order.astype(np.int64)
+            snap.keys = ints
         else:
             snap.int_sorted = None
             snap.int_order = None
+            snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
         snap.x = x
         snap.edge_attr = edge_attr
         snap.csr = csr
@@ -387,12 +399,12 @@ class NetworkXGraph:
         if snap.scratch_lock.acquire(blocking=False):
             try:
                 nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
-                                                            snap.scratch)
+                                                            snap.scratch, snap.keys)
             finally:
                 snap.scratch_lock.release()
         else:  # another thread is expanding: use a private scratch array
             nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
-                                                        np.full(snap.num_nodes, -1, np.int64))
+                                                        np.full(snap.num_nodes, -1, np.int64), snap.keys)
         if src.size and hops > 0:
             # duplicates only arise between two expanded nodes that sampled each other:
             # keep one copy; its origin becomes -1 when the copies came from both endpoints

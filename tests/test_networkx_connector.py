@@ -218,3 +218,31 @@ def test_large_random_graph_matches_networkx_bfs():
                 expect[n] = min(d, expect.get(n, H + 1))
         sg = g.expand(seeds, hops=H, direction=direction)
         assert dict(zip(sg.node_ids, sg.hop.tolist())) == expect
+
+
+@pytest.mark.parametrize("string_ids", [False, True])
+def test_capped_sample_matches_the_neo4j_connector_rule(string_ids):
+    """Both connectors must keep the same neighbours under a cap (same hash on id keys)."""
+    capped_bfs = pytest.importorskip("ruvector_graph_attn.connectors.neo4j._expand").capped_bfs
+    id_keys = pytest.importorskip("ruvector_graph_attn.connectors.neo4j._expand").id_keys
+    rng = np.random.default_rng(2)
+    D = nx.gnp_random_graph(80, 0.15, seed=7, directed=True)
+    G = nx.relabel_nodes(D, {i: f"n{i}" for i in D}) if string_ids else D
+    for n in G:
+        G.nodes[n]["embedding"] = rng.standard_normal(3)
+    g = NetworkXGraph(G)
+    nodes = list(G.nodes())
+    pos = {n: i for i, n in enumerate(nodes)}
+    pu = np.array([pos[u] for u, _ in G.edges()], np.int64)
+    pv = np.array([pos[v] for _, v in G.edges()], np.int64)
+    ids_arr = np.array(nodes, dtype=object).astype(str) if string_ids else np.array(nodes, np.int64)
+    keys = id_keys(ids_arr)
+    seeds = [nodes[3], nodes[40]]
+    got = g.expand(seeds, hops=2, direction="out", max_neighbors=3, seed=5)
+    ref_nodes, ref_hop, src, dst, org = capped_bfs(len(nodes), pu, pv, np.ones(pu.size, bool), np.zeros(pu.size, bool),
+                                                   np.array([pos[s] for s in seeds], np.int64), 2, 3, 5, keys,
+                                                   np.arange(len(nodes)))
+    assert set(got.node_ids) == {nodes[i] for i in ref_nodes}
+    assert dict(zip(got.node_ids, got.hop.tolist())) == {nodes[i]: int(h) for i, h in zip(ref_nodes, ref_hop)}
+    ref_edges = {(nodes[ref_nodes[a]], nodes[ref_nodes[b]]) for a, b in zip(src, dst)}
+    assert {(got.node_ids[a], got.node_ids[b]) for a, b in got.edge_index.T.tolist()} == ref_edges

@@ -30,7 +30,7 @@ def pair_hash(salt, u, v):
 
 
 @njit(cache=True)
-def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local):
+def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local, node_key):
     """Breadth-first frontier expansion over a CSR adjacency.
 
     ``indptr``/``nbr`` list each node's distinct neighbours in the expansion direction;
@@ -40,7 +40,8 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local):
     ``num_nodes`` filled with -1; it is used for global -> local positions and restored to
     all -1 before returning (so callers can keep and reuse it). A node reached at hop ``h < hops`` is
     expanded; when it has more than ``cap`` neighbours (``cap < 0``: no cap) the ``cap``
-    neighbours with the smallest ``pair_hash(salt, u, v)`` are kept, so the sample of a
+    neighbours with the smallest ``pair_hash(salt, node_key[u], node_key[v])`` are kept
+    (``node_key``: an int64 key per node derived from its database id), so the sample of a
     node depends only on (salt, node) and never on the other seeds.
 
     Returns ``(nodes, hop, src, dst, eid, org)``: global positions in discovery order
@@ -80,7 +81,7 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local):
             if cap >= 0 and deg > cap:
                 keys = np.empty(deg, np.uint64)
                 for k in range(deg):
-                    keys[k] = pair_hash(salt, u, nbr[lo + k])
+                    keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
                 order = np.argsort(keys)[:cap]
                 picks = np.sort(order) + lo
             else:
