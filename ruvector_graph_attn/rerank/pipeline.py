@@ -49,7 +49,7 @@ _LAYER_SCORERS = ("gat", "sage", "gin")
 #: defaults of the "attention" scorer, chosen on the tuning split of
 #: ``benchmarks/rerank_quality.py`` (see docs/rerank.md)
 DEFAULT_TEMPERATURE = 0.2
-DEFAULT_BLEND = 1.0
+DEFAULT_BLEND = 0.8
 #: Poincare-ball radius the features are scaled to (fraction of the ball) for "hyperbolic"
 HYPERBOLIC_RADIUS = 0.9
 
