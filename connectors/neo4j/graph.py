@@ -297,8 +297,10 @@ class Neo4jGraph:
                     f"MATCH (s)(()-[{rel}]-(:{L})){{0,{hops - 1}}}(n) RETURN collect(DISTINCT n) AS ball }}")
             if direction != "both":
                 ball = ball.replace(f"-[{rel}]-", f"{left}[{rel}]{right}")
-        else:
+        elif hops == 1:
             ball = "WITH seeds, seeds AS ball"
+        else:  # hops == 0: no adjacency, the seeds' features only
+            ball = "WITH seeds, [] AS ball"
         return (
             f"UNWIND $ids AS sid MATCH (s:{L} {{{idp}: sid}}) "
             f"WITH collect(DISTINCT s) AS seeds "
@@ -332,7 +334,7 @@ class Neo4jGraph:
             raise InvalidInputError("ids is empty; expected at least one node id to expand")
         check_size(len(id_list), DEFAULT_MAX_KEYS, "number of ids to expand")
         request = list(dict.fromkeys(id_list))
-        rec = self.read(self._expand_cypher(max(hops, 1), direction), {"ids": request},
+        rec = self.read(self._expand_cypher(hops, direction), {"ids": request},
                         what=f"expand({len(request)} ids, hops={hops})")[0]
         return self._build_subgraph(request, id_list, rec["found"], rec["adj"], rec["feats"], hops,
                                     direction, None if max_neighbors is None else int(max_neighbors), int(seed))
@@ -410,19 +412,31 @@ class Neo4jGraph:
         if not (ks[j] == want).all():  # pragma: no cover - edges come from adj
             raise GraphSourceError("internal: traversed edge without a relationship row")
         rows = rows_all[srt[j]]
-        vals = []
-        for r in rows.tolist():
-            rec = adj[r]
-            parts = []
-            for p, v in zip(self.edge_properties, rec[3:]):
-                if v is None:
-                    raise GraphSourceError(f"relationship ({rec[0]!r})-({rec[1]!r}) has no property {p!r}")
-                parts.append(np.atleast_1d(np.asarray(v, dtype=self.dtype)))
-            vals.append(np.concatenate(parts))
+        return self._attr_matrix(adj)[rows]
+
+    def _attr_matrix(self, adj: list) -> np.ndarray:
+        """``[len(adj), F]`` relationship property values of the adjacency rows."""
+        vals = [r[3:] for r in adj]
         try:
-            out = np.stack(vals)
-        except ValueError as exc:
-            raise GraphSourceError(f"edge properties {self.edge_properties} have differing lengths ({exc})") from None
+            out = np.asarray(vals, dtype=self.dtype)          # all properties scalar numbers
+            if out.ndim != 2:
+                raise ValueError
+        except (TypeError, ValueError):
+            rows = []
+            for rec in adj:                                   # vector-valued properties
+                parts = []
+                for p, v in zip(self.edge_properties, rec[3:]):
+                    if v is None:
+                        raise GraphSourceError(f"relationship ({rec[0]!r})-({rec[1]!r}) has no property {p!r}")
+                    parts.append(np.atleast_1d(np.asarray(v, dtype=self.dtype)))
+                rows.append(np.concatenate(parts))
+            try:
+                out = np.stack(rows)
+            except ValueError as exc:
+                raise GraphSourceError(f"edge properties {self.edge_properties} have differing lengths "
+                                       f"({exc})") from None
+        if not np.isfinite(out).all():
+            raise GraphSourceError(f"edge properties {self.edge_properties} are missing on some relationship, or NaN/Inf")
         return np.ascontiguousarray(out, dtype=self.dtype)
 
     # ------------------------------------------------------------------ more API (other modules)
