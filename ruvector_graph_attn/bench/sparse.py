@@ -26,13 +26,16 @@ from ..kernels.sparse import csr_attention
 from .common import print_table
 
 
-def best_time(fn, repeat: int = 3, warmup: int = 1) -> float:
-    """Fastest of ``repeat`` runs (seconds): on a shared machine the minimum is the
-    measurement least disturbed by other processes (as ``timeit`` recommends)."""
+def best_time(fn, repeat: int = 3, warmup: int = 1, min_time: float = 0.0) -> float:
+    """Fastest run of ``fn()`` in seconds, over at least ``repeat`` runs and at least ``min_time``
+    seconds of runs (at most 200). On a shared machine the minimum is the measurement least
+    disturbed by other processes (as ``timeit`` recommends), and more runs of a cheap case give
+    it more chances to land in a quiet moment."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeat):
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeat or (time.perf_counter() - start < min_time and len(times) < 200):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -53,6 +56,8 @@ def build_parser(prog: str = "sparse_bench") -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (the fastest is kept)")
     p.add_argument("--dense-limit-gib", type=float, default=8.0,
                    help="skip the dense baseline when its N x N arrays need more than this")
+    p.add_argument("--min-time", type=float, default=2.0,
+                   help="keep repeating each sparse and bound measurement for at least this many seconds")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -147,19 +152,21 @@ def run(args: argparse.Namespace) -> int:
                 stride, g = args.stride, globals_
                 label = f"strided w={args.window} s={args.stride} g={len(globals_)}"
             # cold: a fresh layer generates the pattern; warm: the layer reuses it
-            t_cold = best_time(lambda: call(SparseAttention(dim=d, max_keys=n)), repeat=args.repeat, warmup=0)
-            t_warm = best_time(lambda: call(att), repeat=args.repeat, warmup=1)
+            t_cold = best_time(lambda: call(SparseAttention(dim=d, max_keys=n)), repeat=args.repeat, warmup=0,
+                               min_time=args.min_time)
+            t_warm = best_time(lambda: call(att), repeat=args.repeat, warmup=1, min_time=args.min_time)
             out_sparse = call(att)
-            t_pattern = best_time(lambda: make_mask().csr(n, n), repeat=args.repeat, warmup=0)
+            t_pattern = best_time(lambda: make_mask().csr(n, n), repeat=args.repeat, warmup=0,
+                                   min_time=args.min_time)
             indptr, indices = make_mask().csr(n, n)
             nnz = int(indices.shape[0])
             out = np.empty((n, d), dtype=np.float32)
             wts = np.empty(nnz, dtype=np.float32)
             scale = np.float32(att.scale)
             t_kernel = best_time(lambda: csr_attention(q, k, v, indptr, indices, scale, out, wts),
-                                   repeat=args.repeat, warmup=1)
+                                 repeat=args.repeat, warmup=1, min_time=args.min_time)
             m = max(1, int(round(nnz / n)))
-            t_blas = best_time(blas_same_flops(q, k, v, m), repeat=args.repeat, warmup=1)
+            t_blas = best_time(blas_same_flops(q, k, v, m), repeat=args.repeat, warmup=1, min_time=args.min_time)
             bound = max(t_blas * nnz / (n * m), memory_seconds(n, nnz, d, d, bw))
             need_gib = n * n * 5 / 2**30
             if need_gib <= args.dense_limit_gib:
