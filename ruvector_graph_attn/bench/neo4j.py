@@ -8,7 +8,7 @@ Starts its own embedded Neo4j 5.26 (``connectors/neo4j/server.py``) unless ``--u
 1. **load**: ``--nodes`` nodes (default 100K) with ``--dim``-d embeddings (clustered vectors) and
    ``nodes * degree / 2`` random directed relationships (average total degree ``--degree``,
    default 10), through ``Neo4jGraph.load_arrays`` (CREATE, batches of 10K);
-2. **expansion**: ``--hops``-hop (default 2) expansion of ``--seeds`` random seeds (default 1,000)
+2. **expansion**: ``--hops``-hop (default 2, then 1) expansion of ``--seeds`` random seeds (default 1,000)
    in ONE ``expand`` call vs one ``expand`` call per seed; ratio = per-seed total / batched. The
    batched result is checked to equal the union of the per-seed ones; the in-process
    ``NetworkXGraph`` on the same graph is timed as a reference;
@@ -39,7 +39,7 @@ def build_parser(prog: str = "neo4j_bench") -> argparse.ArgumentParser:
     p.add_argument("--degree", type=float, default=10.0, help="average total degree (in + out)")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--seeds", type=int, default=1000, help="seeds of the expansion benchmark")
-    p.add_argument("--hops", type=int, default=2, help="hops of the expansion benchmark")
+    p.add_argument("--hops", type=str, default="2,1", help="comma-separated hops of the expansion benchmark")
     p.add_argument("--queries", type=int, default=30, help="queries of the re-ranked search benchmark")
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--k", type=int, default=10)
@@ -132,35 +132,37 @@ def run(args: argparse.Namespace) -> int:
 
         # 2. expansion: batched vs per seed -------------------------------------------------------
         seeds = rng.choice(n, size=min(args.seeds, n), replace=False).astype(np.int64)
-        g.expand(seeds[:10], hops=args.hops)          # warm the query plan
-        sg = None
+        for hops in [int(h) for h in str(args.hops).split(",") if h.strip()]:
+            g.expand(seeds[:10], hops=hops)          # warm the query plan
+            sg = None
 
-        def batched():
-            nonlocal sg
-            sg = g.expand(seeds, hops=args.hops)
+            def batched():
+                nonlocal sg
+                sg = g.expand(seeds, hops=hops)
 
-        t_batch = _median(batched, args.repeat)
-        t0 = time.perf_counter()
-        union_nodes: set = set()
-        union_edges: set = set()
-        for s in seeds.tolist():
-            one = g.expand([s], hops=args.hops)
-            union_nodes.update(one.node_ids)
-            nid = one.node_ids
-            union_edges.update((nid[a], nid[b]) for a, b in one.edge_index.T.tolist())
-        t_per_seed = time.perf_counter() - t0
-        b_edges = {(sg.node_ids[a], sg.node_ids[b]) for a, b in sg.edge_index.T.tolist()}
-        same = set(sg.node_ids) == union_nodes and b_edges == union_edges
-        t_nx = _median(lambda: ref.expand(seeds, hops=args.hops, direction="both"), args.repeat)
-        results.update(expand_batched_s=t_batch, expand_per_seed_s=t_per_seed,
-                       expand_ratio=t_per_seed / t_batch, expand_networkx_s=t_nx,
-                       expand_nodes=sg.num_nodes, expand_edges=sg.num_edges, expand_union_equal=same)
-        print_table(["case", "time (s)", "nodes", "edges", "ratio vs batched"], [
-            [f"Neo4j: 1 expand() of {len(seeds)} seeds, {args.hops} hops", t_batch, sg.num_nodes, sg.num_edges, 1.0],
-            [f"Neo4j: {len(seeds)} expand() calls, one per seed", t_per_seed, len(union_nodes), len(union_edges),
-             t_per_seed / t_batch],
-            ["NetworkX in process: 1 expand() (reference)", t_nx, sg.num_nodes, sg.num_edges, t_nx / t_batch],
-        ], title=f"Expansion ({'batched == union of per-seed: yes' if same else 'MISMATCH between batched and per-seed'})")
+            t_batch = _median(batched, args.repeat)
+            t0 = time.perf_counter()
+            union_nodes: set = set()
+            union_edges: set = set()
+            for s in seeds.tolist():
+                one = g.expand([s], hops=hops)
+                union_nodes.update(one.node_ids)
+                nid = one.node_ids
+                union_edges.update((nid[a], nid[b]) for a, b in one.edge_index.T.tolist())
+            t_per_seed = time.perf_counter() - t0
+            b_edges = {(sg.node_ids[a], sg.node_ids[b]) for a, b in sg.edge_index.T.tolist()}
+            same = set(sg.node_ids) == union_nodes and b_edges == union_edges
+            t_nx = _median(lambda: ref.expand(seeds, hops=hops, direction="both"), args.repeat)
+            results[f"expand_{hops}hop"] = dict(batched_s=t_batch, per_seed_s=t_per_seed,
+                                                ratio=t_per_seed / t_batch, networkx_s=t_nx, nodes=sg.num_nodes,
+                                                edges=sg.num_edges, union_equal=same)
+            print_table(["case", "time (s)", "nodes", "edges", "ratio vs batched"], [
+                [f"Neo4j: 1 expand() of {len(seeds)} seeds, {hops} hops", t_batch, sg.num_nodes, sg.num_edges, 1.0],
+                [f"Neo4j: {len(seeds)} expand() calls, one per seed", t_per_seed, len(union_nodes),
+                 len(union_edges), t_per_seed / t_batch],
+                ["NetworkX in process: 1 expand() (reference)", t_nx, sg.num_nodes, sg.num_edges, t_nx / t_batch],
+            ], title=f"Expansion, {hops} hops ("
+                     f"{'batched == union of per-seed: yes' if same else 'MISMATCH between batched and per-seed'})")
 
         # 3. re-ranked search -------------------------------------------------------------------
         t0 = time.perf_counter()
