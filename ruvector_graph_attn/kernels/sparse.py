@@ -55,12 +55,36 @@ def csr_attention(q, k, v, indptr, indices, scale, out, weights):
         if stop <= start:
             continue
         zero = q[i, 0] - q[i, 0]  # 0 in the input dtype: float32 rows accumulate in float32 (SIMD)
-        for p in range(start, stop):
+        # scores, four keys at a time (independent accumulators hide the reduction latency)
+        p = start
+        while p + 4 <= stop:
+            j0 = indices[p]
+            j1 = indices[p + 1]
+            j2 = indices[p + 2]
+            j3 = indices[p + 3]
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            for c in range(d):
+                qc = q[i, c]
+                a0 += qc * k[j0, c]
+                a1 += qc * k[j1, c]
+                a2 += qc * k[j2, c]
+                a3 += qc * k[j3, c]
+            weights[p] = a0 * scale
+            weights[p + 1] = a1 * scale
+            weights[p + 2] = a2 * scale
+            weights[p + 3] = a3 * scale
+            p += 4
+        while p < stop:
             j = indices[p]
             acc = zero
             for c in range(d):
                 acc += q[i, c] * k[j, c]
             weights[p] = acc * scale
+            p += 1
+        # stable softmax over the row
         m = weights[start]
         for p in range(start + 1, stop):
             if weights[p] > m:
@@ -73,10 +97,26 @@ def csr_attention(q, k, v, indptr, indices, scale, out, weights):
         inv = 1.0 / total
         for p in range(start, stop):
             weights[p] = weights[p] * inv
+        # weighted sum of values, four keys at a time
+        p = start
+        while p + 4 <= stop:
+            j0 = indices[p]
+            j1 = indices[p + 1]
+            j2 = indices[p + 2]
+            j3 = indices[p + 3]
+            w0 = weights[p]
+            w1 = weights[p + 1]
+            w2 = weights[p + 2]
+            w3 = weights[p + 3]
+            for c in range(dv):
+                out[i, c] += w0 * v[j0, c] + w1 * v[j1, c] + w2 * v[j2, c] + w3 * v[j3, c]
+            p += 4
+        while p < stop:
             w = weights[p]
             j = indices[p]
             for c in range(dv):
                 out[i, c] += w * v[j, c]
+            p += 1
 
 
 @njit(cache=True)
