@@ -282,6 +282,10 @@ def test_pyg_load_both_ways():
     pyg = pytest.importorskip("torch_geometric")
     from torch_geometric.nn import GINConv as PGIN, SAGEConv as PSAGE
 
+    import random
+
+    random.seed()  # torch_geometric.nn.Sequential names its generated module with a random draw;
+    # hypothesis reseeds `random`, which would make two tests' Sequentials collide
     ours = GraphSequential([SAGEConv(4, 8, rng=0), nn.ReLU(),
                             GINConv(nn.Sequential(nn.Linear(8, 8, rng=1), nn.ReLU(), nn.Linear(8, 3, rng=2)))])
     _perturb(ours)

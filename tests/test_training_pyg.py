@@ -32,7 +32,7 @@ def test_trajectory_equals_pyg(name, opt_name):
     m = build_ours(name, 40, 7, seed=1)
     _no_dropout_ours(m)
     pm = build_pyg(name, 40, 7)
-    pm.load_state_dict({k: torch.from_numpy(v) for k, v in export_pyg_state_dict(m, layout="pyg_sequential").items()})
+    pm.load_state_dict({k: torch.from_numpy(v) for k, v in export_pyg_state_dict(m, layout="torch").items()})
     for mod in pm.modules():
         if isinstance(mod, torch.nn.Dropout):
             mod.p = 0.0
@@ -66,7 +66,7 @@ def test_trajectory_equals_pyg(name, opt_name):
         np.testing.assert_allclose(out, po.detach().numpy(), rtol=1e-3, atol=1e-4)
     # and the trained PyG weights load back here with identical outputs
     back = build_ours(name, 40, 7, seed=5)
-    import_pyg_state_dict(back, pm.state_dict(), layout="pyg_sequential")
+    import_pyg_state_dict(back, pm.state_dict(), layout="torch")
     back.eval()
     pm.eval()
     with torch.no_grad():

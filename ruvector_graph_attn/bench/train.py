@@ -64,20 +64,30 @@ def build_ours(name: str, f: int, c: int, seed: int):
 
 
 def build_pyg(name: str, f: int, c: int):
+    """The same layout in PyG: a ``torch.nn.ModuleList`` whose forward passes ``(x, edge_index)``
+    to message-passing layers and ``x`` to the others, so parameter names are
+    ``0.lin.weight`` ... (our ``layout="torch"``). (``torch_geometric.nn.Sequential`` is avoided:
+    it names generated modules with a ``random`` draw, which collides when ``random`` is reseeded.)"""
     import torch
     from torch_geometric import nn as gnn
 
     T = torch.nn
-    io = "x, edge_index -> x"
+
+    class Chain(T.ModuleList):
+        def forward(self, x, edge_index):
+            for mod in self:
+                x = mod(x, edge_index) if isinstance(mod, gnn.MessagePassing) else mod(x)
+            return x
+
     if name == "gat":
-        mods = [(T.Dropout(0.6), "x -> x"), (gnn.GATConv(f, 8, heads=8, dropout=0.6), io), T.ELU(),
-                T.Dropout(0.6), (gnn.GATConv(64, c, heads=1, concat=False, dropout=0.6), io)]
+        mods = [T.Dropout(0.6), gnn.GATConv(f, 8, heads=8, dropout=0.6), T.ELU(), T.Dropout(0.6),
+                gnn.GATConv(64, c, heads=1, concat=False, dropout=0.6)]
     elif name == "sage":
-        mods = [(gnn.SAGEConv(f, 64, aggr="mean"), io), T.ReLU(), T.Dropout(0.5), (gnn.SAGEConv(64, c, aggr="mean"), io)]
+        mods = [gnn.SAGEConv(f, 64, aggr="mean"), T.ReLU(), T.Dropout(0.5), gnn.SAGEConv(64, c, aggr="mean")]
     else:
-        mods = [(gnn.GINConv(T.Sequential(T.Linear(f, 64), T.ReLU(), T.Linear(64, 64))), io), T.ReLU(), T.Dropout(0.5),
-                (gnn.GINConv(T.Sequential(T.Linear(64, 64), T.ReLU(), T.Linear(64, c))), io)]
-    return gnn.Sequential("x, edge_index", mods)
+        mods = [gnn.GINConv(T.Sequential(T.Linear(f, 64), T.ReLU(), T.Linear(64, 64))), T.ReLU(), T.Dropout(0.5),
+                gnn.GINConv(T.Sequential(T.Linear(64, 64), T.ReLU(), T.Linear(64, c)))]
+    return Chain(mods)
 
 
 LR = {"gat": 0.005, "sage": 0.01, "gin": 0.01}
@@ -180,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
             rnn.seed(1000 + s)
             model = build_ours(name, f, c, seed=s)
-            init = export_pyg_state_dict(model, layout="pyg_sequential")
+            init = export_pyg_state_dict(model, layout="torch")
             if use_pyg:
                 import torch
 
