@@ -8,6 +8,7 @@ are those of ``torch.nn.Sequential`` / ``ModuleList`` (``0.lin.weight``, ``2.att
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -21,10 +22,15 @@ __all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
 
 def is_graph_layer(module: Any) -> bool:
     """True when ``module`` consumes ``(x, edge_index, ...)``."""
-    flag = getattr(type(module), "is_graph_layer", None)
+    return _is_graph_type(type(module))
+
+
+@lru_cache(maxsize=None)
+def _is_graph_type(cls: type) -> bool:
+    flag = getattr(cls, "is_graph_layer", None)
     if flag is not None:
         return bool(flag)
-    fwd = getattr(type(module), "forward", None)
+    fwd = getattr(cls, "forward", None)
     if fwd is None:
         return False
     try:
