@@ -44,6 +44,7 @@ def test_make_model_shapes(kind, small):
         make_model("mlp", 3, 4, 2)
 
 
+@pytest.mark.slow
 def test_cli_node_classification(tmp_path, small):
     np.save(tmp_path / "x.npy", small.x)
     y = small.y.copy()
@@ -65,6 +66,7 @@ def test_cli_node_classification(tmp_path, small):
     assert model(small.x, small.edge_index).shape == (small.num_nodes, 7)
 
 
+@pytest.mark.slow
 def test_cli_link_prediction_and_minibatch(tmp_path, small):
     np.save(tmp_path / "x.npy", small.x)
     np.save(tmp_path / "g.npy", small.edge_index.T)  # [E, 2] is accepted
