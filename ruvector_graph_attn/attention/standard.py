@@ -37,7 +37,10 @@ from pydantic import ValidationError
 
 from ..config import AttentionConfig
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError
-from ..kernels.softmax import softmax_rows, softmax_rows_backward, softmax_rows_inplace
+from ..kernels.softmax import (
+    softmax_rows, softmax_rows_backward, softmax_rows_fast32, softmax_rows_fast64, softmax_rows_inplace,
+    softmax_vector_fast32, softmax_vector_fast64,
+)
 from ..nn.module import Module
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_size
 
@@ -114,12 +117,18 @@ class ScaledDotProductAttention(Module):
         self.dropout = float(dropout)
         self.max_keys = max_keys
         self._rng = np.random.default_rng(seed)
+        # the scale in both float dtypes, so the hot path converts nothing
+        self._scale_by_char = {"f": np.float32(self.scale), "d": np.float64(self.scale)}
         self._weights: np.ndarray | None = None
         self._cache: tuple | None = None
 
     # -- public API -----------------------------------------------------------------------
     def forward(self, query: Any, keys: Any, values: Any, mask: Any = None) -> np.ndarray:
         """Attend one query [D] over keys [N, D] / values [N, F]; ``mask`` [N] bool, True = attend."""
+        if mask is None and self._plain_inputs(query, keys, values, 1):
+            out = self._forward_lean(query, keys, values)
+            if out is not None:
+                return out
         q, K, V = self._inputs(query, keys, values, 1)
         m = None if mask is None else self._mask(mask, (K.shape[0],)).reshape(1, -1)
         out = self._attend(q.reshape(1, -1), K, V, m, single=True)
@@ -127,6 +136,10 @@ class ScaledDotProductAttention(Module):
 
     def forward_batch(self, queries: Any, keys: Any, values: Any, mask: Any = None) -> np.ndarray:
         """Attend queries [B, D] over shared keys/values; ``mask`` [B, N] (or [N], shared) bool."""
+        if mask is None and self._plain_inputs(queries, keys, values, 2):
+            out = self._forward_lean(queries, keys, values)
+            if out is not None:
+                return out
         Q, K, V = self._inputs(queries, keys, values, 2)
         m = None
         if mask is not None:
@@ -140,7 +153,12 @@ class ScaledDotProductAttention(Module):
     def attention_weights(self) -> np.ndarray | None:
         """Weights of the last forward, [B, N] ([1, N] after :meth:`forward`); rows sum to 1
         (0 for a fully masked query); before dropout. ``None`` before any forward."""
-        return self._weights
+        w = self._weights
+        if w is None:
+            return None
+        w = w.reshape(1, -1) if w.ndim == 1 else w.view()
+        w.flags.writeable = False  # a read-only view: the layer's own array backs backward()
+        return w
 
     def config(self) -> AttentionConfig:
         return self._config.model_copy()
@@ -155,6 +173,9 @@ class ScaledDotProductAttention(Module):
         if self._cache is None:
             raise NotFittedError("backward() needs a forward() first (or reset() was called)")
         Q, K, V, W, keep, single = self._cache
+        if single:
+            Q = Q.reshape(1, -1)
+            W = W.reshape(1, -1)
         out_shape = (V.shape[1],) if single else (Q.shape[0], V.shape[1])
         G = as_float_array(grad_output, "grad_output", shape=out_shape, dtype=Q.dtype).reshape(Q.shape[0], -1)
         Wd = W if keep is None else W * keep
@@ -173,6 +194,50 @@ class ScaledDotProductAttention(Module):
         return f"dim={self.dim}, scale={self.scale:.6g}, dropout={self.dropout}"
 
     # -- internals ------------------------------------------------------------------------
+    def _plain_inputs(self, q: Any, K: Any, V: Any, qdim: int) -> bool:
+        """True for the common case that needs no conversion: C-contiguous float32/float64 numpy
+        arrays of one dtype and the right, non-empty shapes within the key limit. Everything
+        else (lists, other dtypes, errors to report) takes the general validating path."""
+        if type(q) is not np.ndarray or type(K) is not np.ndarray or type(V) is not np.ndarray:
+            return False
+        dt = K.dtype
+        if dt.char not in "fd" or q.dtype != dt or V.dtype != dt or q.ndim != qdim or K.ndim != 2 or V.ndim != 2:
+            return False
+        n = K.shape[0]
+        limit = self.max_keys
+        return (q.shape[-1] == self.dim and K.shape[1] == self.dim and V.shape[0] == n and n > 0
+                and V.shape[1] > 0 and q.size > 0 and (limit is None or n <= limit)
+                and K.flags.c_contiguous and V.flags.c_contiguous and q.flags.c_contiguous)
+
+    def _forward_lean(self, q: np.ndarray, K: np.ndarray, V: np.ndarray) -> np.ndarray | None:
+        """The fast path with as few Python-level steps as possible (for one query the per-call
+        overhead is a visible share of the time). None = take the general path, which re-checks
+        everything, names a NaN/Inf input, or rescales an overflow."""
+        if self.training and self.dropout > 0.0:
+            return None
+        single = q.ndim == 1
+        char = K.dtype.char
+        scale = self._scale_by_char[char]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if single:
+                W = K @ (q * scale)
+                m = W.max()  # NaN propagates through max; -inf is caught by the min
+                if not (math.isfinite(m) and math.isfinite(W.min())):
+                    return None
+                (softmax_vector_fast32 if char == "f" else softmax_vector_fast64)(W, m, scale.dtype.type(1))
+            else:
+                W = (q * scale) @ K.T
+                m = W.max(axis=1)
+                if not (math.isfinite(float(m.sum())) and math.isfinite(float(W.min()))):
+                    return None
+                (softmax_rows_fast32 if char == "f" else softmax_rows_fast64)(W, m, scale.dtype.type(1))
+            out = W @ V
+            if not math.isfinite(float(out.sum())):
+                return None
+        object.__setattr__(self, "_weights", W)  # 1-D for one query; attention_weights() gives [1, N]
+        object.__setattr__(self, "_cache", (q, K, V, W, None, single))
+        return out
+
     def _inputs(self, query: Any, keys: Any, values: Any, qdim: int):
         q = as_float_array(query, "query" if qdim == 1 else "queries", ndim=qdim, finite=False)
         K = as_float_array(keys, "keys", ndim=2, finite=False)
@@ -210,7 +275,6 @@ class ScaledDotProductAttention(Module):
             keep = self._dropout_keep(W)
             if keep is not None:
                 out = _safe_weighted_sum(W * keep, V)
-        W.flags.writeable = False
         # plain attributes (not parameters or modules): skip Module.__setattr__'s registry work
         object.__setattr__(self, "_weights", W)
         object.__setattr__(self, "_cache", (Q, K, V, W, keep, single))

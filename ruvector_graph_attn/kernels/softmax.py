@@ -190,39 +190,52 @@ def _exp_nonpos64(t):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
-def _softmax_rows_fast32(x, m, scale):
-    for r in range(x.shape[0]):
-        row = x[r]
-        mr = m[r]
-        if mr == -np.inf:
-            row[:] = 0
-            continue
-        s = np.float32(0.0)
-        for j in range(row.shape[0]):
-            e = _exp_nonpos32(scale * (row[j] - mr))
-            row[j] = e
-            s += e
-        inv = np.float32(1.0) / s
-        for j in range(row.shape[0]):
-            row[j] *= inv
+def softmax_vector_fast32(row, mr, scale):
+    """Unchecked float32 kernel: softmax of the 1-D C-contiguous ``row`` in place, given its
+    maximum ``mr`` (no NaN/+inf in ``row``; ``mr == -inf`` gives zeros). For callers that
+    validated already and want no Python wrapper (see :func:`softmax_rows_inplace`)."""
+    if mr == -np.inf:
+        row[:] = 0
+        return
+    s = np.float32(0.0)
+    for j in range(row.shape[0]):
+        e = _exp_nonpos32(scale * (row[j] - mr))
+        row[j] = e
+        s += e
+    inv = np.float32(1.0) / s
+    for j in range(row.shape[0]):
+        row[j] *= inv
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
-def _softmax_rows_fast64(x, m, scale):
+def softmax_vector_fast64(row, mr, scale):
+    """Unchecked float64 kernel; see :func:`softmax_vector_fast32`."""
+    if mr == -np.inf:
+        row[:] = 0
+        return
+    s = 0.0
+    for j in range(row.shape[0]):
+        e = _exp_nonpos64(scale * (row[j] - mr))
+        row[j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(row.shape[0]):
+        row[j] *= inv
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
+def softmax_rows_fast32(x, m, scale):
+    """Unchecked float32 kernel: :func:`softmax_vector_fast32` on every row of the 2-D ``x``
+    with row maxima ``m``."""
     for r in range(x.shape[0]):
-        row = x[r]
-        mr = m[r]
-        if mr == -np.inf:
-            row[:] = 0
-            continue
-        s = 0.0
-        for j in range(row.shape[0]):
-            e = _exp_nonpos64(scale * (row[j] - mr))
-            row[j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(row.shape[0]):
-            row[j] *= inv
+        softmax_vector_fast32(x[r], m[r], scale)
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
+def softmax_rows_fast64(x, m, scale):
+    """Unchecked float64 kernel; see :func:`softmax_rows_fast32`."""
+    for r in range(x.shape[0]):
+        softmax_vector_fast64(x[r], m[r], scale)
 
 
 def exp_nonpositive(t: np.ndarray) -> np.ndarray:
@@ -278,7 +291,7 @@ def softmax_rows_inplace(x: np.ndarray, scale: float = 1.0, row_max: np.ndarray 
     if rows.dtype not in (np.float32, np.float64):
         raise ValueError(f"softmax_rows_inplace needs float32 or float64, got {rows.dtype}")
     m = rows.max(axis=1) if row_max is None else np.asarray(row_max, dtype=rows.dtype).reshape(-1)
-    kernel = _softmax_rows_fast32 if rows.dtype == np.float32 else _softmax_rows_fast64
+    kernel = softmax_rows_fast32 if rows.dtype == np.float32 else softmax_rows_fast64
     kernel(rows, np.ascontiguousarray(m), rows.dtype.type(scale))
     return x
 
@@ -316,4 +329,6 @@ def softmax_rows_backward(w: np.ndarray, grad_w: np.ndarray, scale: float = 1.0)
     return out
 
 
-__all__ = ["softmax_rows", "softmax_rows_inplace", "exp_nonpositive", "masked_softmax_rows", "softmax_rows_backward"]
+__all__ = ["softmax_rows", "softmax_rows_inplace", "softmax_vector_fast32", "softmax_vector_fast64",
+           "softmax_rows_fast32", "softmax_rows_fast64",
+           "exp_nonpositive", "masked_softmax_rows", "softmax_rows_backward"]
