@@ -10,8 +10,8 @@ index's own similarity of ``c``):
                   vector ``h_c = sum_j a_j x_j`` (unit ``x_j`` for cosine),
                   ``ctx_c = sim(q, h_c)``, ``score = (1 - beta) v_c + beta ctx_c``.
 ``"hyperbolic"``  as ``"attention"`` but the weights come from geodesic distances on the
-                  Poincare ball: ``u = expmap0(s x / ||x||_max)`` for the query and the
-                  features, ``a_j = softmax_j(-d_c(u_q, u_j) / T)``; context and score
+                  Poincare ball: ``u = expmap0(t x / s)`` for the query and the features
+                  (``s`` the largest norm among the query and the neighbourhood), ``a_j = softmax_j(-d_c(u_q, u_j)^2 / T)``; context and score
                   as for ``"attention"``.
 ``"gat"``, ``"sage"``, ``"gin"``  a trained graph layer ``f`` is run once on the expanded
                   subgraph (``x``, ``edge_index`` as the connector returns them, messages
@@ -313,15 +313,19 @@ class GraphReranker:
         offs = np.arange(out_ptr[-1], dtype=np.int64) - out_ptr[pair_of]
         mem = members[seg_ptr[seg_of[pair_of]] + offs]
         qb = pq[pair_of]
-        # scale both clouds into the ball with one common factor, then map with expmap0
-        scale = max(float(np.sqrt(xsq.max(initial=0.0))), float(np.sqrt(qsq.max(initial=0.0))), 1e-12)
-        # expmap0 maps tangent norm t to ball norm tanh(sqrt(c) t) / sqrt(c): the largest
-        # vector lands at HYPERBOLIC_RADIUS of the ball's radius 1 / sqrt(c)
+        # per pair, scale the query and the neighbourhood by one common factor so the largest of
+        # them lands at HYPERBOLIC_RADIUS of the ball radius 1 / sqrt(c) (expmap0 maps tangent
+        # norm t to ball norm tanh(sqrt(c) t) / sqrt(c)); per pair, so batch == single
         t = np.arctanh(HYPERBOLIC_RADIUS) / np.sqrt(self.curvature)
-        uq = ball.expmap0(Qd * (t / scale))
-        ux = ball.expmap0(Xd * (t / scale))
-        d = np.asarray(ball.dist(uq[qb], ux[mem]), dtype=Qd.dtype).reshape(-1)
-        w, _ = segment_softmax_pool(np.ascontiguousarray(-d / self.temperature), np.zeros_like(d), out_ptr)
+        nx_ = np.sqrt(np.maximum(xsq, 0.0))[mem]
+        seg_max = np.maximum.reduceat(nx_, out_ptr[:-1]) if nx_.size else np.zeros(P)
+        pair_scale = np.maximum(np.maximum(seg_max, np.sqrt(np.maximum(qsq, 0.0))[pq]), 1e-12)
+        f = (t / pair_scale)[pair_of].astype(Qd.dtype)[:, None]
+        uq = ball.expmap0(Qd[qb] * f)
+        ux = ball.expmap0(Xd[mem] * f)
+        d = np.asarray(ball.dist(uq, ux), dtype=Qd.dtype).reshape(-1)
+        # -d^2 / T as GeometricAttention (attention/geometric.py, seed section 2.3)
+        w, _ = segment_softmax_pool(np.ascontiguousarray(-(d * d) / self.temperature), np.zeros_like(d), out_ptr)
         s, ctx = pooled_context(Qd, Xd, qsq, pq, mem, w, out_ptr, pown, self.blend, _context_metric(self.space))
         return s, ctx, w
 
