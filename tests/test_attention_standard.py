@@ -286,6 +286,40 @@ def test_nan_hidden_by_zero_query_component_or_mask_is_still_found(rng):
         att.forward(q, K, V, mask=mask)
 
 
+def test_nan_in_a_value_whose_weight_underflows_to_zero(rng):
+    att = rga.ScaledDotProductAttention(dim=2, scale=1.0)
+    q = np.array([100.0, 0.0], np.float32)
+    K = np.array([[1.0, 0.0], [-1.0, 0.0], [0.5, 0.0]], np.float32)  # key 1: weight exp(-200) -> 0 in float32
+    V = np.ones((3, 2), np.float32)
+    att.forward(q, K, V)
+    assert att.attention_weights()[0, 1] == 0.0
+    V[1, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="values contains NaN"):
+        att.forward(q, K, V)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_array_path_equals_general_path(rng, dtype):
+    Q, K, V = data(rng, dtype=dtype)
+    att = rga.ScaledDotProductAttention(dim=8)
+    fast1 = att.forward(Q[0], K, V)  # C-contiguous arrays of one dtype: the lean path
+    w_fast = att.attention_weights().copy()
+    grads_fast = att.backward(np.ones(5))
+    general1 = att.forward(Q[0].tolist(), K.tolist(), V.tolist())  # lists: the validating path
+    assert general1.dtype == np.float64  # Python floats convert to float64, which is kept
+    np.testing.assert_allclose(general1, fast1, rtol=1e-5 if dtype == np.float32 else 1e-6)
+    np.testing.assert_allclose(att.attention_weights(), w_fast, rtol=1e-5, atol=1e-7)
+    slow = att.forward(Q[0], np.asfortranarray(K), V)  # not C-contiguous: the general path
+    np.testing.assert_array_equal(slow, fast1)
+    for a, b in zip(att.backward(np.ones(5)), grads_fast):
+        np.testing.assert_allclose(a, b, rtol=1e-12 if dtype == np.float64 else 1e-5, atol=1e-7)
+    fastb = att.forward_batch(Q, K, V)
+    w_b = att.attention_weights()
+    with pytest.raises(ValueError):
+        w_b[0, 0] = 1.0  # read-only view
+    np.testing.assert_array_equal(att.forward_batch(Q, np.asfortranarray(K), V), fastb)
+
+
 def test_non_numeric_and_ragged(rng):
     q, K, V = _ok(rng)
     att = rga.ScaledDotProductAttention(dim=8)
