@@ -445,3 +445,42 @@ def test_einstein_against_geoopt(rng):
                              reducedim=[0]).numpy()
     np.testing.assert_allclose(PoincareBall(c).einstein_midpoint(V, w), want.reshape(-1), rtol=1e-8)
     assert geoopt is not None
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("mode", ["euclidean", "tangent", "einstein"])
+def test_forward_and_backward_against_geoopt_autograd(rng, mode):
+    """Forward with geoopt's ops and gradients from torch autograd, against ours (float64)."""
+    torch = pytest.importorskip("torch")
+    geoopt = pytest.importorskip("geoopt")
+    from geoopt.manifolds.stereographic.math import weighted_midpoint
+
+    c, temp = 1.3, 0.6
+    gball = geoopt.PoincareBall(c=torch.tensor(c, dtype=torch.float64))
+    Q = ball_points(rng, 3, 4, c, 0.8)
+    K = ball_points(rng, 7, 4, c, 0.8)
+    V = rng.normal(size=(7, 5)) if mode == "euclidean" else ball_points(rng, 7, 4, c, 0.8)
+    att = GeometricAttention(PoincareBall(c), temperature=temp,
+                             aggregation="einstein" if mode == "einstein" else "tangent",
+                             values_on_manifold=mode != "euclidean")
+    out = att.forward_batch(Q, K, V)
+    G = rng.normal(size=out.shape)
+    gq, gk, gv = att.backward(G)
+
+    tq, tk, tv = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (Q, K, V))
+    d = gball.dist(tq[:, None, :], tk[None, :, :])
+    w = torch.softmax(-d**2 / temp, dim=1)
+    if mode == "euclidean":
+        tout = w @ tv
+    elif mode == "tangent":
+        logs = gball.logmap(tq[:, None, :], tv[None, :, :])
+        tout = gball.expmap(tq, (w[:, :, None] * logs).sum(1))
+    else:
+        tout = torch.stack([weighted_midpoint(tv, w[b], k=torch.tensor(-c, dtype=torch.float64), reducedim=[0])
+                            for b in range(3)]).reshape(3, -1)
+    np.testing.assert_allclose(att.attention_weights(), w.detach().numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-7, atol=1e-10)
+    (tout * torch.tensor(G)).sum().backward()
+    np.testing.assert_allclose(gq, tq.grad.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(gk, tk.grad.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(gv, tv.grad.numpy(), rtol=1e-6, atol=1e-9)

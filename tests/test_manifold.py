@@ -381,7 +381,7 @@ def test_public_access():
 def test_against_geoopt(rng, c):
     torch = pytest.importorskip("torch")
     geoopt = pytest.importorskip("geoopt")
-    gball = geoopt.PoincareBall(c=c)
+    gball = geoopt.PoincareBall(c=torch.tensor(c, dtype=torch.float64))  # float32 c would round c
     ball = PoincareBall(c)
     x = ball_points(rng, 20, 4, c, 0.9)
     y = ball_points(rng, 20, 4, c, 0.9)
@@ -398,7 +398,9 @@ def test_against_geoopt(rng, c):
     np.testing.assert_allclose(ball.mobius_scalar_mul(0.3, x), gball.mobius_scalar_mul(torch.tensor(0.3, dtype=torch.float64), T(x)).numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ball.mobius_matvec(m, x), gball.mobius_matvec(T(m), T(x)).numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ball.lambda_x(x), gball.lambda_x(T(x)).numpy(), rtol=1e-12)
-    np.testing.assert_allclose(ball.inner(x, u, y), gball.inner(T(x), T(u), T(y)).numpy(), rtol=1e-10)
+    # geoopt's inner needs keepdim=True here (keepdim=False broadcasts [N,1] * [N] to [N, N])
+    np.testing.assert_allclose(ball.inner(x, u, y), gball.inner(T(x), T(u), T(y), keepdim=True).numpy()[:, 0],
+                               rtol=1e-10)
     big = rng.normal(size=(20, 4)) * 5
     np.testing.assert_allclose(ball.proj(big), gball.projx(T(big)).numpy(), rtol=1e-12)
     np.testing.assert_allclose(ball.proj(big.astype(np.float32)),
@@ -424,3 +426,25 @@ def test_poincare_properties_random(c, seed, scale):
     # the distance is invariant under the Möbius isometry y -> (-x) (+) y
     np.testing.assert_allclose(ball.dist(ball.mobius_add(-x, y, project=False), ball.mobius_add(-x, z, project=False)),
                                dyz, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.torch
+def test_sphere_and_product_against_geoopt(rng):
+    torch = pytest.importorskip("torch")
+    geoopt = pytest.importorskip("geoopt")
+    T = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    sph, gs = Sphere(1.0), geoopt.Sphere()
+    x = sph.proj(rng.normal(size=(20, 5)))
+    y = sph.proj(rng.normal(size=(20, 5)))
+    u = sph.proju(x, rng.normal(size=(20, 5)) * 0.7)
+    # geoopt clamps the cosine at 1 - 1e-7 (float64): equal for points not extremely close
+    np.testing.assert_allclose(sph.dist(x, y), gs.dist(T(x), T(y)).numpy(), rtol=1e-9)
+    np.testing.assert_allclose(sph.expmap(x, u), gs.expmap(T(x), T(u)).numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sph.logmap(x, y), gs.logmap(T(x), T(y)).numpy(), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(sph.proju(x, y), gs.proju(T(x), T(y)).numpy(), rtol=1e-10, atol=1e-12)
+    ball = PoincareBall(1.0)
+    prod = Product([ball, sph], [3, 5])
+    gprod = geoopt.ProductManifold((geoopt.PoincareBall(c=torch.tensor(1.0, dtype=torch.float64)), 3), (gs, 5))
+    xb, yb = ball_points(rng, 20, 3, 1.0), ball_points(rng, 20, 3, 1.0)
+    px, py = np.concatenate([xb, x], 1), np.concatenate([yb, y], 1)
+    np.testing.assert_allclose(prod.dist(px, py), gprod.dist(T(px), T(py)).numpy(), rtol=1e-9)
