@@ -174,3 +174,30 @@ def test_reranker_trainer_improves_ranking():
     assert after["mrr"] > before["mrr"] + 0.2, (before, after)
     assert after["recall"] > 0.6
     assert after["mrr"] == pytest.approx(max(h["val_mrr"] for h in hist))
+
+
+def test_trained_layer_plugs_into_graph_reranker():
+    import networkx as nx
+
+    import ruvector_graph_attn as rga
+
+    ei, _ = sbm(200, 4, p_in=0.08, p_out=0.004, seed=8)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    both = np.concatenate([ei, ei[::-1]], axis=1)
+    layer = SAGEConv(8, 8, rng=0)
+    q, pos = graph_query_pairs(x, both, 300, seed=4)
+    trainer = RerankerTrainer(layer, Adam(layer.parameters(), lr=0.01), max_epochs=5, batch_size=100,
+                              progress=False)
+    trainer.fit(x, both, q, pos)
+    G = nx.Graph()
+    for i in range(200):
+        G.add_node(i, embedding=x[i])
+    G.add_edges_from(ei.T.tolist())
+    index = rga.HNSWIndex(dim=8, space="cosine")
+    index.add(np.arange(200), x)
+    rr = trainer.to_reranker(index, rga.connectors.NetworkXGraph(G), scorer="sage", candidates=30)
+    hits = rr.search(q[0], k=5)
+    assert [h.rank for h in hits] == [0, 1, 2, 3, 4]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(np.isfinite(h.score) for h in hits)
