@@ -172,6 +172,34 @@ def test_expand_equals_networkx(neo4j_server, label):
 
 
 @pytest.mark.neo4j
+def test_blob_property_reads_equal_list_reads(neo4j_server, label):
+    G = random_digraph(n=50, m=150, dim=6, seed=8)
+    for i in G.nodes:
+        G.nodes[i]["embedding"] = np.asarray(G.nodes[i]["embedding"], dtype=np.float32)
+    gb = make_graph(neo4j_server, label, blob_property="emb_f32")
+    gb.load_networkx(G)
+    gl = make_graph(neo4j_server, label)
+    ref = NetworkXGraph(G)
+    for hops, cap in ((1, None), (2, 3)):
+        a = ref.expand([1, 2, 3], hops=hops, max_neighbors=cap, direction="both")
+        assert_same_subgraph(a, gb.expand([1, 2, 3], hops=hops, max_neighbors=cap, direction="both"))
+        assert_same_subgraph(a, gl.expand([1, 2, 3], hops=hops, max_neighbors=cap, direction="both"))
+    blob = gb.read(f"MATCH (n:`{label}` {{id: 4}}) RETURN n.emb_f32 AS b")[0]["b"]
+    assert isinstance(blob, bytes) and len(blob) == 6 * 4
+    np.testing.assert_array_equal(np.frombuffer(blob, "<f4"), G.nodes[4]["embedding"])
+    new = np.arange(12, dtype=np.float32).reshape(2, 6)
+    gb.write_embeddings([4, 5], new)                      # updates list and blob together
+    np.testing.assert_array_equal(gb.features([5, 4]), new[::-1])
+    np.testing.assert_array_equal(gl.features([5, 4]), new[::-1])
+    gl.load_arrays([777], np.full((1, 6), 2.5))          # no blob written: reads fall back to the list
+    np.testing.assert_array_equal(gb.features([777, 4]), [[2.5] * 6, new[0]])
+    paths = gb.traverse([1], [TraversalStep(None, "both", 2)], query=np.ones(6))
+    assert paths == gl.traverse([1], [TraversalStep(None, "both", 2)], query=np.ones(6))
+    with pytest.raises(InvalidInputError):
+        make_graph(neo4j_server, label, blob_property="embedding")
+
+
+@pytest.mark.neo4j
 def test_expand_undirected_and_string_ids(neo4j_server, label):
     rng = np.random.default_rng(5)
     G = nx.Graph()

@@ -72,18 +72,29 @@ class Neo4jGraph:
         undirected: treat relationships as undirected edges (a graph loaded from an undirected
             NetworkX graph): expansion ignores their direction and ``edge_index`` carries both
             orientations of every traversed edge, as NetworkX and PyTorch Geometric do.
+        blob_property: optional name of a byte-array property holding each node's features as
+            little-endian float32 (``vector.astype('<f4').tobytes()``). When set, the loaders and
+            ``write_embeddings`` (of ``embedding_property``) write it next to the float list, and
+            every read fetches it instead of the list (nodes without it fall back to the list):
+            Neo4j reads and ships one 4*D-byte value instead of D doubles, about 4x less time for
+            large expansions (docs/neo4j.md). Features then have float32 precision.
     """
 
     def __init__(self, uri_or_driver: Any, auth: Optional[tuple] = None, database: str = "neo4j",
                  label: str = "Item", id_property: str = "id", embedding_property: str = "embedding",
                  relationship_types: Optional[Sequence[str]] = None, direction: str = "both",
                  edge_properties: Sequence[str] = (), dtype: Any = np.float32, timeout: float = 30.0,
-                 connection_timeout: float = 5.0, verify: bool = True, undirected: bool = False):
+                 connection_timeout: float = 5.0, verify: bool = True, undirected: bool = False,
+                 blob_property: Optional[str] = None):
         import neo4j
 
         self._label = quote(label, "label")
         self._idp = quote(id_property, "id property")
         self._embp = quote(embedding_property, "embedding property")
+        if blob_property is not None and blob_property == embedding_property:
+            raise InvalidInputError("blob_property must differ from embedding_property (it holds a float32 copy)")
+        self.blob_property = blob_property
+        self._blobp = None if blob_property is None else quote(blob_property, "blob property")
         self.label, self.id_property, self.embedding_property = label, id_property, embedding_property
         if isinstance(relationship_types, str):
             relationship_types = [relationship_types]
@@ -159,7 +170,14 @@ class Neo4jGraph:
         return (f"Neo4jGraph({self._uri!r}, database={self.database!r}, label={self.label!r}, "
                 f"id_property={self.id_property!r}, embedding_property={self.embedding_property!r}, "
                 f"relationship_types={rel!r}, direction={self.direction!r}"
-                f"{', undirected=True' if self.undirected else ''})")
+                f"{', undirected=True' if self.undirected else ''}"
+                f"{f', blob_property={self.blob_property!r}' if self.blob_property else ''})")
+
+    def _feat(self, var: str) -> str:
+        """Cypher expression of node ``var``'s features (blob first when configured)."""
+        if self._blobp is None:
+            return f"{var}.{self._embp}"
+        return f"coalesce({var}.{self._blobp}, {var}.{self._embp})"
 
     def _scrub(self, text: str) -> str:
         """``text`` with the raw URI and the password replaced (driver messages may quote them)."""
@@ -249,21 +267,31 @@ class Neo4jGraph:
         return np.isin(_id_array(id_list), found) if found.size else np.zeros(len(id_list), dtype=bool)
 
     def _to_x(self, rows_ids: list, embs: list, what: str) -> np.ndarray:
+        """Feature matrix from the values read: float lists and/or float32 blobs (bytes)."""
         bad = [i for i, e in zip(rows_ids, embs) if e is None]
         if bad:
             raise GraphSourceError(f"node(s) {bad[:5]!r} have no property {self.embedding_property!r} ({what})")
-        lens = {len(e) for e in embs}
-        if len(lens) > 1:
-            want = len(embs[0])
-            off = next(i for i, e in zip(rows_ids, embs) if len(e) != want)
-            raise DimensionMismatchError(want, len(next(e for e in embs if len(e) != want)),
-                                         f"feature length of node {off!r}")
         if not embs:
             return np.zeros((0, self._dim or 0), dtype=self.dtype)
-        try:
-            x = np.asarray(embs, dtype=self.dtype)
-        except (TypeError, ValueError) as exc:
-            raise GraphSourceError(f"property {self.embedding_property!r} is not a list of numbers ({exc})") from None
+        blobs = [isinstance(e, (bytes, bytearray)) for e in embs]
+        if all(blobs):
+            sizes = {len(e) for e in embs}
+            if len(sizes) != 1 or next(iter(sizes)) % 4 or next(iter(sizes)) == 0:
+                raise GraphSourceError(f"blob property {self.blob_property!r} has lengths {sorted(sizes)[:5]} "
+                                       f"bytes; expected one common non-zero multiple of 4 (float32)")
+            x = np.frombuffer(b"".join(embs), dtype="<f4").reshape(len(embs), -1).astype(self.dtype)
+        else:
+            rows = [np.frombuffer(e, dtype="<f4") if b else e for e, b in zip(embs, blobs)] if any(blobs) else embs
+            lens = {len(e) for e in rows}
+            if len(lens) > 1:
+                want = len(rows[0])
+                off = next(i for i, e in zip(rows_ids, rows) if len(e) != want)
+                raise DimensionMismatchError(want, len(next(e for e in rows if len(e) != want)),
+                                             f"feature length of node {off!r}")
+            try:
+                x = np.asarray(rows, dtype=self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise GraphSourceError(f"property {self.embedding_property!r} is not a list of numbers ({exc})") from None
         if not np.isfinite(x).all():
             raise GraphSourceError(f"property {self.embedding_property!r} contains NaN or Inf")
         if self._dim is None:
@@ -278,7 +306,7 @@ class Neo4jGraph:
         check_size(len(id_list), DEFAULT_MAX_KEYS, "number of ids")
         uniq = list(dict.fromkeys(id_list))
         recs = self.read(f"UNWIND $ids AS i MATCH (n:{self._label} {{{self._idp}: i}}) "
-                         f"RETURN i, n.{self._embp} AS e", {"ids": uniq}, what="features")
+                         f"RETURN i, {self._feat('n')} AS e", {"ids": uniq}, what="features")
         got = {r["i"]: r["e"] for r in recs}
         missing = [i for i in uniq if i not in got]
         if missing:
@@ -309,7 +337,7 @@ class Neo4jGraph:
             f"RETURN collect([n.{idp}, m.{idp}, startNode(r) = n{props}]) AS adj, "
             f"collect(DISTINCT m) AS outer }} "
             f"CALL (seeds, ball, outer) {{ UNWIND seeds + ball + outer AS x WITH DISTINCT x "
-            f"RETURN collect([x.{idp}, x.{embp}]) AS feats }} "
+            f"RETURN collect([x.{idp}, {self._feat('x')}]) AS feats }} "
             f"RETURN [s IN seeds | s.{idp}] AS found, adj, feats"
         )
 

@@ -119,7 +119,7 @@ def traverse(self, start_ids: Sequence[Any], steps: Sequence[Any], query: Any = 
             uni_x.append(emb)
         return k
 
-    recs = self.read(f"UNWIND $ids AS i MATCH (n:{self._label} {{{self._idp}: i}}) RETURN i, n.{self._embp} AS e",
+    recs = self.read(f"UNWIND $ids AS i MATCH (n:{self._label} {{{self._idp}: i}}) RETURN i, {self._feat('n')} AS e",
                      {"ids": starts}, what="traverse (start nodes)")
     got = {r["i"]: r["e"] for r in recs}
     present = [i for i in starts if i in got]
@@ -141,7 +141,7 @@ def traverse(self, start_ids: Sequence[Any], steps: Sequence[Any], query: Any = 
         recs = self.read(
             f"UNWIND $ids AS i MATCH (u:{self._label} {{{self._idp}: i}}) "
             f"RETURN i, COLLECT {{ MATCH (u){left}[{rel}]{right}(v:{self._label}) "
-            f"RETURN DISTINCT [v.{self._idp}, v.{self._embp}] }} AS nb",
+            f"RETURN DISTINCT [v.{self._idp}, {self._feat('v')}] }} AS nb",
             {"ids": end_ids}, what="traverse (step)")
         nb_of = {r["i"]: r["nb"] for r in recs}
         # CSR over the distinct ends: neighbour universe positions
@@ -264,7 +264,7 @@ def subgraph_from_cypher(self, cypher: str, params: Optional[Mapping[str, Any]] 
                     f"RETURN m.{self._idp} }} AS outs") if induced else ", [] AS outs"
     frecs = self.read(
         f"UNWIND $ids AS i MATCH (n:{self._label} {{{self._idp}: i}}) WITH collect(n) AS ns "
-        f"UNWIND ns AS n RETURN n.{self._idp} AS i, n.{self._embp} AS e{induced_part}",
+        f"UNWIND ns AS n RETURN n.{self._idp} AS i, {self._feat('n')} AS e{induced_part}",
         {"ids": uniq}, what="subgraph_from_cypher (features)")
     got = {r["i"]: (r["e"], r["outs"]) for r in frecs}
     node_ids = [i for i in uniq if i in got]

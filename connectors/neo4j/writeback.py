@@ -86,12 +86,26 @@ def write_embeddings(self, ids: Sequence[Any], vectors: Any, property: str = "em
         raise DimensionMismatchError(len(id_list), v.shape[0], "vectors rows (one per id)")
     if len(set(id_list)) != len(id_list):
         raise InvalidInputError("ids contains duplicates; each node can get one vector")
-    rows = [{"id": i, "v": vec} for i, vec in zip(id_list, v.astype(np.float64).tolist())]
-    stmt = (f"UNWIND $rows AS r MATCH (n:{self._label} {{{self._idp}: r.id}}) SET n.{prop} = r.v "
+    rows = _vector_rows(self, id_list, v, blob=property == self.embedding_property)
+    stmt = (f"UNWIND $rows AS r MATCH (n:{self._label} {{{self._idp}: r.id}}) SET n.{prop} = r.v"
+            f"{_blob_set(self, property == self.embedding_property)} "
             f"RETURN count(*) AS c, collect(r.id) AS ids")
     if property == self.embedding_property:
         self._dim = None
     return _write_rows(self, stmt, rows, _check_batch(batch_size), "write_embeddings", id_list, progress)
+
+
+def _vector_rows(self, id_list: list, v: np.ndarray, blob: bool) -> list:
+    """``{"id", "v"[, "b"]}`` rows: the float list and, with a blob property, its float32 bytes."""
+    lists = v.astype(np.float64).tolist()
+    if blob and self._blobp is not None:
+        f32 = np.ascontiguousarray(v, dtype="<f4")
+        return [{"id": i, "v": vec, "b": f32[k].tobytes()} for k, (i, vec) in enumerate(zip(id_list, lists))]
+    return [{"id": i, "v": vec} for i, vec in zip(id_list, lists)]
+
+
+def _blob_set(self, blob: bool) -> str:
+    return f", n.{self._blobp} = r.b" if blob and self._blobp is not None else ""
 
 
 def _score_pairs(results: Any) -> list:
@@ -268,9 +282,9 @@ def load_arrays(self, ids: Sequence[Any], vectors: Any, edges: Any = None, rel_t
                 raise DimensionMismatchError(len(e_src), edge_attr.shape[0], "edge_attr length (one per edge)")
     self.ensure_constraint()
     verb = "MERGE" if merge else "CREATE"
-    rows = [{"id": i, "v": vec} for i, vec in zip(id_list, v.astype(np.float64).tolist())]
-    _batches(self, f"UNWIND $rows AS r {verb} (n:{self._label} {{{self._idp}: r.id}}) SET n.{self._embp} = r.v",
-             rows, batch_size, "load_arrays (nodes)")
+    rows = _vector_rows(self, id_list, v, blob=True)
+    _batches(self, f"UNWIND $rows AS r {verb} (n:{self._label} {{{self._idp}: r.id}}) SET n.{self._embp} = r.v"
+                   f"{_blob_set(self, True)}", rows, batch_size, "load_arrays (nodes)")
     if e_src:
         w = edge_attr.astype(np.float64).tolist() if edge_attr is not None else [None] * len(e_src)
         erows = [{"s": s, "t": t, "w": x} for s, t, x in zip(e_src, e_dst, w)]
@@ -321,9 +335,9 @@ def load_networkx(self, G: Any, feature_key: str = "embedding", rel_type: str = 
         seen[key] = {"s": u, "t": w, "p": props}
     self.ensure_constraint()
     verb = "MERGE" if merge else "CREATE"
-    rows = [{"id": i, "v": vec} for i, vec in zip(nodes, v.astype(np.float64).tolist())]
-    _batches(self, f"UNWIND $rows AS r {verb} (n:{self._label} {{{self._idp}: r.id}}) SET n.{self._embp} = r.v",
-             rows, batch_size, "load_networkx (nodes)")
+    rows = _vector_rows(self, nodes, v, blob=True)
+    _batches(self, f"UNWIND $rows AS r {verb} (n:{self._label} {{{self._idp}: r.id}}) SET n.{self._embp} = r.v"
+                   f"{_blob_set(self, True)}", rows, batch_size, "load_networkx (nodes)")
     erows = list(seen.values())
     if erows:
         _batches(self, f"UNWIND $rows AS r MATCH (a:{self._label} {{{self._idp}: r.s}}) "
