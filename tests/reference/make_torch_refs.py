@@ -156,9 +156,14 @@ def _graph_case(st: Store, name: str, meta: dict, layer, x, ei, ea, gen_np, attn
     torch = _t()
     c = st.case(name, meta)
     c.state_dict(layer)
-    c.put("in/x", x, dtype=np.float32)
     c.put("in/edge_index", ei, dtype=np.int64)
-    xt = leaf(x)
+    if isinstance(x, tuple):  # bipartite (x_src, x_dst)
+        c.put("in/x_src", x[0], dtype=np.float32)
+        c.put("in/x_dst", x[1], dtype=np.float32)
+        xt = (leaf(x[0]), leaf(x[1]))
+    else:
+        c.put("in/x", x, dtype=np.float32)
+        xt = leaf(x)
     eit = torch.from_numpy(ei)
     args = [xt, eit]
     eat = None
@@ -178,7 +183,11 @@ def _graph_case(st: Store, name: str, meta: dict, layer, x, ei, ea, gen_np, attn
     r = f32(gen_np, *y.shape)
     c.put("in/gout", r, dtype=np.float32)
     (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
-    c.put("grad/x", xt.grad)
+    if isinstance(xt, tuple):
+        c.put("grad/x_src", xt[0].grad)
+        c.put("grad/x_dst", xt[1].grad)
+    else:
+        c.put("grad/x", xt.grad)
     if eat is not None:
         c.put("grad/edge_attr", eat.grad)
     c.param_grads(layer)
@@ -196,6 +205,8 @@ def make_gat(gen, gen_np) -> Store:
         ("gat_heads3_mean", dict(in_channels=f, out_channels=4, heads=3, concat=False), False),
         ("gat_edge_mean", dict(in_channels=f, out_channels=4, heads=2, edge_dim=d, fill_value="mean"), True),
         ("gat_edge_float", dict(in_channels=f, out_channels=4, heads=2, edge_dim=d, fill_value=0.5), True),
+        ("gat_edge_add", dict(in_channels=f, out_channels=4, heads=2, edge_dim=d, fill_value="add"), True),
+        ("gat_edge_max", dict(in_channels=f, out_channels=4, heads=2, edge_dim=d, fill_value="max"), True),
         ("gat_no_loops", dict(in_channels=f, out_channels=3, heads=2, add_self_loops=False), False),
         ("gat_no_loops_edge", dict(in_channels=f, out_channels=3, heads=2, add_self_loops=False, edge_dim=d), True),
         ("gat_slope_residual", dict(in_channels=f, out_channels=3, heads=2, negative_slope=0.1, residual=True),
@@ -221,6 +232,25 @@ def make_gat(gen, gen_np) -> Store:
         randomize(layer, gen)
         _graph_case(st, name, {"layer": "GATv2Conv", "kwargs": kw}, layer, x, ei, ea if use_ea else None,
                     gen_np, attn=True)
+    # bipartite (x_src [7, 5], x_dst [5, 4]): loops are added for min(7, 5) nodes, as in PyG;
+    # target 4 has no in-edge, duplicates and a "self loop" pair (2 -> 2) included
+    n_s, n_t, f_t = 7, 5, 4
+    bi = np.array([[0, 1, 1, 2, 3, 5, 6, 6, 4, 2, 0],
+                   [1, 0, 0, 2, 3, 1, 2, 2, 0, 3, 3]], dtype=np.int64)
+    xb = (f32(gen_np, n_s, f), f32(gen_np, n_t, f_t))
+    eab = f32(gen_np, bi.shape[1], d)
+    bip_cases = [
+        ("gat_bipartite", "GATConv", dict(in_channels=[f, f_t], out_channels=3, heads=2), False),
+        ("gat_bipartite_no_loops_edge", "GATConv",
+         dict(in_channels=[f, f_t], out_channels=3, heads=2, add_self_loops=False, edge_dim=d), True),
+        ("gatv2_bipartite_edge", "GATv2Conv", dict(in_channels=[f, f_t], out_channels=3, heads=2, edge_dim=d), True),
+    ]
+    for name, cls_name, kw, use_ea in bip_cases:
+        cls = {"GATConv": GATConv, "GATv2Conv": GATv2Conv}[cls_name]
+        layer = cls(**{**kw, "in_channels": tuple(kw["in_channels"])})
+        randomize(layer, gen)
+        _graph_case(st, name, {"layer": cls_name, "kwargs": kw, "bipartite": True}, layer, xb, bi,
+                    eab if use_ea else None, gen_np, attn=True)
     return st
 
 
@@ -383,6 +413,8 @@ def make_attention(gen, gen_np) -> Store:
     mha_case("mha_seq_first", {}, np.ascontiguousarray(xq.transpose(1, 0, 2)),
              np.ascontiguousarray(xk8.transpose(1, 0, 2)), np.ascontiguousarray(xv8.transpose(1, 0, 2)),
              kpm=kpm, average=False, batch_first=False)
+    # unbatched [L, E] / [S, E] with a [S] key padding mask
+    mha_case("mha_unbatched", {}, xq[0], xk8[0], xv8[0], kpm=kpm[0], average=False)
 
     # torch.nn.functional.scaled_dot_product_attention on [Bq, D] queries over shared keys
     def sdpa_case(name, Q, K, V, mask=None, scale=None):
@@ -529,7 +561,28 @@ def make_poincare(gen, gen_np) -> Store | None:
             cs = st.case(f"c{c_val:g}_{dt_name}", {"manifold": "PoincareBall", "c": c_val, "dtype": dt_name})
             for nm, a in (("x", x), ("y", y), ("u", u)):
                 cs.put(f"in/{nm}", a, dtype=dt)
+            r = gen_np.uniform(-2.0, 2.0, size=(n, 1)).astype(dt)
+            mat = (gen_np.standard_normal((d, d)) * 0.7).astype(dt)
+            v = (gen_np.standard_normal((n, d)) * 0.5).astype(dt)
+            outside = (gen_np.standard_normal((n, d)) * 2.0 * r_max).astype(dt)
+            for nm, a in (("r", r), ("m", mat), ("v", v), ("outside", outside)):
+                cs.put(f"in/{nm}", a, dtype=dt)
+            R, M, Vt, O = (torch.tensor(a, dtype=tdt) for a in (r, mat, v, outside))
             res = {
+                "cdist": ball.dist(X[:, None, :], Y[None, :, :]),
+                "mobius_sub": ball.mobius_sub(X, Y),
+                "mobius_scalar_mul": ball.mobius_scalar_mul(R, X),
+                "mobius_matvec": ball.mobius_matvec(M, X),
+                "transp": ball.transp(X, Y, Vt),
+                "egrad2rgrad": ball.egrad2rgrad(X, Vt),
+                # geoopt 0.5.1's inner(keepdim=False) multiplies lambda_x^2 [N, 1] by <u, v> [N]
+                # and broadcasts to [N, N]; keepdim=True gives the intended per-point value
+                "inner": ball.inner(X, U, Vt, keepdim=True)[:, 0],
+                "norm": ball.norm(X, Vt),
+                "lambda_x": ball.lambda_x(X),
+                "retr": ball.retr(X, Vt * 0.3),
+                "projx": ball.projx(O),
+                "gyration": ball.gyration(X, Y, Vt),
                 "dist": ball.dist(X, Y),
                 "mobius_add": ball.mobius_add(X, Y),
                 "expmap": ball.expmap(X, U),
