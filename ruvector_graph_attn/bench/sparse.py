@@ -61,6 +61,8 @@ def build_parser(prog: str = "sparse_bench") -> argparse.ArgumentParser:
                    help="skip the dense baseline when its N x N arrays need more than this")
     p.add_argument("--min-time", type=float, default=2.0,
                    help="keep repeating each sparse and bound measurement for at least this many seconds")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Numba threads (default: all); for BLAS set OPENBLAS_NUM_THREADS before starting")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -123,6 +125,8 @@ def memory_seconds(n: int, nnz: int, d: int, dv: int, bw: float) -> float:
 def run(args: argparse.Namespace) -> int:
     import numba
 
+    if args.threads:
+        numba.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     globals_ = np.array([int(g) for g in args.global_tokens.split(",") if g.strip()], dtype=np.int64)
     d = args.dim
