@@ -21,7 +21,9 @@ second form.
 Geometric attention baselines compute the same weights with the dot form, a numpy softmax,
 and the aggregation (``w @ V``; tangent: log map of every value at the query, weighted sum,
 exp map; Einstein: Klein-model weighted mean) with whole-array operations.
-Speed-up = numpy time / library time, same process. Each time is the fastest of
+When torch and geoopt are installed, a second table compares with geoopt's ``PoincareBall``
+on torch CPU tensors (same inputs, ``torch.no_grad``). Speed-up = numpy (or geoopt) time /
+library time, same process. Each time is the fastest of
 ``--repeat`` runs: on a shared machine the minimum is the run least disturbed by other
 processes (as ``timeit`` recommends). Threads: Numba's default (all cores); set
 ``NUMBA_NUM_THREADS=1`` for single-thread figures.
@@ -183,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     err_s_acos = float(np.max(np.abs(np.arccos(np.clip(S @ qs, -1, 1)) - ref_s)))
     rows.append([f"sphere dist, 1 x {args.points:,}", t_sph * 1e3, t_sph_np * 1e3, t_sph_np / t_sph,
                  t_sph_acos * 1e3, t_sph_acos / t_sph, f"{err_s:.1e} / {err_s_np:.1e} / {err_s_acos:.1e}"])
-    del X, S
+    X_keep, q_keep = X, q
+    del S
 
     # 2. geometric attention over many keys
     K = ball_points(rng, args.keys, d, c, dtype)
@@ -230,12 +233,67 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows.append([name, t_o * 1e3, "-", "-", t_d * 1e3, t_d / t_o, f"{e:.1e}"])
 
+    geo_rows = _geoopt_rows(args, X_keep, q_keep, K, V, Vf, q0, ball, att, tang, ein, c, t)
     if hasattr(os, "getloadavg"):
         print(f"load average (1 min) at end={os.getloadavg()[0]:.1f}")
     print_table(["case", "ours ms", "numpy geoopt-form ms", "speed-up", "numpy dot-form ms", "speed-up",
                  "max abs err vs float64 (ours / np 1 / np 2)"], rows,
                 title="ours = ruvector_graph_attn (Numba); speed-up = numpy time / ours, same process")
+    if geo_rows:
+        print_table(["case", "ours ms", "geoopt (torch CPU, 1 thread) ms", "speed-up", "max abs diff"], geo_rows,
+                    title="against geoopt on torch CPU, same inputs, same process")
     return 0
+
+
+def _geoopt_rows(args, X, q, K, V, Vf, q0, ball, att, tang, ein, c, t):
+    """Optional extra baseline: the same operations with geoopt on torch (when installed)."""
+    try:
+        import geoopt
+        import torch
+        from geoopt.manifolds.stereographic.math import weighted_midpoint
+    except ImportError:
+        return []
+    # torch single-threaded: on this shared 2-core machine its OpenMP pool made geoopt 5-30x
+    # slower with 2 threads than with 1, so 1 thread is the favourable setting for the baseline
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _geoopt_cases(args, X, q, K, V, Vf, q0, ball, att, tang, ein, c, t, geoopt, torch, weighted_midpoint)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _geoopt_cases(args, X, q, K, V, Vf, q0, ball, att, tang, ein, c, t, geoopt, torch, weighted_midpoint):
+    tdt = torch.float32 if X.dtype == np.float32 else torch.float64
+    gball = geoopt.PoincareBall(c=torch.tensor(c, dtype=tdt))
+    tX, tq = torch.from_numpy(X), torch.from_numpy(q)
+    tK, tV, tVf, tq0 = (torch.from_numpy(a) for a in (K, V, Vf, q0))
+    rows = []
+
+    def weights():
+        return torch.softmax(-gball.dist(tq0, tK) ** 2 / t, dim=0)
+
+    def g_tangent():
+        w = weights()
+        return gball.expmap(tq0, (w[:, None] * gball.logmap(tq0, tV)).sum(0))
+
+    def g_einstein():
+        return weighted_midpoint(tV, weights(), k=torch.tensor(-c, dtype=tdt), reducedim=[0])
+
+    with torch.no_grad():
+        cases = [
+            (f"Poincaré dist, 1 x {X.shape[0]:,}", lambda: ball.dist(q, X), lambda: gball.dist(tq, tX)),
+            (f"geometric attention, 1 query x {K.shape[0]:,} keys (weights + w @ V)",
+             lambda: att.forward(q0, K, Vf), lambda: weights() @ tVf),
+            (f"forward_geometric tangent, 1 x {K.shape[0]:,}", lambda: tang.forward_geometric(q0, K, V), g_tangent),
+            (f"forward_geometric einstein, 1 x {K.shape[0]:,}", lambda: ein.forward_geometric(q0, K, V), g_einstein),
+        ]
+        for name, fo, fg in cases:
+            t_o = best_time(fo, repeat=args.repeat)
+            t_g = best_time(fg, repeat=args.repeat, warmup=5)  # TorchScript specialises over the first calls
+            diff = float(np.max(np.abs(np.asarray(fo(), dtype=np.float64) - fg().double().numpy())))
+            rows.append([name, t_o * 1e3, t_g * 1e3, t_g / t_o, f"{diff:.1e}"])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
