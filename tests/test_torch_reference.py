@@ -41,10 +41,11 @@ from ruvector_graph_attn.graph import (
     SumPool, global_add_pool, global_max_pool, global_mean_pool,
 )
 from ruvector_graph_attn.manifold import PoincareBall
-from ruvector_graph_attn.training import SGD, Adam, AdamW, cross_entropy
+from ruvector_graph_attn.nn import Parameter
+from ruvector_graph_attn.training import SGD, Adam, AdamW, RiemannianAdam, RiemannianSGD, cross_entropy
 
 REF_DIR = Path(__file__).parent / "reference"
-FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare")
+FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare", "riemannian")
 MAX_TOTAL_BYTES = 2 * 1024 * 1024
 
 #: (rtol, atol factor) per dtype; atol = factor * max(1, max|reference|)
@@ -403,3 +404,25 @@ def test_poincare_matches_geoopt(case):
         ref = c["out"]["projx" if name == "proj" else name]
         assert np.asarray(value).dtype == dt, f"{name} returned {np.asarray(value).dtype}"
         _close(value, ref.astype(np.float64), dt, f"PoincareBall(c={meta['c']}).{name}", tol=tol)
+
+
+# ----------------------------------------------------------------------------- geoopt optimizers
+@pytest.mark.parametrize("case", _case_names("riemannian"))
+def test_riemannian_optimizer_matches_geoopt(case):
+    """RiemannianAdam / RiemannianSGD on a Poincare-ball parameter and a Euclidean one, loss
+    ``0.5 |X - T|^2 + 0.5 |e - s|^2`` (Euclidean gradients ``X - T``, ``e - s``), float64."""
+    c = _fixture("riemannian")[case]
+    meta = c["meta"]
+    dt = np.float64
+    x = Parameter(c["in"]["x0"].astype(dt), manifold=PoincareBall(c=meta["c"]))
+    e = Parameter(c["in"]["e0"].astype(dt))
+    t, s = c["in"]["t"].astype(dt), c["in"]["s"].astype(dt)
+    cls = {"RiemannianAdam": RiemannianAdam, "RiemannianSGD": RiemannianSGD}[meta["optimizer"]]
+    opt = cls([x, e], **meta["kwargs"])
+    for step in range(meta["steps"]):
+        opt.zero_grad()
+        x.grad = x.data - t
+        e.grad = e.data - s
+        opt.step()
+        _close(x.data, c[f"step{step + 1}"]["x"], dt, f"{case} ball parameter after step {step + 1}")
+        _close(e.data, c[f"step{step + 1}"]["e"], dt, f"{case} Euclidean parameter after step {step + 1}")

@@ -549,13 +549,7 @@ def make_poincare(gen, gen_np) -> Store | None:
             u[0] = 0.0     # a zero tangent vector
             u[3] *= 20.0   # a long one (tanh saturates, the result is projected)
             tdt = torch.float32 if dt == np.float32 else torch.float64
-            # geoopt keeps k = -c as a float32 tensor unless cast: cast the manifold to the
-            # input dtype, otherwise float64 results carry float32-rounded sqrt(c) and margins
-            ball = geoopt.PoincareBall(c=c_val).to(tdt)
-            # geoopt stores c as isp_c = softplus^-1(c), initialised in float32: set it in the
-            # working dtype so that softplus(isp_c) is c to that precision
-            with torch.no_grad():
-                ball.isp_c.copy_(torch.tensor(np.log(np.expm1(c_val)), dtype=tdt))
+            ball = _geoopt_ball(c_val, tdt)  # c exact in the working dtype
             assert abs(float(ball.c) - c_val) <= 4 * np.finfo(dt).eps * c_val, float(ball.c)
             X, Y, U = (torch.tensor(a, dtype=tdt) for a in (x, y, u))
             cs = st.case(f"c{c_val:g}_{dt_name}", {"manifold": "PoincareBall", "c": c_val, "dtype": dt_name})
@@ -596,6 +590,65 @@ def make_poincare(gen, gen_np) -> Store | None:
     return st
 
 
+def _geoopt_ball(c_val: float, tdt):
+    """geoopt's PoincareBall in dtype ``tdt``. geoopt stores c as ``isp_c = softplus^-1(c)``,
+    initialised in float32 (so even a float64 ball has a float32-rounded c, and its sqrt(c)
+    and projection margin follow): cast the module and set ``isp_c`` in the working dtype."""
+    import geoopt
+    torch = _t()
+    ball = geoopt.PoincareBall(c=c_val).to(tdt)
+    with torch.no_grad():
+        ball.isp_c.copy_(torch.tensor(np.log(np.expm1(c_val)), dtype=tdt))
+    return ball
+
+
+def make_riemannian(gen, gen_np) -> Store | None:
+    """geoopt's RiemannianAdam / RiemannianSGD on a ball parameter [6, 3] plus a Euclidean
+    parameter [4], loss 0.5 |X - T|^2 + 0.5 |e - s|^2 (so the test computes the Euclidean
+    gradients X - T and e - s itself); targets partly outside the ball, so steps get projected."""
+    try:
+        import geoopt
+    except ImportError:
+        print("geoopt not installed: riemannian.npz not (re)generated")
+        return None
+    torch = _t()
+    st = Store("riemannian")
+    steps = 6
+    cases = [
+        ("radam_c1", "RiemannianAdam", dict(lr=0.05), 1.0),
+        ("radam_amsgrad_wd_c0.5", "RiemannianAdam", dict(lr=0.05, amsgrad=True, weight_decay=0.01), 0.5),
+        ("rsgd_plain_c1", "RiemannianSGD", dict(lr=0.2), 1.0),
+        ("rsgd_momentum_damp_c1", "RiemannianSGD", dict(lr=0.1, momentum=0.9, dampening=0.1), 1.0),
+        ("rsgd_nesterov_wd_c2", "RiemannianSGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+         2.0),
+    ]
+    for name, cls, kw, c_val in cases:
+        r_max = 1.0 / np.sqrt(c_val)
+        dirs = gen_np.standard_normal((6, 3))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        x0 = (dirs * gen_np.uniform(0.1, 0.8, size=(6, 1)) * r_max).astype(np.float32)
+        t = (gen_np.standard_normal((6, 3)) * r_max).astype(np.float32)
+        e0 = f32(gen_np, 4)
+        s = f32(gen_np, 4)
+        ball = _geoopt_ball(c_val, torch.float64)
+        P = geoopt.ManifoldParameter(torch.tensor(x0, dtype=torch.float64), manifold=ball)
+        E = torch.nn.Parameter(torch.tensor(e0, dtype=torch.float64))
+        opt = getattr(geoopt.optim, cls)([P, E], **kw)
+        c = st.case(name, {"optimizer": cls, "kwargs": kw, "c": c_val, "steps": steps,
+                           "loss": "0.5 |X - T|^2 + 0.5 |e - s|^2"})
+        for nm, a in (("x0", x0), ("t", t), ("e0", e0), ("s", s)):
+            c.put(f"in/{nm}", a, dtype=np.float32)
+        T, S = torch.tensor(t, dtype=torch.float64), torch.tensor(s, dtype=torch.float64)
+        for step in range(steps):
+            opt.zero_grad()
+            loss = 0.5 * ((P - T) ** 2).sum() + 0.5 * ((E - S) ** 2).sum()
+            loss.backward()
+            opt.step()
+            c.put(f"step{step + 1}/x", P)
+            c.put(f"step{step + 1}/e", E)
+    return st
+
+
 def main() -> int:
     torch = _t()
     torch.use_deterministic_algorithms(True)
@@ -604,7 +657,8 @@ def main() -> int:
     gen_np = np.random.default_rng(SEED)
     meta = versions()
     stores = [make_gat(gen, gen_np), make_gin_sage(gen, gen_np), make_readout(gen, gen_np),
-              make_attention(gen, gen_np), make_training(gen, gen_np), make_poincare(gen, gen_np)]
+              make_attention(gen, gen_np), make_training(gen, gen_np), make_poincare(gen, gen_np),
+              make_riemannian(gen, gen_np)]
     total = 0
     for st in stores:
         if st is None:
