@@ -320,6 +320,18 @@ def test_plain_array_path_equals_general_path(rng, dtype):
     np.testing.assert_array_equal(att.forward_batch(Q, np.asfortranarray(K), V), fastb)
 
 
+def test_big_endian_and_integer_inputs_are_converted(rng):
+    Q, K, V = data(rng, B=2)
+    att = rga.ScaledDotProductAttention(dim=8)
+    ref = att.forward_batch(Q, K, V)
+    be = [a.astype(">f4") for a in (Q, K, V)]
+    np.testing.assert_allclose(att.forward_batch(*be), ref, rtol=1e-6)
+    np.testing.assert_allclose(att.forward(be[0][0], be[1], be[2]), ref[0], rtol=1e-6)
+    out = att.forward(np.arange(8), np.ones((3, 8), np.int64), np.eye(3, 2, dtype=np.int32))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [1 / 3, 1 / 3], rtol=1e-6)  # equal scores: uniform weights
+
+
 def test_non_numeric_and_ragged(rng):
     q, K, V = _ok(rng)
     att = rga.ScaledDotProductAttention(dim=8)

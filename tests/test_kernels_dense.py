@@ -285,6 +285,21 @@ def test_topk_property(x, data):
     np.testing.assert_array_equal(idx, np.argsort(-x, axis=1, kind="stable")[:, :k])
 
 
+def test_kernels_accept_big_endian_integer_and_strided_inputs(rng):
+    x = rng.standard_normal((4, 9))
+    ref = ref_softmax(x)
+    np.testing.assert_allclose(softmax_rows(x.astype(">f8")), ref, rtol=1e-13)
+    np.testing.assert_allclose(softmax_rows(np.asfortranarray(x)), ref, rtol=1e-13)
+    np.testing.assert_allclose(softmax_rows(np.arange(3)), ref_softmax(np.arange(3.0)), rtol=1e-13)
+    np.testing.assert_allclose(dense.pair_dot(x.astype(">f4"), x), (x * x).sum(1), rtol=1e-5)
+    v, i = topk.topk_rows(x.astype(">f8"), 3)
+    np.testing.assert_array_equal(i, np.argsort(-x, axis=1, kind="stable")[:, :3])
+    y, _, _ = norm.layer_norm_forward(x.astype(">f8"), np.ones(9), np.zeros(9))
+    np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-12)
+    with pytest.raises(ValueError):
+        softmax_rows_inplace(x.astype(">f8"))
+
+
 def test_kernel_package_exports():
     import ruvector_graph_attn.kernels as K
 

@@ -201,7 +201,8 @@ class ScaledDotProductAttention(Module):
         if type(q) is not np.ndarray or type(K) is not np.ndarray or type(V) is not np.ndarray:
             return False
         dt = K.dtype
-        if dt.char not in "fd" or q.dtype != dt or V.dtype != dt or q.ndim != qdim or K.ndim != 2 or V.ndim != 2:
+        if (dt.char not in "fd" or not dt.isnative or q.dtype != dt or V.dtype != dt or q.ndim != qdim
+                or K.ndim != 2 or V.ndim != 2):
             return False
         n = K.shape[0]
         limit = self.max_keys

@@ -19,6 +19,19 @@ from numba import njit, prange
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 
 
+def as_kernel_array(x, dtype=None) -> np.ndarray:
+    """C-contiguous, native byte order, float32/float64 (other numeric dtypes become float64,
+    or ``dtype`` when given): what the compiled kernels accept."""
+    x = np.asarray(x)
+    if dtype is not None:
+        dt = np.dtype(dtype)
+    elif x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
+        dt = x.dtype.newbyteorder("=")
+    else:
+        dt = np.dtype(np.float64)
+    return np.ascontiguousarray(x, dtype=dt)
+
+
 def scores(Q: np.ndarray, K: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``scale * Q @ K.T`` on BLAS. ``Q`` is [D] or [B, D], ``K`` is [N, D]."""
     s = Q @ K.T
@@ -54,8 +67,8 @@ def _gather_pair_dot(A, B, ia, ib, out):
 
 def pair_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Row-wise dot products of two [N, D] arrays -> [N] (accumulated in float64)."""
-    A = np.ascontiguousarray(A)
-    B = np.ascontiguousarray(B, dtype=A.dtype)
+    A = as_kernel_array(A)
+    B = as_kernel_array(B, A.dtype)
     if A.ndim != 2 or A.shape != B.shape:
         raise ValueError(f"pair_dot needs two equal-shape 2-D arrays, got {A.shape} and {B.shape}")
     out = np.empty(A.shape[0], dtype=A.dtype)
@@ -69,8 +82,8 @@ def gather_pair_dot(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray
     ``ia``/``ib`` are int64 index arrays of equal length; the caller guarantees they are in range
     (public entries check them with :func:`ruvector_graph_attn.validation.check_edge_index`).
     """
-    A = np.ascontiguousarray(A)
-    B = np.ascontiguousarray(B, dtype=A.dtype)
+    A = as_kernel_array(A)
+    B = as_kernel_array(B, A.dtype)
     ia = np.ascontiguousarray(ia, dtype=np.int64)
     ib = np.ascontiguousarray(ib, dtype=np.int64)
     if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
@@ -82,4 +95,4 @@ def gather_pair_dot(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray
     return out
 
 
-__all__ = ["scores", "weighted_sum", "pair_dot", "gather_pair_dot"]
+__all__ = ["scores", "weighted_sum", "pair_dot", "gather_pair_dot", "as_kernel_array"]

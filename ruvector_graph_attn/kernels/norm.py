@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .dense import as_kernel_array
+
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 
 
@@ -64,11 +66,11 @@ def _layer_norm_backward(dy, xhat, rstd, gamma, dx):
 
 def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
     """Returns ``(y, xhat, rstd)``; keep ``xhat`` and ``rstd`` for :func:`layer_norm_backward`."""
-    x = np.ascontiguousarray(x)
+    x = as_kernel_array(x)
     if x.ndim != 2:
         raise ValueError(f"layer_norm_forward takes a 2-D array [rows, features], got shape {x.shape}")
-    gamma = np.ascontiguousarray(gamma, dtype=x.dtype)
-    beta = np.ascontiguousarray(beta, dtype=x.dtype)
+    gamma = as_kernel_array(gamma, x.dtype)
+    beta = as_kernel_array(beta, x.dtype)
     if gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
         raise ValueError(f"gamma/beta must have shape ({x.shape[1]},), got {gamma.shape} and {beta.shape}")
     y = np.empty_like(x)
@@ -80,12 +82,12 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
 
 def layer_norm_backward(dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamma: np.ndarray):
     """Returns ``(dx, dgamma, dbeta)`` for the forward that produced ``xhat``/``rstd``."""
-    xhat = np.ascontiguousarray(xhat)
-    dy = np.ascontiguousarray(dy, dtype=xhat.dtype)
+    xhat = as_kernel_array(xhat)
+    dy = as_kernel_array(dy, xhat.dtype)
     if dy.shape != xhat.shape:
         raise ValueError(f"dy shape {dy.shape} != forward shape {xhat.shape}")
-    gamma = np.ascontiguousarray(gamma, dtype=xhat.dtype)
-    rstd = np.ascontiguousarray(rstd, dtype=xhat.dtype)
+    gamma = as_kernel_array(gamma, xhat.dtype)
+    rstd = as_kernel_array(rstd, xhat.dtype)
     dx = np.empty_like(xhat)
     _layer_norm_backward(dy, xhat, rstd, gamma, dx)
     dgamma = np.einsum("ij,ij->j", dy, xhat)

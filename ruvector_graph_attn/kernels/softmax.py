@@ -38,6 +38,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .dense import as_kernel_array
+
 # reassociation / contraction only: no "nnan"/"ninf", so NaN and Inf keep their IEEE meaning
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 
@@ -241,7 +243,7 @@ def softmax_rows_fast64(x, m, scale):
 def exp_nonpositive(t: np.ndarray) -> np.ndarray:
     """The vectorised ``exp`` used by :func:`softmax_rows_inplace`, for arrays with ``t <= 0``
     (exposed for its accuracy test)."""
-    t = np.ascontiguousarray(t)
+    t = as_kernel_array(t)
     out = np.empty_like(t)
     (_exp_vec32 if t.dtype == np.float32 else _exp_vec64)(t.reshape(-1), out.reshape(-1))
     return out
@@ -272,7 +274,7 @@ def softmax_rows(x: np.ndarray, scale: float = 1.0, out: np.ndarray | None = Non
 
     ``out`` may be ``x`` itself (in place). Returns an array of ``x``'s shape and dtype.
     """
-    x = np.ascontiguousarray(x)
+    x = as_kernel_array(x)
     if out is None:
         out = np.empty_like(x)
     kernel = _softmax_rows_par if _parallel(x) else _softmax_rows_ser
@@ -288,8 +290,8 @@ def softmax_rows_inplace(x: np.ndarray, scale: float = 1.0, row_max: np.ndarray 
     has them. Uses the vectorised exponential below; returns ``x``.
     """
     rows = _as_rows(x)
-    if rows.dtype not in (np.float32, np.float64):
-        raise ValueError(f"softmax_rows_inplace needs float32 or float64, got {rows.dtype}")
+    if rows.dtype.char not in "fd" or not rows.dtype.isnative or not rows.flags.c_contiguous:
+        raise ValueError(f"softmax_rows_inplace needs a C-contiguous native float32/float64 array, got {rows.dtype}")
     m = rows.max(axis=1) if row_max is None else np.asarray(row_max, dtype=rows.dtype).reshape(-1)
     kernel = softmax_rows_fast32 if rows.dtype == np.float32 else softmax_rows_fast64
     kernel(rows, np.ascontiguousarray(m), rows.dtype.type(scale))
@@ -302,7 +304,7 @@ def masked_softmax_rows(x: np.ndarray, mask: np.ndarray, scale: float = 1.0,
 
     A row with no True entry is all zeros (see module docstring).
     """
-    x = np.ascontiguousarray(x)
+    x = as_kernel_array(x)
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     if mask.shape != x.shape:
         raise ValueError(f"mask shape {mask.shape} != scores shape {x.shape}")
@@ -319,8 +321,8 @@ def softmax_rows_backward(w: np.ndarray, grad_w: np.ndarray, scale: float = 1.0)
     ``d x[r, j] = scale * w[r, j] * (grad_w[r, j] - sum_k grad_w[r, k] * w[r, k])``.
     Rows of zeros (fully masked) get zero gradient.
     """
-    w = np.ascontiguousarray(w)
-    g = np.ascontiguousarray(grad_w, dtype=w.dtype)
+    w = as_kernel_array(w)
+    g = as_kernel_array(grad_w, w.dtype)
     if g.shape != w.shape:
         raise ValueError(f"grad_w shape {g.shape} != weights shape {w.shape}")
     out = np.empty_like(w)

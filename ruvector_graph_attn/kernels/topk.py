@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .dense import as_kernel_array
+
 
 @njit(cache=True, inline="always")
 def _worse(va, ia, vb, ib):
@@ -76,9 +78,7 @@ def _topk_rows_kernel(x, k, out_v, out_i):
 
 def topk_rows(x: np.ndarray, k: int, largest: bool = True):
     """The ``k`` largest (or smallest) entries of every row and their column indices, best first."""
-    x = np.ascontiguousarray(x)
-    if x.dtype.kind != "f":
-        x = x.astype(np.float64)
+    x = as_kernel_array(x)
     squeeze = x.ndim == 1
     rows = x.reshape(1, -1) if squeeze else x
     if rows.ndim != 2:
