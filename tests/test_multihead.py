@@ -124,6 +124,8 @@ def test_forward_matches_reference(rng, kdim, vdim, bias):
     np.testing.assert_allclose(w_heads, ref_w, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(m.attention_weights(), ref_w, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(m.attention_weights(average=True), ref_w.mean(axis=1), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError):
+        w_heads[0, 0, 0, 0] = 1.0  # the layer's own per-head weights are handed out read-only
     out2, none = m(xq, xk, xv, need_weights=False)
     assert none is None
     np.testing.assert_allclose(out2, out, rtol=1e-6)

@@ -56,6 +56,13 @@ def _xavier_uniform(shape: tuple[int, int], rng: np.random.Generator, dtype: Any
     return rng.uniform(-a, a, size=shape).astype(dtype)
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view (the layer keeps the array for backward)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 class MultiHeadAttention(Module):
     """Multi-head attention; ``forward(query, key, value, ...)`` returns ``(output, weights)``.
 
@@ -163,7 +170,7 @@ class MultiHeadAttention(Module):
         out = self._out_layout(out, batched)
         if not need_weights:
             return out, None
-        w = Pd.mean(axis=1) if average_attn_weights else Pd
+        w = Pd.mean(axis=1) if average_attn_weights else _read_only(Pd)
         return out, (w if batched else w[0])
 
     def _softmax_dropout(self, scores: np.ndarray, add_mask: np.ndarray | None, dt: np.dtype):
@@ -290,7 +297,7 @@ class MultiHeadAttention(Module):
         mean over heads with ``average=True``; ``None`` before any forward."""
         if self._head_weights is None:
             return None
-        w = self._head_weights.mean(axis=1) if average else self._head_weights
+        w = self._head_weights.mean(axis=1) if average else _read_only(self._head_weights)
         return w if self._cache["batched"] else w[0]
 
     def config(self) -> AttentionConfig:
