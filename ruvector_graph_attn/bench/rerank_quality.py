@@ -160,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
                  "params": f"temperature={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}", **m})
     grid = [{"temperature": t, "blend": b} for t in temps for b in blends]
     tune("attention (tuned on tuning split)", grid, lambda c: make("attention", **c))
-    tune("hyperbolic (tuned)", grid, lambda c: make("hyperbolic", **c))
+    # squared geodesic distances are on another scale than similarities: own temperature grid
+    htemps = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0] if not args.quick else [2.0, 10.0]
+    hgrid = [{"temperature": t, "blend": b} for t in htemps for b in blends]
+    tune("hyperbolic (tuned)", hgrid, lambda c: make("hyperbolic", **c))
     for kind in ("sage", "gin", "gat"):
         try:
             propagation_layer(kind, args.dim, mixes[kind][0])
