@@ -42,10 +42,13 @@ from ruvector_graph_attn.graph import (
 )
 from ruvector_graph_attn.manifold import PoincareBall
 from ruvector_graph_attn.nn import Parameter
-from ruvector_graph_attn.training import SGD, Adam, AdamW, RiemannianAdam, RiemannianSGD, cross_entropy
+from ruvector_graph_attn.training import (
+    SGD, Adam, AdamW, RiemannianAdam, RiemannianSGD, binary_cross_entropy_with_logits, cross_entropy, margin_ranking,
+    mse,
+)
 
 REF_DIR = Path(__file__).parent / "reference"
-FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare", "riemannian")
+FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare", "riemannian", "nn")
 MAX_TOTAL_BYTES = 2 * 1024 * 1024
 
 #: (rtol, atol factor) per dtype; atol = factor * max(1, max|reference|)
@@ -426,3 +429,42 @@ def test_riemannian_optimizer_matches_geoopt(case):
         opt.step()
         _close(x.data, c[f"step{step + 1}"]["x"], dt, f"{case} ball parameter after step {step + 1}")
         _close(e.data, c[f"step{step + 1}"]["e"], dt, f"{case} Euclidean parameter after step {step + 1}")
+
+
+# ----------------------------------------------------------------------------- nn modules and losses
+@pytest.mark.parametrize("case,dt", [p for p in _params("nn") if "nn" in _fixture("nn")[p.values[0]]["meta"]])
+def test_nn_modules_match_torch(case, dt):
+    c = _fixture("nn")[case]
+    mods = [getattr(rnn, cls)(*args, **kw) for cls, args, kw in c["meta"]["nn"]]
+    model = _load(rnn.Sequential(*mods), c["sd"], dt)
+    model.zero_grad()
+    _close(model(c["in"]["x"].astype(dt)), c["out"]["y"], dt, f"{case} output")
+    _close(model.backward(c["in"]["gout"].astype(dt)), c["grad"]["x"], dt, f"{case} d loss / d x")
+    _check_param_grads(model, c["pgrad"], dt, case)
+
+
+@pytest.mark.parametrize("case,dt", [p for p in _params("nn") if "loss" in _fixture("nn")[p.values[0]]["meta"]])
+def test_losses_match_torch(case, dt):
+    c = _fixture("nn")[case]
+    meta = c["meta"]["loss"]
+    a = {k: (v.astype(dt) if v.dtype.kind == "f" else v) for k, v in c["in"].items()}
+    red = meta.get("reduction", "mean")
+    if meta["fn"] == "cross_entropy":
+        value, grads = cross_entropy(a["logits"], a["y"], mask=a.get("mask"), weight=a.get("weight"),
+                                     reduction=red, label_smoothing=meta.get("label_smoothing", 0.0))
+        grads = {"logits": grads}
+    elif meta["fn"] == "mse":
+        value, g = mse(a["pred"], a["target"], reduction=red)
+        grads = {"pred": g}
+    elif meta["fn"] == "binary_cross_entropy_with_logits":
+        value, g = binary_cross_entropy_with_logits(a["logits"], a["targets"], pos_weight=a.get("pos_weight"),
+                                                    reduction=red)
+        grads = {"logits": g}
+    else:
+        value, (g1, g2) = margin_ranking(a["x1"], a["x2"], a["y"], margin=meta["margin"], reduction=red)
+        grads = {"x1": g1, "x2": g2}
+    _close(np.float64(value), c["out"]["loss"], dt, f"{case} loss value")
+    assert set(grads) == set(c["grad"]), f"{case}: gradients {sorted(grads)} vs torch {sorted(c['grad'])}"
+    for k, g in grads.items():
+        assert np.asarray(g).dtype == dt
+        _close(g, c["grad"][k], dt, f"{case} d loss / d {k}")

@@ -83,7 +83,7 @@ class Case:
             arr = arr.astype(np.float64)
         if arr.dtype.kind == "O":
             raise TypeError(f"{key}: object array")
-        self.store.arrays[f"{self.case}/{key}"] = np.ascontiguousarray(arr)
+        self.store.arrays[f"{self.case}/{key}"] = np.array(arr, order="C")  # keeps 0-d arrays 0-d
 
     def state_dict(self, module) -> None:
         for k, v in module.state_dict().items():
@@ -590,6 +590,89 @@ def make_poincare(gen, gen_np) -> Store | None:
     return st
 
 
+# ----------------------------------------------------------------------------- nn modules, losses
+def make_nn(gen, gen_np) -> Store:
+    """torch.nn modules (Linear, LayerNorm, LeakyReLU, ELU, Tanh, ReLU in a Sequential) and the
+    losses of torch.nn.functional used for training (value and d loss / d input)."""
+    torch = _t()
+    F = torch.nn.functional
+    tnn = torch.nn
+    st = Store("nn")
+    specs = {
+        "seq_mlp_layernorm": ([["Linear", [5, 6], {}], ["LayerNorm", [6], {"eps": 1e-3}],
+                               ["LeakyReLU", [0.1], {}], ["Linear", [6, 4], {"bias": False}],
+                               ["ELU", [0.7], {}], ["Tanh", [], {}]], (9, 5)),
+        "layernorm_2d_shape": ([["LayerNorm", [[3, 4]], {}]], (5, 3, 4)),
+        "layernorm_no_affine_3d": ([["LayerNorm", [4], {"elementwise_affine": False}], ["ReLU", [], {}],
+                                    ["Linear", [4, 2], {}]], (2, 3, 4)),
+    }
+    for name, (spec, shape) in specs.items():
+        mods = [getattr(tnn, cls)(*args, **kw) for cls, args, kw in spec]
+        m = tnn.Sequential(*mods)
+        randomize(m, gen, scale=0.7)
+        c = st.case(name, {"nn": spec})
+        c.state_dict(m)
+        x = f32(gen_np, *shape)
+        c.put("in/x", x, dtype=np.float32)
+        xt = leaf(x)
+        m.zero_grad()
+        y = m(xt)
+        c.put("out/y", y)
+        r = f32(gen_np, *y.shape)
+        c.put("in/gout", r, dtype=np.float32)
+        (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
+        c.put("grad/x", xt.grad)
+        c.param_grads(m)
+
+    def loss_case(name, meta, arrays, fn):
+        c = st.case(name, {"loss": meta})
+        ts = {}
+        for k, a in arrays.items():
+            c.put(f"in/{k}", a)
+            ts[k] = leaf(a) if a.dtype == np.float32 else torch.from_numpy(a)
+        val = fn(ts)
+        val.backward()
+        c.put("out/loss", val)
+        for k, t in ts.items():
+            if t.is_floating_point() and t.grad is not None:
+                c.put(f"grad/{k}", t.grad)
+
+    n, k = 8, 4
+    logits = f32(gen_np, n, k, scale=2.0)
+    y = gen_np.integers(0, k, size=n).astype(np.int64)
+    w = gen_np.uniform(0.2, 2.0, size=k).astype(np.float32)
+    rows = np.array([0, 2, 3, 5, 7], dtype=np.int64)
+    loss_case("ce_plain", {"fn": "cross_entropy"}, {"logits": logits, "y": y},
+              lambda t: F.cross_entropy(t["logits"], t["y"]))
+    loss_case("ce_mask_weight_smoothing", {"fn": "cross_entropy", "label_smoothing": 0.1},
+              {"logits": logits, "y": y, "weight": w, "mask": rows},
+              lambda t: F.cross_entropy(t["logits"][t["mask"]], t["y"][t["mask"]],
+                                        weight=t["weight"].detach(), label_smoothing=0.1))
+    loss_case("ce_sum", {"fn": "cross_entropy", "reduction": "sum"}, {"logits": logits, "y": y},
+              lambda t: F.cross_entropy(t["logits"], t["y"], reduction="sum"))
+    pred, target = f32(gen_np, 6, 3), f32(gen_np, 6, 3)
+    for red in ("mean", "sum"):
+        loss_case(f"mse_{red}", {"fn": "mse", "reduction": red}, {"pred": pred, "target": target},
+                  lambda t, red=red: F.mse_loss(t["pred"], t["target"].detach(), reduction=red))
+    bl = f32(gen_np, 6, 3, scale=3.0)
+    bl[0, 0], bl[0, 1] = 40.0, -40.0  # saturated logits
+    bt = gen_np.uniform(0, 1, size=(6, 3)).astype(np.float32)
+    bt[1] = np.round(bt[1])
+    pw = gen_np.uniform(0.5, 3.0, size=3).astype(np.float32)
+    loss_case("bce_logits_pos_weight", {"fn": "binary_cross_entropy_with_logits"},
+              {"logits": bl, "targets": bt, "pos_weight": pw},
+              lambda t: F.binary_cross_entropy_with_logits(t["logits"], t["targets"].detach(),
+                                                           pos_weight=t["pos_weight"].detach()))
+    loss_case("bce_logits_sum", {"fn": "binary_cross_entropy_with_logits", "reduction": "sum"},
+              {"logits": bl, "targets": bt},
+              lambda t: F.binary_cross_entropy_with_logits(t["logits"], t["targets"].detach(), reduction="sum"))
+    x1, x2 = f32(gen_np, 10), f32(gen_np, 10)
+    sign = np.where(gen_np.random(10) < 0.5, -1.0, 1.0).astype(np.float32)
+    loss_case("margin_ranking", {"fn": "margin_ranking", "margin": 0.3}, {"x1": x1, "x2": x2, "y": sign},
+              lambda t: F.margin_ranking_loss(t["x1"], t["x2"], t["y"].detach(), margin=0.3))
+    return st
+
+
 def _geoopt_ball(c_val: float, tdt):
     """geoopt's PoincareBall in dtype ``tdt``. geoopt stores c as ``isp_c = softplus^-1(c)``,
     initialised in float32 (so even a float64 ball has a float32-rounded c, and its sqrt(c)
@@ -658,7 +741,7 @@ def main() -> int:
     meta = versions()
     stores = [make_gat(gen, gen_np), make_gin_sage(gen, gen_np), make_readout(gen, gen_np),
               make_attention(gen, gen_np), make_training(gen, gen_np), make_poincare(gen, gen_np),
-              make_riemannian(gen, gen_np)]
+              make_riemannian(gen, gen_np), make_nn(gen, gen_np)]
     total = 0
     for st in stores:
         if st is None:
