@@ -513,3 +513,24 @@ def test_state_dict_loads_into_pytorch_geometric(data):
     x32, ea32 = x.astype(np.float32), ea.astype(np.float32)
     np.testing.assert_allclose(ours(x32, EI, ea32), ref(torch.tensor(x32), torch.tensor(EI),
                                                          torch.tensor(ea32)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [GATConv, GATv2Conv])
+@pytest.mark.parametrize("add_loops", [True, False])
+def test_no_edges(cls, add_loops, rng):
+    """Zero edges: with loops every node attends to itself only; without, only the bias."""
+    x = rng.normal(size=(4, 3))
+    layer = cls(3, 2, heads=2, add_self_loops=add_loops, edge_dim=2, rng=19).double()
+    randomise(layer, rng)
+    ei = np.zeros((2, 0), dtype=np.int64)
+    out, (ei_used, alpha) = layer(x, ei, np.zeros((0, 2)), return_attention_weights=True)
+    assert ei_used.shape == (2, 4 if add_loops else 0) and alpha.shape == (ei_used.shape[1], 2)
+    if add_loops:
+        assert np.all(alpha == 1.0)
+        proj = (x @ (layer.lin.weight.data if cls is GATConv else layer.lin_l.weight.data).T
+                + (0 if cls is GATConv else layer.lin_l.bias.data))
+        np.testing.assert_allclose(out, proj + layer.bias.data, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(out, np.broadcast_to(layer.bias.data, out.shape))
+    gx, gea = layer.backward(np.ones_like(out))
+    assert gx.shape == x.shape and gea.shape == (0, 2)

@@ -89,7 +89,7 @@ def self_loop_attr(ei: np.ndarray, ea: np.ndarray, num_nodes: int, fill_value: A
             raise InvalidInputError(
                 f"fill_value {fill_value!r} is not supported; expected a number, an array or one of {_REDUCES}")
         groups = max(int(num_nodes), int(num_groups or 0))
-        flat = np.ascontiguousarray(ea.reshape(ea.shape[0], -1))
+        flat = np.ascontiguousarray(ea.reshape(ea.shape[0], int(np.prod(tail))))
         indptr, perm = csr_from_index(np.ascontiguousarray(ei[1]), groups)
         if fill_value in ("add", "sum"):
             out = scatter_sum(flat, indptr, perm)
@@ -163,9 +163,10 @@ def self_loop_attr_backward(grad_loop: np.ndarray, edge_index: np.ndarray, edge_
         return None
     num_loops = grad_loop.shape[0]
     groups = max(int(num_loops), int(num_groups or 0))
-    flat = np.ascontiguousarray(edge_attr.reshape(edge_attr.shape[0], -1))
+    width = int(np.prod(edge_attr.shape[1:]))
+    flat = np.ascontiguousarray(edge_attr.reshape(edge_attr.shape[0], width))
     g = np.zeros((groups, flat.shape[1]), dtype=flat.dtype)
-    g[:num_loops] = grad_loop.reshape(num_loops, -1)
+    g[:num_loops] = grad_loop.reshape(num_loops, width)
     dst = np.ascontiguousarray(edge_index[1])
     indptr, perm = csr_from_index(dst, groups)
     if fill_value in ("add", "sum"):
