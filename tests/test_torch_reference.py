@@ -291,7 +291,8 @@ def test_multihead_matches_torch(case, dt, fold):
     if "key_padding_mask" in c["in"]:
         kw["key_padding_mask"] = c["in"]["key_padding_mask"]
     if "attn_mask" in c["in"]:
-        kw["attn_mask"] = c["in"]["attn_mask"].astype(dt)
+        am = c["in"]["attn_mask"]
+        kw["attn_mask"] = am if am.dtype == np.bool_ else am.astype(dt)
     avg = meta["average_attn_weights"]
     y, w = layer(q, k, v, need_weights=True, average_attn_weights=avg, **kw)
     _close(y, c["out"]["y"], dt, f"{case} output")

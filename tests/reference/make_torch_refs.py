@@ -381,8 +381,12 @@ def make_attention(gen, gen_np) -> Store:
             c.put("in/key_padding_mask", kpm, dtype=np.bool_)
             fkw["key_padding_mask"] = torch.from_numpy(kpm)
         if attn_mask is not None:
-            c.put("in/attn_mask", attn_mask, dtype=np.float32)
-            fkw["attn_mask"] = torch.from_numpy(attn_mask.astype(np.float64))
+            if attn_mask.dtype == np.bool_:  # True = not allowed
+                c.put("in/attn_mask", attn_mask, dtype=np.bool_)
+                fkw["attn_mask"] = torch.from_numpy(attn_mask)
+            else:
+                c.put("in/attn_mask", attn_mask, dtype=np.float32)
+                fkw["attn_mask"] = torch.from_numpy(attn_mask.astype(np.float64))
         m.zero_grad()
         y, w = m(*ts, need_weights=True, average_attn_weights=average, **fkw)
         c.put("out/y", y)
@@ -415,6 +419,11 @@ def make_attention(gen, gen_np) -> Store:
              kpm=kpm, average=False, batch_first=False)
     # unbatched [L, E] / [S, E] with a [S] key padding mask
     mha_case("mha_unbatched", {}, xq[0], xk8[0], xv8[0], kpm=kpm[0], average=False)
+    # boolean per-(batch, head) attn_mask [B*H, L, S] together with the key padding mask;
+    # key 0 is never masked so no query row is fully masked (torch gives NaN there)
+    am3 = gen_np.random((B * H, L, S)) < 0.4
+    am3[:, :, 0] = False
+    mha_case("mha_bool_attn_mask_3d", {}, xq, xk8, xv8, kpm=kpm, attn_mask=am3, average=False)
 
     # torch.nn.functional.scaled_dot_product_attention on [Bq, D] queries over shared keys
     def sdpa_case(name, Q, K, V, mask=None, scale=None):
