@@ -281,7 +281,13 @@ def run(args: argparse.Namespace) -> int:
     if args.torch_single:
         headers += ["PyG 1-thread ms (median)", "ratio vs faster PyG"]
     headers += ["ours peak MB", "PyG peak MB", "max|diff|"]
-    text = print_table(headers, rows, title=(
+    if torch is None:  # our columns only
+        keep = [i for i, h in enumerate(headers) if "PyG" not in h and "ratio" not in h and h != "max|diff|"]
+        headers = [headers[i] for i in keep]
+        shown = [[r[i] for i in keep] for r in rows]
+    else:
+        shown = rows
+    text = print_table(headers, shown, title=(
         f"forward pass, F={f}, eval mode, {args.repeat} interleaved runs each; ratio = PyG time / our time; "
         f"load average now {os.getloadavg()[0]:.2f}"))
     if seed_case is None and "gat" in kinds:
