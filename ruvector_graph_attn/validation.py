@@ -20,7 +20,7 @@ _FLOAT_KINDS = "fiub"  # float, signed/unsigned int, bool are numeric and conver
 def _dtype_for(arr: np.ndarray, dtype: Any) -> np.dtype:
     if dtype is not None:
         return np.dtype(dtype)
-    if arr.dtype == np.float64:
+    if arr.dtype.kind == "f" and arr.dtype.itemsize == 8:  # float64 in either byte order is kept
         return np.dtype(np.float64)
     return np.dtype(np.float32)
 
