@@ -534,3 +534,14 @@ def test_no_edges(cls, add_loops, rng):
         np.testing.assert_allclose(out, np.broadcast_to(layer.bias.data, out.shape))
     gx, gea = layer.backward(np.ones_like(out))
     assert gx.shape == x.shape and gea.shape == (0, 2)
+
+
+def test_non_native_inputs(data):
+    """Big-endian, Fortran-ordered and int32 inputs give the same result (float64 kept)."""
+    x, _ = data
+    layer = GATConv(5, 4, heads=2, rng=20)
+    ref = layer(x, EI)
+    got = layer(np.asfortranarray(x).astype(">f8"), EI.astype(">i8"))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(layer(x, EI.astype(np.int32)), ref)
