@@ -463,3 +463,16 @@ def test_pattern_reuse_across_calls_with_changing_sizes_and_params(rng):
             out = att.forward_windowed(Q, K, V, w)
             M = window_mask(B, N, w)
         check_against(att, out, Q, K, V, M)
+
+
+def test_bench_sparse_runs_and_agrees_with_dense(capsys):
+    from ruvector_graph_attn.cli import main
+
+    assert main(["bench", "sparse", "--sizes", "300", "--window", "4", "--stride", "7", "--repeat", "1",
+                 "--min-time", "0"]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith("|") and "300" in line]
+    assert len(rows) >= 2
+    # the last column before the peak ratio is max |sparse - dense|; it must be tiny
+    diffs = [float(r.split("|")[-3]) for r in rows[-2:]]
+    assert max(diffs) < 1e-5

@@ -46,7 +46,7 @@ def best_time(fn, repeat: int = 3, warmup: int = 1, min_time: float = 0.0) -> fl
 
 HEADERS = ["pattern", "N", "nnz", "keys/query", "cold call ms", "warm call ms", "pattern ms", "kernel ms",
            "kernel GFLOP/s", "BLAS same flops ms", "kernel/BLAS", "dense ms", "dense/warm", "dense/cold",
-           "max |diff|"]
+           "max abs diff"]
 
 
 def build_parser(prog: str = "sparse_bench") -> argparse.ArgumentParser:
