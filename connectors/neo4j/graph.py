@@ -10,14 +10,12 @@ carries the label, and their adjacency plus the features of every node involved 
 one record. The breadth-first search itself -- hop numbers, the per-node neighbour cap, the
 traversed edges -- runs on those arrays in the client (``_expand.py``), with exactly the rules
 of :class:`~ruvector_graph_attn.connectors.NetworkXGraph`, so the same graph gives the same
-subgraph in both connectors. Differences, all documented in ``docs/neo4j.md``:
+subgraph in both connectors. Notes (also in ``docs/neo4j.md``):
 
 * rows after the seeds are ordered by hop, then by database id (NetworkX: hop, then discovery
   order); compare subgraphs by id, not by position;
 * the cap sample key is ``pair_hash(seed, key(u), key(v))`` on database ids (``key`` is the id
-  for integer ids), NetworkX hashes snapshot positions: the samples agree when the NetworkX
-  graph's nodes are the integers ``0..N-1`` in insertion order (as ``load_arrays`` and most
-  datasets have them);
+  for integer ids, else 8 bytes of BLAKE2b of ``str(id)``) -- the same rule as NetworkXGraph;
 * the cap limits what is scored, not what is transferred: the uncapped ball of radius
   ``hops - 1`` is read from the server.
 
