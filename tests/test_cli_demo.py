@@ -116,3 +116,14 @@ def test_file_readers(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(InvalidInputError, match="graphml"):
         read_graph(tmp_path / "x.json")
+
+
+@pytest.mark.slow
+def test_benchmarks_run_small():
+    q = json.loads(_cli("bench", "rerank-quality", "--quick", "--json").stdout)
+    rows = {r["method"]: r for r in q["results"]}
+    assert rows["attention (package defaults)"]["recall@10"] > rows["HNSW vector-only"]["recall@10"]
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in q["results"])
+    s = json.loads(_cli("bench", "rerank", "--n", "3000", "--queries", "50", "--batch", "8", "--json").stdout)
+    assert s["search_p50_ms"] > 0 and s["batch_qps"] > 0
+    assert abs(s["share_index"] + s["share_expand"] + s["share_score"] + s["share_results"] - 1.0) < 1e-6
