@@ -285,6 +285,21 @@ def test_topk_property(x, data):
     np.testing.assert_array_equal(idx, np.argsort(-x, axis=1, kind="stable")[:, :k])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unchecked_vector_kernel_counts_neg_inf(dtype):
+    from ruvector_graph_attn.kernels.softmax import softmax_vector_fast32, softmax_vector_fast64
+
+    kernel = softmax_vector_fast32 if dtype == np.float32 else softmax_vector_fast64
+    x = np.array([0.5, -np.inf, 2.0, -np.inf], dtype)
+    y = x.copy()
+    assert kernel(y, dtype(2.0), dtype(1.5)) == 2
+    total = np.exp(1.5 * (0.5 - 2.0)) + 1.0  # exp(scale * (x - max)) over the finite entries
+    np.testing.assert_allclose(y, [np.exp(-2.25) / total, 0, 1 / total, 0], rtol=1e-6)
+    z = np.full(3, -np.inf, dtype)
+    assert kernel(z, dtype(-np.inf), dtype(1.0)) == 3 and (z == 0).all()
+    assert kernel(np.zeros(4, dtype), dtype(0.0), dtype(1.0)) == 0
+
+
 def test_kernels_accept_big_endian_integer_and_strided_inputs(rng):
     x = rng.standard_normal((4, 9))
     ref = ref_softmax(x)

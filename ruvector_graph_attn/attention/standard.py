@@ -221,11 +221,12 @@ class ScaledDotProductAttention(Module):
         scale = self._scale_by_char[char]
         with np.errstate(over="ignore", invalid="ignore"):
             if single:
-                W = K @ (q * scale)
-                m = W.max()  # NaN propagates through max; -inf is caught by the min
-                if not (math.isfinite(m) and math.isfinite(W.min())):
+                W = K @ q  # the scale goes into the softmax kernel's exponent
+                m = W.max()  # NaN/+inf propagate through max; the kernel counts -inf entries
+                if not math.isfinite(m):
                     return None
-                (softmax_vector_fast32 if char == "f" else softmax_vector_fast64)(W, m, scale.dtype.type(1))
+                if (softmax_vector_fast32 if char == "f" else softmax_vector_fast64)(W, m, scale):
+                    return None
             else:
                 W = (q * scale) @ K.T
                 m = W.max(axis=1)

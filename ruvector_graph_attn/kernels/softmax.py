@@ -195,18 +195,23 @@ def _exp_nonpos64(t):
 def softmax_vector_fast32(row, mr, scale):
     """Unchecked float32 kernel: softmax of the 1-D C-contiguous ``row`` in place, given its
     maximum ``mr`` (no NaN/+inf in ``row``; ``mr == -inf`` gives zeros). For callers that
-    validated already and want no Python wrapper (see :func:`softmax_rows_inplace`)."""
+    validated already and want no Python wrapper (see :func:`softmax_rows_inplace`). Returns the
+    number of -inf entries (weight 0), so a caller that expects none can check without a pass."""
     if mr == -np.inf:
         row[:] = 0
-        return
+        return row.shape[0]
+    n_neginf = 0
     s = np.float32(0.0)
     for j in range(row.shape[0]):
-        e = _exp_nonpos32(scale * (row[j] - mr))
+        x = row[j]
+        n_neginf += x == -np.inf
+        e = _exp_nonpos32(scale * (x - mr))
         row[j] = e
         s += e
     inv = np.float32(1.0) / s
     for j in range(row.shape[0]):
         row[j] *= inv
+    return n_neginf
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
@@ -214,15 +219,19 @@ def softmax_vector_fast64(row, mr, scale):
     """Unchecked float64 kernel; see :func:`softmax_vector_fast32`."""
     if mr == -np.inf:
         row[:] = 0
-        return
+        return row.shape[0]
+    n_neginf = 0
     s = 0.0
     for j in range(row.shape[0]):
-        e = _exp_nonpos64(scale * (row[j] - mr))
+        x = row[j]
+        n_neginf += x == -np.inf
+        e = _exp_nonpos64(scale * (x - mr))
         row[j] = e
         s += e
     inv = 1.0 / s
     for j in range(row.shape[0]):
         row[j] *= inv
+    return n_neginf
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM_FAST)
