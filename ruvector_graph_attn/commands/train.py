@@ -54,6 +54,9 @@ def build_parser(prog: str = "ruvector-graph-attn train") -> argparse.ArgumentPa
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--metrics", default=None, help="metrics JSON file to write")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threading-layer", default="workqueue", choices=("workqueue", "omp", "tbb", "default"),
+                   help="Numba threading layer (ignored when NUMBA_THREADING_LAYER is set); 'workqueue' "
+                        "avoids OpenMP spin-waiting against BLAS threads on small machines (docs/training.md)")
     return p
 
 
@@ -152,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
     from ..training.models import make_model
     from ..validation import as_float_array, check_edge_index
 
+    if args.threading_layer != "default" and "NUMBA_THREADING_LAYER" not in os.environ:
+        import numba
+
+        numba.config.THREADING_LAYER = args.threading_layer  # effective before the first parallel kernel
     x = as_float_array(_load_npy(args.features, "features"), "features", ndim=2)
     n = x.shape[0]
     ei = check_edge_index(load_edge_index(args.graph), n, "graph edges")
