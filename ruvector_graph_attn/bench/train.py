@@ -36,9 +36,9 @@ def build_parser(prog: str = "ruvector-graph-attn bench train") -> argparse.Argu
     p.add_argument("--dataset-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-pyg", action="store_true", help="skip the PyTorch Geometric side")
-    p.add_argument("--threading-layer", default="workqueue", choices=("workqueue", "omp", "tbb", "default"),
-                   help="Numba threading layer; 'workqueue' avoids OpenMP spin-waiting against OpenBLAS's "
-                        "threads on a 2-core machine (see docs/training.md); 'default' leaves Numba's choice")
+    p.add_argument("--threading-layer", default="default", choices=("workqueue", "omp", "tbb", "default"),
+                   help="Numba threading layer; 'default' leaves Numba's choice (the "
+                        "package sets OMP_WAIT_POLICY=PASSIVE so OpenMP threads do not spin against BLAS threads)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     return p
 

@@ -54,9 +54,10 @@ def build_parser(prog: str = "ruvector-graph-attn train") -> argparse.ArgumentPa
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--metrics", default=None, help="metrics JSON file to write")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threading-layer", default="workqueue", choices=("workqueue", "omp", "tbb", "default"),
-                   help="Numba threading layer (ignored when NUMBA_THREADING_LAYER is set); 'workqueue' "
-                        "avoids OpenMP spin-waiting against BLAS threads on small machines (docs/training.md)")
+    p.add_argument("--threading-layer", default="default", choices=("workqueue", "omp", "tbb", "default"),
+                   help="Numba threading layer (ignored when NUMBA_THREADING_LAYER is set); 'default' "
+                        "keeps Numba's choice (the package sets OMP_WAIT_POLICY=PASSIVE so OpenMP threads do not "
+                        "spin against BLAS threads; docs/training.md)")
     return p
 
 
