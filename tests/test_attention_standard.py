@@ -12,6 +12,8 @@ from ruvector_graph_attn.errors import (
     ConfigError, DimensionMismatchError, InputTooLargeError, InvalidInputError, NotFittedError,
 )
 
+from _rga_gradcheck import numeric_grad
+
 F32_HALF_MAX = np.float32(np.finfo(np.float32).max / 2)
 
 
@@ -386,20 +388,8 @@ def _rel_err(a, b):
     return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
 
 
-def _fd(f, arrays_, eps=1e-6):
-    grads = []
-    for arr in arrays_:
-        g = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            fp = f()
-            arr[idx] = old - eps
-            fm = f()
-            arr[idx] = old
-            g[idx] = (fp - fm) / (2 * eps)
-        grads.append(g)
-    return grads
+def _fd(f, arrays_):
+    return [numeric_grad(f, arr) for arr in arrays_]
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -12,6 +12,8 @@ from ruvector_graph_attn.errors import (
     StateDictError,
 )
 
+from _rga_gradcheck import numeric_grad
+
 
 def ref_mha(xq, xk, xv, sd, H, key_padding_mask=None, attn_mask=None):
     """Numpy reference from the equations (per batch, per head), float64. Batch-first inputs.
@@ -400,19 +402,6 @@ def _rel_err(a, b):
     return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
 
 
-def _fd(f, arr, eps=1e-6):
-    g = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        fp = f()
-        arr[idx] = old - eps
-        fm = f()
-        arr[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("case", ["same_dim", "kdim_vdim", "masked_no_bias", "unbatched_seq_first",
                                   "folded", "folded_masked"])
 def test_backward_matches_finite_differences(rng, case):
@@ -450,10 +439,10 @@ def test_backward_matches_finite_differences(rng, case):
         return float((m(xq, xk, xv, key_padding_mask=kpm, attn_mask=am)[0] * G).sum())
 
     for got, arr in ((gq, xq), (gk, xk), (gv, xv)):
-        assert _rel_err(got, _fd(loss, arr)) < 1e-6
+        assert _rel_err(got, numeric_grad(loss, arr)) < 1e-6
     for name, p in m.named_parameters():
         assert p.grad is not None and p.grad.shape == p.shape, name
-        assert _rel_err(p.grad, _fd(loss, p.data)) < 1e-6, name
+        assert _rel_err(p.grad, numeric_grad(loss, p.data)) < 1e-6, name
     # gradients accumulate over backward calls, like torch's .grad
     m(xq, xk, xv, key_padding_mask=kpm, attn_mask=am)
     first = {n: p.grad.copy() for n, p in m.named_parameters()}
@@ -476,9 +465,9 @@ def test_backward_with_dropout_uses_the_forward_mask(rng):
         return float((fresh(xq, xk, xv)[0] * G).sum())
 
     xq, xk, xv = x.copy(), x.copy(), x.copy()
-    assert _rel_err(gq, _fd(loss, xq)) < 1e-6
-    assert _rel_err(gk, _fd(loss, xk)) < 1e-6
-    assert _rel_err(gv, _fd(loss, xv)) < 1e-6
+    assert _rel_err(gq, numeric_grad(loss, xq)) < 1e-6
+    assert _rel_err(gk, numeric_grad(loss, xk)) < 1e-6
+    assert _rel_err(gv, numeric_grad(loss, xv)) < 1e-6
 
 
 def test_backward_grad_shape_error(rng):
