@@ -20,16 +20,15 @@ The library validates its inputs on every call; the reference does not.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
-import tempfile
 import time
 from typing import Any, Callable
 
 import numpy as np
 
+from ..fileio import write_json_atomic
 from ..attention.multihead import MultiHeadAttention
 from ..attention.standard import ScaledDotProductAttention
 from .common import print_table
@@ -140,19 +139,6 @@ def _limit_threads(n: int | None):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def _write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".attention_bench.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -213,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if limiter is not None:
         limiter.unregister() if hasattr(limiter, "unregister") else None
     if args.json:
-        _write_json(args.json, dict(benchmark="attention", dim=d, batch=B, heads=H, blas=blas_info(),
+        write_json_atomic(args.json, dict(benchmark="attention", dim=d, batch=B, heads=H, blas=blas_info(),
                                     results=results))
     return 0
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..fileio import write_atomic
 from .common import print_table
 
 LAYERS = ("gat", "gatv2", "sage", "gin")
@@ -312,10 +313,7 @@ def run(args: argparse.Namespace) -> int:
         print(line)
         text += "\n" + line
     if args.markdown:
-        tmp = args.markdown + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, args.markdown)
+        write_atomic(args.markdown, text + "\n")
     return 0
 
 

@@ -13,15 +13,14 @@ row numbers of the feature matrix.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
+from ..fileio import write_json_atomic
 
 METRICS_FORMAT_VERSION = 1
 
@@ -124,23 +123,6 @@ def _mask(path: str | None, n: int, what: str) -> np.ndarray | None:
     return m.astype(np.int64)
 
 
-def _write_json_atomic(path: str, payload: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rga-metrics-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _random_split(labelled: np.ndarray, val_ratio: float, test_ratio: float, seed: int):
     if not (0 <= val_ratio < 1 and 0 <= test_ratio < 1 and val_ratio + test_ratio < 1):
         raise InvalidInputError("--val-ratio + --test-ratio must be in [0, 1)")
@@ -219,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     metrics.update(final=final, best_epoch=trainer.best_epoch, epochs_run=len(history), history=history)
     save_checkpoint(model, args.out, metadata={"task": args.task, "model": args.model, "final": final})
     if args.metrics:
-        _write_json_atomic(args.metrics, metrics)
+        write_json_atomic(args.metrics, metrics, indent=1)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in final.items())
     print(f"trained {args.model} ({args.task}) for {len(history)} epochs (best epoch {trainer.best_epoch}): {shown}")
     print(f"checkpoint: {args.out}" + (f"; metrics: {args.metrics}" if args.metrics else ""))

@@ -18,7 +18,6 @@ and parses the hnswlib header and link structure, before hnswlib ever sees the b
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import (
     CorruptFileError, DimensionMismatchError, FormatVersionError, InvalidInputError, UnknownIdError,
 )
+from ..fileio import fsync_dir as _fsync_dir, sha256_file as _sha256, write_atomic as _write_atomic
 from ..validation import as_float_array, check_positive_int
 
 Space = Literal["cosine", "ip", "l2"]
@@ -446,41 +446,6 @@ class HNSWIndex:
 
 
 # ---------------------------------------------------------------------- file helpers
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _check_hnswlib_file(fp: Path, man: IndexManifest) -> dict:
     """Parse hnswlib's header and walk its link lists so malformed bytes never reach hnswlib."""
     data = fp.read_bytes()

@@ -24,14 +24,12 @@ not discovered at load time.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from pydantic import Field, ValidationError
 
 from ..config import RgaConfig
 from ..errors import ConfigError, CorruptFileError, FormatVersionError, InvalidInputError, StateDictError
+from ..fileio import sha256_bytes as _sha256, write_atomic as _write_atomic
 from ..nn.module import Module, Parameter
 
 __all__ = [
@@ -292,10 +291,6 @@ def build_from_config(spec: LayerSpec | Mapping[str, Any]) -> Module:
 
 
 # -- saving ------------------------------------------------------------------------------
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _model_dtype(model: Module) -> str:
     for p in model.parameters():
         return str(p.data.dtype)
@@ -304,25 +299,6 @@ def _model_dtype(model: Module) -> str:
 
 def _signature_of(sd: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in sd.items()}
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InvalidInputError(f"folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".rga-ckpt-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_checkpoint(model: Module, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> str:
