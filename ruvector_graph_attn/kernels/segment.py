@@ -130,6 +130,82 @@ def _prefetch_row(arr, row):
         _prefetch_line(arr, row, 192)
 
 
+@njit(inline="always")
+def _sum_rows_into(out, i, msg, lo, hi, perm):
+    """``out[i, :] += msg[perm[k], :]`` for the CSR positions ``lo:hi`` (prefetching ahead)."""
+    e_ = perm.shape[0]
+    f = msg.shape[1]
+    for k in range(lo, hi):
+        if k + _AHEAD < e_:
+            _prefetch_row(msg, perm[k + _AHEAD])
+        e = perm[k]
+        for c in range(f):
+            out[i, c] += msg[e, c]
+
+
+@njit(inline="always")
+def _axpy_head(out, i, h, a, x, j):
+    """``out[i, h, :] += a * x[j, h, :]``."""
+    for c in range(x.shape[2]):
+        out[i, h, c] += a * x[j, h, c]
+
+
+@njit(inline="always")
+def _dot_head(a, i, b, j, h):
+    """``<a[i, h, :], b[j, h, :]>`` (accumulated from 0.0, as the kernels always did)."""
+    s = 0.0
+    for c in range(b.shape[2]):
+        s += a[i, h, c] * b[j, h, c]
+    return s
+
+
+@njit(inline="always")
+def _softmax_aggregate_target(i, lo, hi, perm, col, sc, mx, sm, x, out, alpha, need_alpha):
+    """Pass 2 of the fused GAT/GATv2 forward for target ``i``: turn the CSR-ordered scores
+    ``sc[lo:hi]`` into ``exp(s - mx[i])``, accumulate them into ``sm[i]`` and the weighted
+    rows ``x[col[k]]`` into ``out[i]``, normalise ``out[i]`` (``sm[i]`` becomes ``1 / sum``)
+    and, when ``need_alpha``, write the coefficients to ``alpha`` in original edge order."""
+    h_ = x.shape[1]
+    c_ = x.shape[2]
+    for k in range(lo, hi):
+        j = col[k]
+        for h in range(h_):
+            w = np.exp(sc[k, h] - mx[i, h])
+            sc[k, h] = w
+            sm[i, h] += w
+            _axpy_head(out, i, h, w, x, j)
+    for h in range(h_):
+        inv = 1.0 / sm[i, h]
+        sm[i, h] = inv
+        for c in range(c_):
+            out[i, h, c] *= inv
+    if need_alpha:
+        for k in range(lo, hi):
+            e = perm[k]
+            for h in range(h_):
+                alpha[e, h] = sc[k, h] * sm[i, h]
+
+
+@njit(inline="always")
+def _alpha_grad_target(i, lo, hi, perm, col, grad_out, x, alpha, drop_scale, has_drop, g_alpha, dot):
+    """Pass 1 of the fused GAT/GATv2 target backward for target ``i``: ``g_alpha[e, h] =
+    <grad_out[i, h], x[col[k], h]>`` (times ``drop_scale[e, h]`` when ``has_drop``) and
+    ``dot[h] += alpha[e, h] * g_alpha[e, h]`` over the CSR positions ``lo:hi``."""
+    e_ = perm.shape[0]
+    h_ = x.shape[1]
+    for k in range(lo, hi):
+        if k + _AHEAD < e_:
+            _prefetch_row(x, col[k + _AHEAD])
+        e = perm[k]
+        j = col[k]
+        for h in range(h_):
+            s = _dot_head(grad_out, i, x, j, h)
+            if has_drop:
+                s *= drop_scale[e, h]
+            g_alpha[e, h] = s  # d loss / d alpha (pre-dropout)
+            dot[h] += alpha[e, h] * s
+
+
 # --------------------------------------------------------------------------------------
 # CSR ordering
 # --------------------------------------------------------------------------------------
@@ -273,15 +349,9 @@ def scatter_sum(msg, indptr, perm):
     """``out[i] = sum_{e in group i} msg[e]``; empty groups give 0."""
     n = indptr.shape[0] - 1
     f = msg.shape[1]
-    e_ = perm.shape[0]
     out = np.zeros((n, f), dtype=msg.dtype)
     for i in prange(n):
-        for k in range(indptr[i], indptr[i + 1]):
-            if k + _AHEAD < e_:
-                _prefetch_row(msg, perm[k + _AHEAD])
-            e = perm[k]
-            for c in range(f):
-                out[i, c] += msg[e, c]
+        _sum_rows_into(out, i, msg, indptr[i], indptr[i + 1], perm)
     return out
 
 
@@ -290,19 +360,13 @@ def scatter_mean(msg, indptr, perm):
     """``out[i] = mean_{e in group i} msg[e]``; empty groups give 0."""
     n = indptr.shape[0] - 1
     f = msg.shape[1]
-    e_ = perm.shape[0]
     out = np.zeros((n, f), dtype=msg.dtype)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
         if hi == lo:
             continue
-        for k in range(lo, hi):
-            if k + _AHEAD < e_:
-                _prefetch_row(msg, perm[k + _AHEAD])
-            e = perm[k]
-            for c in range(f):
-                out[i, c] += msg[e, c]
+        _sum_rows_into(out, i, msg, lo, hi, perm)
         inv = 1.0 / (hi - lo)
         for c in range(f):
             out[i, c] *= inv
@@ -454,9 +518,7 @@ def weighted_aggregate(alpha, xs, indptr, perm, col):
             e = perm[k]
             j = col[k]
             for h in range(h_):
-                a = alpha[e, h]
-                for c in range(c_):
-                    out[i, h, c] += a * xs[j, h, c]
+                _axpy_head(out, i, h, alpha[e, h], xs, j)
     return out
 
 
@@ -465,7 +527,6 @@ def weighted_aggregate_backward_alpha(grad_out, xs, indptr, perm, col):
     """``grad_alpha[e,h] = <grad_out[dst[e],h,:], xs[src[e],h,:]>`` (target CSR)."""
     n = indptr.shape[0] - 1
     h_ = xs.shape[1]
-    c_ = xs.shape[2]
     e_ = perm.shape[0]
     out = np.zeros((e_, h_), dtype=xs.dtype)
     for i in prange(n):
@@ -475,10 +536,7 @@ def weighted_aggregate_backward_alpha(grad_out, xs, indptr, perm, col):
             e = perm[k]
             j = col[k]
             for h in range(h_):
-                s = 0.0
-                for c in range(c_):
-                    s += grad_out[i, h, c] * xs[j, h, c]
-                out[e, h] = s
+                out[e, h] = _dot_head(grad_out, i, xs, j, h)
     return out
 
 
@@ -498,9 +556,7 @@ def weighted_aggregate_backward_x(grad_out, alpha, s_indptr, s_perm, s_col, num_
             e = s_perm[k]
             i = s_col[k]
             for h in range(h_):
-                a = alpha[e, h]
-                for c in range(c_):
-                    out[j, h, c] += a * grad_out[i, h, c]
+                _axpy_head(out, j, h, alpha[e, h], grad_out, i)
     return out
 
 
@@ -547,24 +603,7 @@ def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope, need_a
                 sc[k, h] = v
                 if v > mx[i, h]:
                     mx[i, h] = v
-        for k in range(lo, hi):
-            j = col[k]
-            for h in range(h_):
-                w = np.exp(sc[k, h] - mx[i, h])
-                sc[k, h] = w
-                sm[i, h] += w
-                for c in range(c_):
-                    out[i, h, c] += w * xs[j, h, c]
-        for h in range(h_):
-            inv = 1.0 / sm[i, h]
-            sm[i, h] = inv
-            for c in range(c_):
-                out[i, h, c] *= inv
-        if need_alpha:
-            for k in range(lo, hi):
-                e = perm[k]
-                for h in range(h_):
-                    alpha[e, h] = sc[k, h] * sm[i, h]
+        _softmax_aggregate_target(i, lo, hi, perm, col, sc, mx, sm, xs, out, alpha, need_alpha)
     return out, alpha
 
 
@@ -580,7 +619,6 @@ def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, a_src, a_dst, a_
     """
     n = indptr.shape[0] - 1
     h_ = xs.shape[1]
-    c_ = xs.shape[2]
     e_ = perm.shape[0]
     has_drop = drop_scale.shape[0] == e_ and e_ > 0
     has_edge = a_edge.shape[0] == e_ and e_ > 0
@@ -592,19 +630,7 @@ def gat_fused_backward_targets(grad_out, alpha, drop_scale, xs, a_src, a_dst, a_
         hi = indptr[i + 1]
         if lo == hi:
             continue
-        for k in range(lo, hi):
-            if k + _AHEAD < e_:
-                _prefetch_row(xs, col[k + _AHEAD])
-            e = perm[k]
-            j = col[k]
-            for h in range(h_):
-                s = 0.0
-                for c in range(c_):
-                    s += grad_out[i, h, c] * xs[j, h, c]
-                if has_drop:
-                    s *= drop_scale[e, h]
-                grad_pre[e, h] = s  # d loss / d alpha (pre-dropout)
-                dot[i, h] += alpha[e, h] * s
+        _alpha_grad_target(i, lo, hi, perm, col, grad_out, xs, alpha, drop_scale, has_drop, grad_pre, dot[i])
         for k in range(lo, hi):
             e = perm[k]
             j = col[k]
@@ -636,10 +662,8 @@ def gat_fused_backward_sources(grad_out, alpha_used, grad_pre, s_indptr, s_perm,
             e = s_perm[k]
             i = s_col[k]
             for h in range(h_):
-                a = alpha_used[e, h]
                 ga[j, h] += grad_pre[e, h]
-                for c in range(c_):
-                    gx[j, h, c] += a * grad_out[i, h, c]
+                _axpy_head(gx, j, h, alpha_used[e, h], grad_out, i)
     return gx, ga
 
 
@@ -692,24 +716,7 @@ def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope, need_alpha):
                 sc[k, h] = s
                 if s > mx[i, h]:
                     mx[i, h] = s
-        for k in range(lo, hi):
-            j = col[k]
-            for h in range(h_):
-                w = np.exp(sc[k, h] - mx[i, h])
-                sc[k, h] = w
-                sm[i, h] += w
-                for c in range(c_):
-                    out[i, h, c] += w * xl[j, h, c]
-        for h in range(h_):
-            inv = 1.0 / sm[i, h]
-            sm[i, h] = inv
-            for c in range(c_):
-                out[i, h, c] *= inv
-        if need_alpha:
-            for k in range(lo, hi):
-                e = perm[k]
-                for h in range(h_):
-                    alpha[e, h] = sc[k, h] * sm[i, h]
+        _softmax_aggregate_target(i, lo, hi, perm, col, sc, mx, sm, xl, out, alpha, need_alpha)
     return out, alpha
 
 
@@ -738,19 +745,7 @@ def gatv2_fused_backward_targets(grad_out, alpha, drop_scale, xl, xr, ee, att, i
         if lo == hi:
             continue
         dot = np.zeros(h_, dtype=xl.dtype)
-        for k in range(lo, hi):
-            if k + _AHEAD < e_:
-                _prefetch_row(xl, col[k + _AHEAD])
-            e = perm[k]
-            j = col[k]
-            for h in range(h_):
-                s = 0.0
-                for c in range(c_):
-                    s += grad_out[i, h, c] * xl[j, h, c]
-                if has_drop:
-                    s *= drop_scale[e, h]
-                gs[e, h] = s
-                dot[h] += alpha[e, h] * s
+        _alpha_grad_target(i, lo, hi, perm, col, grad_out, xl, alpha, drop_scale, has_drop, gs, dot)
         for k in range(lo, hi):
             e = perm[k]
             j = col[k]
