@@ -6,6 +6,13 @@ GraphML file or an edge list whose node ids are the index's ids. Node features c
 index's ids in insertion order), or, without ``--features``, from the vectors stored in the
 index. Graph nodes that have no features are dropped with a warning; index items that are
 not in the graph are still returned, flagged ``in_graph: false``.
+
+``--scorer gat|sage|gin --layer CKPT`` scores with a trained graph layer or model from a
+checkpoint written by ``ruvector-graph-attn train`` or ``save_checkpoint`` (loaded with
+``load_checkpoint``, in eval mode). Its output dimension must equal the query dimension (for
+``train --task link`` use ``--out-dim`` = the feature dimension) and it must contain a layer of
+the scorer's kind. For a multi-layer model the explanation weights come from its last layer of
+that kind (GAT: that layer's attention, mean over heads).
 """
 from __future__ import annotations
 
@@ -30,8 +37,11 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     q.add_argument("--query-id", action="append",
                    help="use the stored vector of this index id as the query (repeatable)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--scorer", default="attention", choices=("vector", "attention", "hyperbolic"),
-                   help="layer scorers (gat/sage/gin) need a trained layer: use the Python API")
+    p.add_argument("--scorer", default="attention", choices=("vector", "attention", "hyperbolic", "gat", "sage", "gin"),
+                   help="gat/sage/gin score with the trained layer given by --layer")
+    p.add_argument("--layer", metavar="CKPT",
+                   help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
+                        "used by --scorer gat|sage|gin")
     p.add_argument("--hops", type=int, default=1)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--temperature", type=float, default=None)
@@ -59,6 +69,59 @@ def _queries(args, index) -> tuple[np.ndarray, list]:
     return Q, [f"query {b}" for b in range(Q.shape[0])]
 
 
+_LAYER_KINDS = {"gat": ("GATConv", "GATv2Conv"), "sage": ("SAGEConv",), "gin": ("GINConv", "GINEConv")}
+
+
+class _ExplainedModel:
+    """A loaded multi-layer model as a re-ranking layer: ``model(x, edge_index)``, and for the
+    GAT scorer ``return_attention_weights=True`` returns the attention of the model's last
+    GAT layer (the weights the re-ranker shows as the explanation). ``eps`` is the last GIN
+    layer's (the GIN scorer's explanation uses it)."""
+
+    def __init__(self, model, scorer: str):
+        from ..graph.sequential import is_graph_layer
+
+        self.model = model
+        self.mods = list(model.children())
+        self.graph_layer = [is_graph_layer(m) for m in self.mods]
+        kinds = _LAYER_KINDS[scorer]
+        self.last = max(i for i, m in enumerate(self.mods) if type(m).__name__ in kinds)
+        self.eps = getattr(self.mods[self.last], "eps", 0.0)
+
+    def __call__(self, x, edge_index, return_attention_weights: bool = False):
+        if not return_attention_weights:
+            return self.model(x, edge_index)
+        att = None
+        for i, (m, g) in enumerate(zip(self.mods, self.graph_layer)):
+            if i == self.last:
+                x, att = m(x, edge_index, return_attention_weights=True)
+            else:
+                x = m(x, edge_index) if g else m(x)
+        return x, att
+
+
+def load_scorer_layer(path, scorer: str):
+    """The layer for ``GraphReranker(scorer=scorer, layer=...)`` from a checkpoint: the loaded
+    module itself when it is one layer of the scorer's kind, else a :class:`_ExplainedModel`
+    around the loaded model. Raises ConfigError when the checkpoint has no such layer."""
+    from ..errors import ConfigError
+    from ..graph import GraphSequential
+    from ..training import load_checkpoint
+
+    model = load_checkpoint(path)
+    model.eval()
+    kinds = _LAYER_KINDS[scorer]
+    if type(model).__name__ in kinds:
+        return model
+    found = sorted({type(m).__name__ for _, m in model.named_modules()})
+    if not isinstance(model, GraphSequential) or not any(k in found for k in kinds):
+        raise ConfigError(f"--scorer {scorer} needs a checkpoint with a {' or '.join(kinds)} layer; "
+                          f"{path} holds a {type(model).__name__} ({', '.join(found)})")
+    if any(k in found for k in kinds) and not any(type(m).__name__ in kinds for m in model.children()):
+        raise ConfigError(f"the {'/'.join(kinds)} layers of {path} are nested; use the Python API")
+    return _ExplainedModel(model, scorer)
+
+
 def run(args: argparse.Namespace) -> int:
     import networkx as nx
     from rich.console import Console
@@ -70,6 +133,14 @@ def run(args: argparse.Namespace) -> int:
     from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, GraphReranker
 
     err = Console(stderr=True)
+    layer = None
+    if args.scorer in _LAYER_KINDS:
+        if not args.layer:
+            raise InvalidInputError(f"--scorer {args.scorer} needs --layer CKPT (a trained layer's checkpoint, "
+                                    f"from `ruvector-graph-attn train` or save_checkpoint)")
+        layer = load_scorer_layer(args.layer, args.scorer)
+    elif args.layer:
+        raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin (got --scorer {args.scorer})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=args.json) as prog:
         task = prog.add_task("loading index", total=3)
@@ -101,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     rr = GraphReranker(index, graph, scorer=args.scorer, hops=args.hops, candidates=args.candidates,
                        temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
                        blend=DEFAULT_BLEND if args.blend is None else args.blend,
-                       direction=args.direction, max_neighbors=args.max_neighbors)
+                       direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)
     Q, labels = _queries(args, index)
     results = rr.search_batch(Q, args.k)
     if args.json:
