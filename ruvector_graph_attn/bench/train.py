@@ -106,7 +106,7 @@ def train_ours(model, ds, lr: float, epochs: int) -> dict[str, Any]:
         model.zero_grad()
         out = model(ds.x, ds.edge_index)
         _, g = cross_entropy(out, ds.y, mask=train_idx)
-        model.backward(g)
+        model.backward(g, need_input_grad=False)  # x needs no gradient (as in PyG)
         opt.step()
         step_times.append(time.perf_counter() - t0)
         model.eval()

@@ -32,6 +32,9 @@ output bias, U(-1/sqrt(F), 1/sqrt(F)) for the GATv2 ``lin_l``/``lin_r`` biases.
 returns ``grad_x`` -- or ``(grad_x_src, grad_x_dst)`` for a bipartite ``(x_src, x_dst)``
 input -- and, when edge features entered the attention, ``(grad_x, grad_edge_attr)``.
 The gradient reaches ``edge_attr`` also through reduction fill values (``"mean"`` ...).
+``backward(grad_out, need_input_grad=False)`` accumulates the same parameter gradients
+but skips the input gradients (the ``grad @ W`` products for ``x`` and ``edge_attr``);
+it returns ``None`` in place of each of them (``(None, None)`` when a pair is returned).
 
 Decisions where PyG is silent or torch-specific: dropout masks come from ``rng`` (an int
 seed or a numpy Generator; default: ``ruvector_graph_attn.nn.seed``'s generator); a
@@ -89,11 +92,14 @@ class _Lin(Module):
             y += self.bias.data.astype(dt, copy=False)
         return y
 
-    def grad(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """Accumulate d/dW, d/db for ``y = x W^T + b`` given ``g = dL/dy``; return ``dL/dx``."""
+    def grad(self, x: np.ndarray, g: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """Accumulate d/dW, d/db for ``y = x W^T + b`` given ``g = dL/dy``; return ``dL/dx``
+        (``None`` when ``need_input_grad`` is False)."""
         self.weight.accumulate(g.T @ x)
         if self.bias is not None:
             self.bias.accumulate(g.sum(axis=0))
+        if not need_input_grad:
+            return None
         return g @ self.weight.data.astype(g.dtype, copy=False)
 
     def extra_repr(self) -> str:
@@ -254,10 +260,10 @@ class _AttentionConvBase(Module):
             return np.ascontiguousarray(g.reshape(n, h, c))
         return np.ascontiguousarray(np.broadcast_to(g[:, None, :] / g.dtype.type(h), (n, h, c)))
 
-    def _grad_residual(self, g: np.ndarray, x_dst: np.ndarray) -> np.ndarray | None:
+    def _grad_residual(self, g: np.ndarray, x_dst: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         if self.res is None:
             return None
-        return self.res.grad(x_dst, g)
+        return self.res.grad(x_dst, g, need_input_grad)
 
     def _grad_edge_attr(self, grad_ea_used: np.ndarray, e: dict) -> np.ndarray:
         """Map the gradient w.r.t. the used (loop-augmented) edge features back to the caller's edge_attr."""
@@ -287,12 +293,17 @@ class _AttentionConvBase(Module):
         with kernel_threads(shape[-1] if len(shape) == 2 else 0):
             return self._forward(x, edge_index, edge_attr, return_attention_weights)
 
-    def backward(self, grad_output: Any) -> Any:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         """Accumulate parameter gradients; return ``grad_x`` (pairs for bipartite input) and,
-        when edge features were used, ``(grad_x, grad_edge_attr)``."""
+        when edge features were used, ``(grad_x, grad_edge_attr)``. With
+        ``need_input_grad=False`` the input gradients are not computed and ``None`` stands in
+        for each returned array (``(None, None)`` where a pair would be returned)."""
         cache = self._need_cache()
         with kernel_threads(cache["edges"]["csr"][1].shape[0]):
-            return self._backward(grad_output)
+            out = self._backward(grad_output, need_input_grad)
+        if need_input_grad:
+            return out
+        return (None, None) if cache["bip"] or cache["edges"]["ea"] is not None else None
 
     def _need_cache(self) -> dict:
         if self._cache is None:
@@ -406,13 +417,14 @@ class GATConv(_AttentionConvBase):
         a_dst = pd.reshape(pd.shape[0], h * c) @ att[:, h:]
         return np.ascontiguousarray(a_src), np.ascontiguousarray(a_dst)
 
-    def _backward(self, grad_output: Any) -> Any:
+    def _backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         cache = self._need_cache()
         g = self._grad_out(grad_output, cache)
         dt = cache["dt"]
         xs, xd, ps, pd = cache["xs"], cache["xd"], cache["ps"], cache["pd"]
         h, c = self.heads, self.out_channels
-        gx_res = self._grad_residual(g, xd)
+        need = need_input_grad
+        gx_res = self._grad_residual(g, xd, need)
         g3 = self._grad_heads(g)
         e = cache["edges"]
         indptr, perm, col = e["csr"]
@@ -440,15 +452,15 @@ class GATConv(_AttentionConvBase):
         gpd2 = gpd.reshape(n_d, h * c)
         if self.lin is not None:
             if not cache["bip"]:
-                gx_s = self.lin.grad(xs, gps2 + gpd2)
+                gx_s = self.lin.grad(xs, gps2 + gpd2, need)
                 gx_d = None
             else:
-                gx_s = self.lin.grad(xs, gps2)
-                gx_d = self.lin.grad(xd, gpd2)
+                gx_s = self.lin.grad(xs, gps2, need)
+                gx_d = self.lin.grad(xd, gpd2, need)
         else:
-            gx_s = self.lin_src.grad(xs, gps2)
-            gx_d = self.lin_dst.grad(xd, gpd2)
-        grad_x = self._merge_grad_x(gx_s, gx_d, gx_res, cache["bip"])
+            gx_s = self.lin_src.grad(xs, gps2, need)
+            gx_d = self.lin_dst.grad(xd, gpd2, need)
+        grad_x = self._merge_grad_x(gx_s, gx_d, gx_res, cache["bip"]) if need else None
         if e["ea"] is None:
             return grad_x
         # a_edge = ea @ M,  M[d, h] = sum_c att_edge[h, c] W_e[h*C + c, d]
@@ -459,6 +471,8 @@ class GATConv(_AttentionConvBase):
         att_e = self.att_edge.data.astype(dt, copy=False).reshape(h, c)
         self.lin_edge.weight.accumulate((att_e[:, :, None] * g_m.T[:, None, :]).reshape(h * c, -1))
         self.att_edge.accumulate(np.einsum("hcd,dh->hc", w_e, g_m)[None])
+        if not need:
+            return None, None
         grad_ea_used = grad_pre @ m_edge.T
         return grad_x, self._grad_edge_attr(grad_ea_used, e)
 
@@ -540,13 +554,14 @@ class GATv2Conv(_AttentionConvBase):
             "out_shape": out.shape})
         return self._result(out, e, alpha_used, return_attention_weights)
 
-    def _backward(self, grad_output: Any) -> Any:
+    def _backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         cache = self._need_cache()
         g = self._grad_out(grad_output, cache)
         dt = cache["dt"]
         xs, xd, xl, xr, ee, att = cache["xs"], cache["xd"], cache["xl"], cache["xr"], cache["ee"], cache["att"]
         h, c = self.heads, self.out_channels
-        gx_res = self._grad_residual(g, xd)
+        need = need_input_grad
+        gx_res = self._grad_residual(g, xd, need)
         g3 = self._grad_heads(g)
         e = cache["edges"]
         indptr, perm, col = e["csr"]
@@ -564,13 +579,18 @@ class GATv2Conv(_AttentionConvBase):
                                      scsr.col, slope)
         self.att.accumulate(gatt.sum(axis=0)[None])
         n_s, n_d = xs.shape[0], xd.shape[0]
-        gx_s = self.lin_l.grad(xs, gxl.reshape(n_s, h * c))
-        gx_d = self.lin_r.grad(xd, gxr.reshape(n_d, h * c))
-        grad_x = GATConv._merge_grad_x(gx_s, None if not cache["bip"] else gx_d, gx_res, cache["bip"])
-        if not cache["bip"]:
-            grad_x = grad_x + gx_d
+        gx_s = self.lin_l.grad(xs, gxl.reshape(n_s, h * c), need)
+        gx_d = self.lin_r.grad(xd, gxr.reshape(n_d, h * c), need)
+        if need:
+            grad_x = GATConv._merge_grad_x(gx_s, None if not cache["bip"] else gx_d, gx_res, cache["bip"])
+            if not cache["bip"]:
+                grad_x = grad_x + gx_d
+        else:
+            grad_x = None
         if not want_ee:
             return grad_x
         gee2 = gee.reshape(gee.shape[0], h * c)
-        grad_ea_used = self.lin_edge.grad(e["ea"], gee2)
+        grad_ea_used = self.lin_edge.grad(e["ea"], gee2, need)
+        if not need:
+            return None, None
         return grad_x, self._grad_edge_attr(grad_ea_used, e)

@@ -11,7 +11,12 @@ projection as ``lin`` (``lin.weight``, ``lin.bias``) when ``edge_dim`` is given.
 
 The sum runs on the Numba scatter kernels over a CSR of the edges by target, built
 once per call (O(E + N)); the backward pass reuses it plus a CSR by source, so it is
-O(E * F) as well.
+O(E * F) as well. ``backward(grad_out, need_input_grad=False)`` accumulates the parameter
+gradients only and skips the gradient for ``x`` (and ``edge_attr``): ``nn``'s first layer
+is not asked for its input gradient unless ``eps`` or GINE's ``lin`` needs it, and nothing
+is scattered back to the sources. Forward and backward run under
+``graph.utils.kernel_threads`` (serial Numba kernels on small graphs, OpenBLAS on one
+thread during the call).
 """
 from __future__ import annotations
 
@@ -21,10 +26,10 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import gather_rows, scatter_sum
-from ..nn.layers import Linear, Sequential
+from ..nn.layers import Linear, Sequential, run_backward
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array
-from .utils import CSR, build_csr, validate_edge_index
+from .utils import CSR, build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["GINConv", "GINEConv"]
 
@@ -72,10 +77,21 @@ class _GINBase(Module):
     def _combine(self, x: np.ndarray, aggr: np.ndarray) -> np.ndarray:
         return aggr + (1.0 + self._eps_value()[0]) * x
 
-    def _nn_backward(self, grad_out: Any) -> np.ndarray:
+    def _nn_backward(self, grad_out: Any, need_input_grad: bool = True) -> np.ndarray | None:
         if not hasattr(self.nn, "backward"):
             raise NotFittedError(f"{type(self).__name__}.nn has no backward(); use nn Modules to train")
-        return np.asarray(self.nn.backward(grad_out))
+        g = run_backward(self.nn, grad_out, need_input_grad)
+        return np.asarray(g) if need_input_grad else None
+
+    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
+        with kernel_threads(num_edges_hint(edge_index)):
+            return self._forward(x, edge_index, edge_attr)
+
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
+        if self._cache is None:
+            raise NotFittedError(f"{type(self).__name__}.backward called before forward")
+        with kernel_threads(self._cache[1].shape[1]):
+            return self._backward(grad_output, need_input_grad)
 
     def _eps_grad(self, g_h: np.ndarray, x: np.ndarray) -> None:
         if isinstance(self.eps, Parameter):
@@ -90,11 +106,11 @@ class GINConv(_GINBase):
 
     ``nn`` maps ``[N, F]`` to ``[N, F_out]`` (typically ``rga.nn.Sequential``); to train,
     it must implement ``backward``. ``layer(x, edge_index)`` returns ``[N, F_out]``;
-    ``layer.backward(grad_out)`` returns ``grad_x`` and accumulates the gradients of
-    ``nn`` (and ``eps`` when ``train_eps``).
+    ``layer.backward(grad_out, need_input_grad=True)`` returns ``grad_x`` (``None`` when not
+    needed) and accumulates the gradients of ``nn`` (and ``eps`` when ``train_eps``).
     """
 
-    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any) -> np.ndarray:
         if edge_attr is not None:
             raise InvalidInputError("GINConv does not use edge features (edge_attr); use GINEConv")
         x = _node_features(x, _infer_in_channels(self.nn), "GINConv")
@@ -104,12 +120,16 @@ class GINConv(_GINBase):
         object.__setattr__(self, "_cache", (x, ei))
         return np.asarray(self.nn(h))
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        if self._cache is None:
-            raise NotFittedError("GINConv.backward called before forward")
+    def _backward(self, grad_output: Any, need_input_grad: bool) -> np.ndarray | None:
         x, ei = self._cache
-        g_h = np.ascontiguousarray(self._nn_backward(grad_output))
+        need_h = need_input_grad or isinstance(self.eps, Parameter)
+        g_h = self._nn_backward(grad_output, need_h)
+        if not need_h:
+            return None
+        g_h = np.ascontiguousarray(g_h)
         self._eps_grad(g_h, x)
+        if not need_input_grad:
+            return None
         src_csr = build_csr(ei, x.shape[0], by="source")
         grad_x = (1.0 + self._eps_value()[0]) * g_h + scatter_sum(g_h, src_csr.indptr, src_csr.col)
         return grad_x
@@ -121,7 +141,8 @@ class GINEConv(_GINBase):
     is given; otherwise ``edge_attr`` must have the node feature width).
 
     ``edge_attr`` is required (``[E, edge_dim]``; a 1-D ``[E]`` array counts as one
-    feature per edge). ``backward(grad_out)`` returns ``(grad_x, grad_edge_attr)``.
+    feature per edge). ``backward(grad_out, need_input_grad=True)`` returns
+    ``(grad_x, grad_edge_attr)``, or ``(None, None)`` when input gradients are not needed.
     """
 
     def __init__(self, nn: Any, eps: float = 0.0, train_eps: bool = False, edge_dim: int | None = None,
@@ -138,7 +159,7 @@ class GINEConv(_GINBase):
         else:
             self.register_parameter("lin", None)
 
-    def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any) -> np.ndarray:
         x = _node_features(x, _infer_in_channels(self.nn), "GINEConv")
         ei, csr = self._graph(x, edge_index)
         if edge_attr is None:
@@ -166,14 +187,21 @@ class GINEConv(_GINBase):
         object.__setattr__(self, "_cache", (x, ei, csr, pre, was_1d))
         return np.asarray(self.nn(h))
 
-    def backward(self, grad_output: Any) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is None:
-            raise NotFittedError("GINEConv.backward called before forward")
+    def _backward(self, grad_output: Any, need_input_grad: bool) -> tuple[Any, Any]:
         x, ei, csr, pre, was_1d = self._cache
-        g_h = np.ascontiguousarray(self._nn_backward(grad_output))
+        need_h = need_input_grad or isinstance(self.eps, Parameter) or self.lin is not None
+        g_h = self._nn_backward(grad_output, need_h)
+        if not need_h:
+            return None, None
+        g_h = np.ascontiguousarray(g_h)
         self._eps_grad(g_h, x)
+        if not need_input_grad and self.lin is None:
+            return None, None
         g_msg = gather_rows(g_h, csr.index)           # grad of each message = grad of its target
         g_pre = np.ascontiguousarray(np.where(pre > 0, g_msg, 0).astype(g_msg.dtype, copy=False))
+        if not need_input_grad:
+            self.lin.backward(g_pre, need_input_grad=False)
+            return None, None
         src_csr = build_csr(ei, x.shape[0], by="source")
         grad_x = (1.0 + self._eps_value()[0]) * g_h + scatter_sum(g_pre, src_csr.indptr, src_csr.perm)
         grad_ea = self.lin.backward(g_pre) if self.lin is not None else g_pre

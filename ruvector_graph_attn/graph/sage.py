@@ -15,6 +15,10 @@ Aggregation runs on the Numba scatter kernels over a CSR by target indexed direc
 by source node (no ``[E, F]`` message array); the backward pass uses a CSR by source.
 Gradient of ``max`` goes to the first maximal message in CSR order (torch_scatter's
 convention; duplicate copies of the same edge are the same node, so this is exact).
+``backward(grad_out, need_input_grad=False)`` accumulates the parameter gradients only
+(no ``grad @ W`` products for ``x``, no scatter back to the sources) and returns ``None``.
+Forward and backward run under ``graph.utils.kernel_threads`` (serial Numba kernels on
+small graphs, OpenBLAS on one thread during the call).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from ..kernels.segment import scatter_max, scatter_mean, scatter_sum
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..validation import as_float_array, check_positive_int
-from .utils import build_csr, validate_edge_index
+from .utils import build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["SAGEConv"]
 
@@ -38,7 +42,8 @@ _NORM_EPS = 1e-12
 class SAGEConv(Module):
     """``SAGEConv(in_channels, out_channels, aggr="mean", normalize=False, root_weight=True,
     project=False, bias=True)``; ``layer(x, edge_index)`` -> ``[N, out_channels]``;
-    ``layer.backward(grad_out)`` -> ``grad_x`` (parameter gradients accumulated)."""
+    ``layer.backward(grad_out, need_input_grad=True)`` -> ``grad_x`` (or ``None`` when not
+    needed; parameter gradients accumulated either way)."""
 
     def __init__(self, in_channels: int, out_channels: int, aggr: str = "mean", normalize: bool = False,
                  root_weight: bool = True, project: bool = False, bias: bool = True, rng: Any = None) -> None:
@@ -60,6 +65,16 @@ class SAGEConv(Module):
         object.__setattr__(self, "_cache", None)
 
     def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
+        with kernel_threads(num_edges_hint(edge_index)):
+            return self._forward(x, edge_index, edge_attr)
+
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise NotFittedError("SAGEConv.backward called before forward")
+        with kernel_threads(self._cache[2].shape[1]):
+            return self._backward(grad_output, need_input_grad)
+
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any) -> np.ndarray:
         if edge_attr is not None:
             raise InvalidInputError("SAGEConv does not use edge features (edge_attr)")
         x = as_float_array(x, "x", ndim=2)
@@ -93,9 +108,7 @@ class SAGEConv(Module):
         object.__setattr__(self, "_cache", (n, xs.shape[1], ei, csr, pre, arg, y, norm))
         return y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        if self._cache is None:
-            raise NotFittedError("SAGEConv.backward called before forward")
+    def _backward(self, grad_output: Any, need_input_grad: bool) -> np.ndarray | None:
         n, f, ei, csr, pre, arg, y, norm = self._cache
         g = as_float_array(grad_output, "grad_output", ndim=2)
         if g.shape != y.shape:
@@ -104,8 +117,16 @@ class SAGEConv(Module):
             big = norm > _NORM_EPS
             proj = np.where(big, g - y * (y * g).sum(axis=-1, keepdims=True), g)
             g = proj / norm
-        g_a = np.ascontiguousarray(self.lin_l.backward(g))
-        grad_x = self.lin_r.backward(g) if self.root_weight else np.zeros((n, self.in_channels), dtype=g.dtype)
+        # the aggregate's gradient is needed for x, and for lin's parameters when projecting
+        need_agg = need_input_grad or self.project
+        g_a = self.lin_l.backward(g, need_input_grad=need_agg)
+        if self.root_weight:
+            grad_x = self.lin_r.backward(g, need_input_grad=need_input_grad)
+        else:
+            grad_x = np.zeros((n, self.in_channels), dtype=g.dtype) if need_input_grad else None
+        if not need_agg:
+            return None
+        g_a = np.ascontiguousarray(g_a)
         if self.aggr == "max":
             valid = arg >= 0
             cols = np.broadcast_to(np.arange(f), arg.shape)
@@ -119,10 +140,9 @@ class SAGEConv(Module):
             g_xs = scatter_sum(g_a, src_csr.indptr, src_csr.col)
         if self.project:
             g_pre = np.where(pre > 0, g_xs, 0).astype(g_xs.dtype, copy=False)
-            grad_x = grad_x + self.lin.backward(g_pre)
-        else:
-            grad_x = grad_x + g_xs
-        return grad_x
+            g_lin = self.lin.backward(g_pre, need_input_grad=need_input_grad)
+            return grad_x + g_lin if need_input_grad else None
+        return grad_x + g_xs
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, aggr={self.aggr!r}, normalize={self.normalize}, "

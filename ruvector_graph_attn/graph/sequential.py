@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InvalidInputError, NotFittedError
+from ..nn.layers import has_parameters, run_backward
 from ..nn.module import Module
 
 __all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
@@ -56,6 +57,14 @@ class GraphSequential(Module):
     runs every child's ``backward`` in reverse and returns the gradient for ``x``, or
     ``(grad_x, grad_edge_attr)`` when edge features were passed to a layer that uses them
     (the edge-feature gradients of all such layers are summed).
+
+    ``model.backward(grad_out, need_input_grad=False)`` (what the trainers use) accumulates
+    the same parameter gradients without computing any gradient for the model's inputs:
+    the first child holding parameters is asked not to compute its input gradient, the
+    parameter-free children before it (dropout on the input ...) are not run, and ``None``
+    is returned (``(None, None)`` when edge features were used). For a first layer with
+    wide input features this skips the largest products of the backward pass, as autograd
+    does for inputs that do not require a gradient.
     """
 
     is_graph_layer = True
@@ -118,13 +127,21 @@ class GraphSequential(Module):
         object.__setattr__(self, "_edge_used", used)
         return x
 
-    def backward(self, grad_output: Any) -> Any:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         used = self._edge_used
         if used is None:
             raise NotFittedError("GraphSequential.backward called before forward")
+        mods = list(self._modules.values())
+        stop = 0  # children [0, stop) are not run when no input gradient is wanted
+        if not need_input_grad:
+            stop = next((i for i, m in enumerate(mods) if has_parameters(m)), len(mods))
         g = grad_output
         g_edge = None
-        for mod, u in zip(reversed(list(self._modules.values())), reversed(used)):
+        for i in range(len(mods) - 1, stop - 1, -1):
+            mod, u = mods[i], used[i]
+            if i == stop and not need_input_grad:
+                run_backward(mod, g, need_input_grad=False)  # parameter gradients only
+                break
             out = mod.backward(g)
             if u:
                 if not isinstance(out, tuple):
@@ -134,4 +151,6 @@ class GraphSequential(Module):
                     g_edge = ge.copy() if g_edge is None else g_edge + ge
             else:
                 g = out[0] if isinstance(out, tuple) else out
+        if not need_input_grad:
+            return (None, None) if any(used) else None
         return (g, g_edge) if any(used) else g

@@ -306,7 +306,14 @@ def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES, single_blas
             blas[1](prev_blas)
 
 
+def num_edges_hint(edge_index: Any) -> int:
+    """The edge count of an ``edge_index`` array before validation (0 when it is not a
+    2-D array), for choosing the thread policy of :func:`kernel_threads`."""
+    shape = np.shape(edge_index) if isinstance(edge_index, np.ndarray) else ()
+    return int(shape[-1]) if len(shape) == 2 else 0
+
+
 __all__ = [
-    "CSR", "SERIAL_EDGES", "kernel_threads", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
+    "CSR", "SERIAL_EDGES", "kernel_threads", "num_edges_hint", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
     "remove_self_loops", "self_loop_attr", "self_loop_attr_backward", "validate_edge_index",
 ]

@@ -7,12 +7,17 @@ named ``0``, ``1`` ...), so weights move between the two unchanged.
 ``forward`` caches what ``backward(grad_output)`` needs; ``backward`` returns the
 gradient with respect to the input of the *last* forward call and adds parameter
 gradients into ``Parameter.grad`` (torch-style accumulation; call ``zero_grad``
-between steps).
+between steps). ``backward(grad_output, need_input_grad=False)`` accumulates the same
+parameter gradients but skips the input gradient and returns ``None`` (as autograd does
+for an input that does not require a gradient); :func:`run_backward` calls any module
+that way when it supports the flag.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -23,7 +28,7 @@ from .module import Module, Parameter
 
 __all__ = [
     "Linear", "Sequential", "ReLU", "LeakyReLU", "ELU", "Tanh", "Identity", "Dropout",
-    "LayerNorm", "seed", "kaiming_uniform",
+    "LayerNorm", "seed", "kaiming_uniform", "run_backward", "has_parameters", "supports_need_input_grad",
 ]
 
 # module-level generator used when a layer is given no ``rng`` (reseed with ``seed``)
@@ -72,6 +77,40 @@ def _grad_like(grad_output: Any, shape: tuple[int, ...], module: Module) -> np.n
     return g
 
 
+@lru_cache(maxsize=None)
+def _accepts_flag(cls: type) -> bool:
+    fn = getattr(cls, "backward", None)
+    if fn is None:
+        return False
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+    return "need_input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def supports_need_input_grad(module: Any) -> bool:
+    """True when ``module.backward`` accepts the ``need_input_grad`` keyword."""
+    return _accepts_flag(type(module))
+
+
+def has_parameters(module: Any) -> bool:
+    """True when ``module`` (or a sub-module) holds at least one :class:`Parameter`."""
+    params = getattr(module, "parameters", None)
+    if params is None:
+        return False
+    return next(iter(params()), None) is not None
+
+
+def run_backward(module: Any, grad_output: Any, need_input_grad: bool = True) -> Any:
+    """``module.backward(grad_output)``, skipping the input gradient when ``need_input_grad`` is
+    False and the module supports the flag (its return value is then ``None``, or a tuple of
+    ``None``). Modules without the flag run their ordinary backward; the caller ignores the result."""
+    if need_input_grad or not supports_need_input_grad(module):
+        return module.backward(grad_output)
+    return module.backward(grad_output, need_input_grad=False)
+
+
 class Identity(Module):
     """``y = x`` (a placeholder layer, like ``torch.nn.Identity``)."""
 
@@ -84,8 +123,9 @@ class Identity(Module):
         object.__setattr__(self, "_shape", x.shape)
         return x
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return _grad_like(grad_output, _need(self._shape, self), self)
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
+        g = _grad_like(grad_output, _need(self._shape, self), self)
+        return g if need_input_grad else None
 
 
 class Linear(Module):
@@ -121,7 +161,7 @@ class Linear(Module):
             y = y + self.bias.data
         return y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         x = _need(self._x, self)
         g = _grad_like(grad_output, x.shape[:-1] + (self.out_features,), self)
         g2 = g.reshape(-1, self.out_features)
@@ -129,7 +169,7 @@ class Linear(Module):
         self.weight.accumulate(g2.T @ x2)
         if self.bias is not None:
             self.bias.accumulate(g2.sum(axis=0))
-        return g @ self.weight.data
+        return g @ self.weight.data if need_input_grad else None
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -140,7 +180,9 @@ class Sequential(Module):
 
     ``Sequential(m0, m1, ...)`` or ``Sequential(OrderedDict(name=module))``. Supports
     ``len``, iteration, integer indexing (negative too) and slicing (keeps names).
-    ``backward`` runs the children's ``backward`` in reverse order.
+    ``backward`` runs the children's ``backward`` in reverse order; with
+    ``need_input_grad=False`` the first child holding parameters is asked not to compute its
+    input gradient, the parameter-free children before it are not run, and ``None`` is returned.
     """
 
     def __init__(self, *modules: Any) -> None:
@@ -183,11 +225,18 @@ class Sequential(Module):
             x = mod(x)
         return x
 
-    def backward(self, grad_output: Any) -> Any:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
+        mods = list(self._modules.values())
+        stop = 0  # children [0, stop) need not be run when no input gradient is wanted
+        if not need_input_grad:
+            first = next((i for i, m in enumerate(mods) if has_parameters(m)), None)
+            if first is None:
+                return None
+            stop = first
         g = grad_output
-        for mod in reversed(list(self._modules.values())):
-            g = mod.backward(g)
-        return g
+        for i in range(len(mods) - 1, stop - 1, -1):
+            g = run_backward(mods[i], g, need_input_grad or i > stop)
+        return g if need_input_grad else None
 
 
 class _Elementwise(Module):
@@ -202,10 +251,10 @@ class _Elementwise(Module):
         object.__setattr__(self, "_x", x)
         return self._f(x)
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         x = _need(self._x, self)
         g = _grad_like(grad_output, x.shape, self)
-        return g * self._df(x)
+        return g * self._df(x) if need_input_grad else None
 
     def _f(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -307,9 +356,11 @@ class Dropout(Module):
         object.__setattr__(self, "_scale", scale)
         return x * scale
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         shape = _need(self._shape, self)
         g = _grad_like(grad_output, shape, self)
+        if not need_input_grad:
+            return None
         return g if self._scale is None else g * self._scale
 
     def extra_repr(self) -> str:
@@ -358,13 +409,16 @@ class LayerNorm(Module):
             return xhat * self.weight.data + self.bias.data
         return xhat
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         xhat, rstd, axes = _need(self._cache, self)
         g = _grad_like(grad_output, xhat.shape, self)
         lead = tuple(range(xhat.ndim - len(axes)))
         if self.weight is not None:
             self.weight.accumulate((g * xhat).sum(axis=lead))
             self.bias.accumulate(g.sum(axis=lead))
+        if not need_input_grad:
+            return None
+        if self.weight is not None:
             gx = g * self.weight.data
         else:
             gx = g

@@ -5,7 +5,8 @@ Every trainer: deterministic for a ``seed`` (dropout masks, shuffling, sampling)
 stopping on a validation metric with ``patience`` (and the best weights restored), an
 optional ``rich`` progress bar (``progress=False`` disables it), an optional LR scheduler
 (stepped once per epoch) and gradient clipping, and a ``history`` list with one metrics
-dict per epoch.
+dict per epoch. The backward passes run with ``need_input_grad=False`` (when the model
+supports it): the input features need no gradient, so the first layer skips computing it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import csr_from_index, scatter_sum
+from ..nn.layers import run_backward
 from ..nn.module import Module
 from ..validation import as_float_array, as_index_array, check_edge_index
 from .losses import binary_cross_entropy_with_logits, cross_entropy, info_nce
@@ -251,7 +253,7 @@ class NodeClassificationTrainer(_BaseTrainer):
                 self.model.zero_grad()
                 out = self._forward(x, ei, ea)
                 loss, g = self.loss_fn(out, y, mask=train_idx)
-                self.model.backward(g)
+                run_backward(self.model, g, need_input_grad=False)
                 if self.ewc is not None:
                     self.ewc.accumulate_grad()
                 self._step()
@@ -266,7 +268,7 @@ class NodeClassificationTrainer(_BaseTrainer):
                     seeds = np.arange(sub.num_seeds)
                     ys = y[sub.nodes]
                     loss_b, g = self.loss_fn(out, ys, mask=seeds)
-                    self.model.backward(g)
+                    run_backward(self.model, g, need_input_grad=False)
                     if self.ewc is not None:
                         self.ewc.accumulate_grad()
                     self._step()
@@ -381,7 +383,7 @@ class LinkPredictionTrainer(_BaseTrainer):
             loss, g = binary_cross_entropy_with_logits(s, target)
             g = g.astype(z.dtype)
             gz = _scatter_rows(pairs[0], g[:, None] * z[pairs[1]], n) + _scatter_rows(pairs[1], g[:, None] * z[pairs[0]], n)
-            self.model.backward(gz)
+            run_backward(self.model, gz, need_input_grad=False)
             self._step()
             rec: dict[str, Any] = {"loss": float(loss)}
             if val_tails is not None:
@@ -512,7 +514,7 @@ class RerankerTrainer(_BaseTrainer):
                 gh = _scatter_rows(p[b], gp.astype(h.dtype), n)
                 if negs is not None:
                     gh += _scatter_rows(negs, gn.astype(h.dtype), n)
-                self.model.backward(gh)
+                run_backward(self.model, gh, need_input_grad=False)
                 self._step()
                 total += loss * b.size
             rec: dict[str, Any] = {"loss": total / q.shape[0]}
