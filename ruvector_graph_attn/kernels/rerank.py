@@ -21,6 +21,32 @@ def splitmix64(x):
     return x ^ (x >> np.uint64(31))
 
 
+@njit(inline="always")
+def _grown(arr, count, size):
+    """A new array of length ``size`` holding ``arr[:count]`` (growth of a scratch buffer)."""
+    out = np.empty(size, arr.dtype)
+    out[:count] = arr[:count]
+    return out
+
+
+@njit(inline="always")
+def _context_score(Q, b, h, qsq, own_p, blend, metric):
+    """``context = sim(Q[b], h)`` for the pooled vector ``h`` (metric as in
+    neighbourhood_attention) and ``score = (1 - blend) * own_p + blend * context``."""
+    dot = 0.0
+    hh = 0.0
+    for d in range(Q.shape[1]):
+        dot += Q[b, d] * h[d]
+        hh += h[d] * h[d]
+    if metric == 1:
+        ctx = -(qsq[b] - 2.0 * dot + hh)
+    elif metric == 2:
+        ctx = dot / np.sqrt(hh) if hh > 0.0 else 0.0
+    else:
+        ctx = dot
+    return ctx, (1.0 - blend) * own_p + blend * ctx
+
+
 @njit(cache=True)
 def pair_hash(salt, u, v):
     """Deterministic hash of (salt, u, v): the sampling key of neighbour v of node u."""
@@ -93,12 +119,8 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local, node_ke
                 if lv < 0:
                     if count == size:
                         size *= 2
-                        nodes2 = np.empty(size, np.int64)
-                        nodes2[:count] = nodes[:count]
-                        nodes = nodes2
-                        hop2 = np.empty(size, np.int64)
-                        hop2[:count] = hop[:count]
-                        hop = hop2
+                        nodes = _grown(nodes, count, size)
+                        hop = _grown(hop, count, size)
                     lv = count
                     local[v] = lv
                     nodes[count] = v
@@ -106,18 +128,10 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local, node_ke
                     count += 1
                 if ecount + 2 > esize:
                     esize *= 2
-                    src2 = np.empty(esize, np.int64)
-                    src2[:ecount] = src[:ecount]
-                    src = src2
-                    dst2 = np.empty(esize, np.int64)
-                    dst2[:ecount] = dst[:ecount]
-                    dst = dst2
-                    eid2 = np.empty(esize, np.int64)
-                    eid2[:ecount] = eid[:ecount]
-                    eid = eid2
-                    org2 = np.empty(esize, np.int64)
-                    org2[:ecount] = org[:ecount]
-                    org = org2
+                    src = _grown(src, ecount, esize)
+                    dst = _grown(dst, ecount, esize)
+                    eid = _grown(eid, ecount, esize)
+                    org = _grown(org, ecount, esize)
                 lu = f
                 if e_fwd[k] >= 0:
                     src[ecount] = lu
@@ -181,12 +195,8 @@ def neighbourhoods(indptr, indices, centres, hops):
         ctr = centres[i]
         if count + 1 > size:
             size *= 2
-            m2 = np.empty(size, np.int64)
-            m2[:count] = members[:count]
-            members = m2
-            h2 = np.empty(size, np.int64)
-            h2[:count] = mhop[:count]
-            mhop = h2
+            members = _grown(members, count, size)
+            mhop = _grown(mhop, count, size)
         stamp[ctr] = i
         members[count] = ctr
         mhop[count] = 0
@@ -204,12 +214,8 @@ def neighbourhoods(indptr, indices, centres, hops):
                         stamp[v] = i
                         if count == size:
                             size *= 2
-                            m2 = np.empty(size, np.int64)
-                            m2[:count] = members[:count]
-                            members = m2
-                            h2 = np.empty(size, np.int64)
-                            h2[:count] = mhop[:count]
-                            mhop = h2
+                            members = _grown(members, count, size)
+                            mhop = _grown(mhop, count, size)
                         members[count] = v
                         mhop[count] = h + 1
                         count += 1
@@ -254,19 +260,7 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
             a = a / np.sqrt(xsq[j]) if xsq[j] > 0.0 else 0.0
         for d in range(D):
             h[d] += a * X[j, d]
-    dot = 0.0
-    hh = 0.0
-    for d in range(D):
-        dot += Q[b, d] * h[d]
-        hh += h[d] * h[d]
-    if metric == 1:
-        ctx = -(qsq[b] - 2.0 * dot + hh)
-    elif metric == 2:
-        ctx = dot / np.sqrt(hh) if hh > 0.0 else 0.0
-    else:
-        ctx = dot
-    context[p] = ctx
-    score[p] = (1.0 - blend) * own[p] + blend * ctx
+    context[p], score[p] = _context_score(Q, b, h, qsq, own[p], blend, metric)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -335,19 +329,7 @@ def pooled_context(Q, X, qsq, pair_query, entry_member, weights, out_ptr, own, b
             a = weights[t]
             for d in range(D):
                 h[d] += a * X[j, d]
-        dot = 0.0
-        hh = 0.0
-        for d in range(D):
-            dot += Q[b, d] * h[d]
-            hh += h[d] * h[d]
-        if metric == 1:
-            ctx = -(qsq[b] - 2.0 * dot + hh)
-        elif metric == 2:
-            ctx = dot / np.sqrt(hh) if hh > 0.0 else 0.0
-        else:
-            ctx = dot
-        context[p] = ctx
-        score[p] = (1.0 - blend) * own[p] + blend * ctx
+        context[p], score[p] = _context_score(Q, b, h, qsq, own[p], blend, metric)
     return score, context
 
 
