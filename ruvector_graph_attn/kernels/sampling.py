@@ -66,6 +66,21 @@ def sample_in_edges(indptr, eids, frontier, fanout, seed):
     return counts, out
 
 
+@njit(inline="always")
+def _is_sorted_member(sorted_keys, key):
+    """Whether ``key`` occurs in the ascending array ``sorted_keys`` (binary search)."""
+    nk = sorted_keys.shape[0]
+    lo = 0
+    hi = nk
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < nk and sorted_keys[lo] == key
+
+
 @njit(cache=True, parallel=True)
 def sample_negative_pairs(num_nodes, count, sorted_keys, seed, max_tries):
     """``count`` random (src, dst) pairs, src != dst, whose key ``src * num_nodes + dst`` is
@@ -74,23 +89,13 @@ def sample_negative_pairs(num_nodes, count, sorted_keys, seed, max_tries):
     src = np.empty(count, dtype=np.int64)
     dst = np.empty(count, dtype=np.int64)
     ok = np.zeros(count, dtype=np.bool_)
-    nk = sorted_keys.shape[0]
     for i in prange(count):
         for t in range(max_tries):
             u = _rand_below(seed, i, 2 * t, num_nodes)
             v = _rand_below(seed, i, 2 * t + 1, num_nodes)
             if u == v:
                 continue
-            key = u * num_nodes + v
-            lo = 0
-            hi = nk
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if sorted_keys[mid] < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < nk and sorted_keys[lo] == key:
+            if _is_sorted_member(sorted_keys, u * num_nodes + v):
                 continue
             src[i] = u
             dst[i] = v
@@ -107,7 +112,6 @@ def sample_corrupt_tails(num_nodes, heads, k, sorted_keys, seed, max_tries):
     """For each head ``u``, ``k`` random tails ``v != u`` with ``(u, v)`` not an edge (MRR negatives)."""
     m = heads.shape[0]
     out = np.empty((m, k), dtype=np.int64)
-    nk = sorted_keys.shape[0]
     for i in prange(m):
         u = heads[i]
         for j in range(k):
@@ -116,16 +120,7 @@ def sample_corrupt_tails(num_nodes, heads, k, sorted_keys, seed, max_tries):
                 c = _rand_below(seed, i, j * max_tries + t, num_nodes)
                 if c == u:
                     continue
-                key = u * num_nodes + c
-                lo = 0
-                hi = nk
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if sorted_keys[mid] < key:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                if lo < nk and sorted_keys[lo] == key:
+                if _is_sorted_member(sorted_keys, u * num_nodes + c):
                     continue
                 v = c
                 break
