@@ -93,20 +93,26 @@ def _acosh_1p(e):
 
 
 @njit(cache=True, inline="always")
-def _dist_from_sq(delta, q2, x2, c, sqrt_c, dmax):
-    """Poincaré distance from ``|q - x|^2``, ``|q|^2``, ``|x|^2`` (capped at ``dmax``)."""
+def _uncapped_dist_from_sq(delta, q2, x2, c, sqrt_c):
+    """Poincaré distance from ``|q - x|^2``, ``|q|^2``, ``|x|^2`` (not capped)."""
     den = (1.0 - c * q2) * (1.0 - c * x2)
     if den < DENOM_MIN:
         den = DENOM_MIN
     if delta < 0.0:
         delta = 0.0
-    d = _acosh_1p(2.0 * c * delta / den) / sqrt_c
+    return _acosh_1p(2.0 * c * delta / den) / sqrt_c
+
+
+@njit(cache=True, inline="always")
+def _dist_from_sq(delta, q2, x2, c, sqrt_c, dmax):
+    """Poincaré distance from ``|q - x|^2``, ``|q|^2``, ``|x|^2`` (capped at ``dmax``)."""
+    d = _uncapped_dist_from_sq(delta, q2, x2, c, sqrt_c)
     return d if d < dmax else dmax
 
 
 @njit(cache=True, inline="always")
-def _poincare_dist_row(q, x, q2, c, sqrt_c, dmax):
-    # coordinate sums in the input dtype (vectorised); the rest in float64
+def _sq_terms(q, x):
+    """``(|x|^2, |q - x|^2)`` of two vectors, summed in the input dtype (vectorised)."""
     x2 = x[0] - x[0]
     delta = x2
     for j in range(q.shape[0]):
@@ -114,6 +120,13 @@ def _poincare_dist_row(q, x, q2, c, sqrt_c, dmax):
         t = q[j] - xj
         x2 += xj * xj
         delta += t * t
+    return x2, delta
+
+
+@njit(cache=True, inline="always")
+def _poincare_dist_row(q, x, q2, c, sqrt_c, dmax):
+    # coordinate sums in the input dtype (vectorised); the rest in float64
+    x2, delta = _sq_terms(q, x)
     x2f = float(x2)
     if not c * x2f < 1.0:  # outside the ball, NaN or Inf: flagged as NaN for the caller
         return np.nan
@@ -167,15 +180,7 @@ def poincare_sq_terms(q, points):
     x2o = np.empty(n, dtype=points.dtype)
     do = np.empty(n, dtype=points.dtype)
     for i in prange(n):
-        x2 = points[i, 0] - points[i, 0]
-        delta = x2
-        for j in range(d):
-            xj = points[i, j]
-            t = q[j] - xj
-            x2 += xj * xj
-            delta += t * t
-        x2o[i] = x2
-        do[i] = delta
+        x2o[i], do[i] = _sq_terms(q, points[i])
     return x2o, do
 
 
@@ -206,21 +211,12 @@ def _weighted_logmap_into(q, x, q2, lam_q, c, sqrt_c, dmax, weight, acc):
     ``log_q(x) = d / (lambda_q |s|) * s`` with ``s = (-q) (+) x = a q + b x`` and
     ``|s| = tanh(sqrt(c) d / 2) / sqrt(c)``; ``d`` is capped at ``dmax`` (geoopt's clamp).
     """
-    x2n = x[0] - x[0]
-    deltan = x2n
-    for j in range(q.shape[0]):
-        xj = x[j]
-        t = q[j] - xj
-        x2n += xj * xj
-        deltan += t * t
+    x2n, deltan = _sq_terms(q, x)
     x2 = float(x2n)
     delta = float(deltan)
-    den = (1.0 - c * q2) * (1.0 - c * x2)
-    if den < DENOM_MIN:
-        den = DENOM_MIN
+    d = _uncapped_dist_from_sq(delta, q2, x2, c, sqrt_c)
     if delta < 0.0:
         delta = 0.0
-    d = _acosh_1p(2.0 * c * delta / den) / sqrt_c
     y = sqrt_c * d / 2.0
     if y < 1e-8:
         ratio = 2.0  # d / |s| -> 2 as d -> 0
