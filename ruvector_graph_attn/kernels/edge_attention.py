@@ -76,13 +76,7 @@ def khop_members(indptr, col, nodes, k, num_nodes):
         start = m
         root = nodes[b]
         stamp[root] = b
-        if m >= cap:
-            cap *= 2
-            owner = _grow(owner, cap)
-            member = _grow(member, cap)
-        owner[m] = b
-        member[m] = root
-        m += 1
+        owner, member, m, cap = _append_member(owner, member, m, cap, b, root)
         f_lo = start
         f_hi = m
         for _hop in range(k):
@@ -94,13 +88,7 @@ def khop_members(indptr, col, nodes, k, num_nodes):
                     j = col[p]
                     if stamp[j] != b:
                         stamp[j] = b
-                        if m >= cap:
-                            cap *= 2
-                            owner = _grow(owner, cap)
-                            member = _grow(member, cap)
-                        owner[m] = b
-                        member[m] = j
-                        m += 1
+                        owner, member, m, cap = _append_member(owner, member, m, cap, b, j)
             f_lo = f_hi
             f_hi = m
     return owner[:m].copy(), member[:m].copy()
@@ -111,3 +99,16 @@ def _grow(arr, cap):
     out = np.empty(cap, dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out
+
+
+@njit(inline="always")
+def _append_member(owner, member, m, cap, b, node):
+    """Append ``(b, node)`` at position ``m``, doubling both buffers when full;
+    returns the (possibly new) buffers, ``m + 1`` and the capacity."""
+    if m >= cap:
+        cap *= 2
+        owner = _grow(owner, cap)
+        member = _grow(member, cap)
+    owner[m] = b
+    member[m] = node
+    return owner, member, m + 1, cap
