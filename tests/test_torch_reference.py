@@ -136,6 +136,16 @@ def _load(layer, sd: dict, dt):
     return layer
 
 
+def _edge_attr_grad_checked(grads, ea, c, dt, case):
+    """``layer.backward`` returns ``(d x, d edge_attr)`` when an ``edge_attr`` was given:
+    check the edge_attr gradient against the fixture and return ``d x``."""
+    if ea is None:
+        return grads
+    gx, gea = grads
+    _close(gea, c["grad"]["edge_attr"], dt, f"{case} d loss / d edge_attr")
+    return gx
+
+
 def _check_param_grads(layer, pgrad: dict, dt, what: str) -> None:
     ours = _all_params(layer)
     trainable = {k for k, p in ours.items() if p.requires_grad}
@@ -204,12 +214,7 @@ def test_gat_matches_pyg(case, dt):
     _close(y, c["out"]["y"], dt, f"{case} output")
     np.testing.assert_array_equal(ei_used, c["out"]["ei"], err_msg=f"{case}: attended edge_index")
     _close(alpha, c["out"]["alpha"], dt, f"{case} attention weights")
-    grads = layer.backward(c["in"]["gout"].astype(dt))
-    if ea is not None:
-        gx, gea = grads
-        _close(gea, c["grad"]["edge_attr"], dt, f"{case} d loss / d edge_attr")
-    else:
-        gx = grads
+    gx = _edge_attr_grad_checked(layer.backward(c["in"]["gout"].astype(dt)), ea, c, dt, case)
     if bip:
         _close(gx[0], c["grad"]["x_src"], dt, f"{case} d loss / d x_src")
         _close(gx[1], c["grad"]["x_dst"], dt, f"{case} d loss / d x_dst")
@@ -238,12 +243,7 @@ def test_gin_sage_matches_pyg(case, dt):
     layer.zero_grad()
     y = layer(x, ei) if ea is None else layer(x, ei, ea.astype(dt))
     _close(y, c["out"]["y"], dt, f"{case} output")
-    grads = layer.backward(c["in"]["gout"].astype(dt))
-    if ea is not None:
-        gx, gea = grads
-        _close(gea, c["grad"]["edge_attr"], dt, f"{case} d loss / d edge_attr")
-    else:
-        gx = grads
+    gx = _edge_attr_grad_checked(layer.backward(c["in"]["gout"].astype(dt)), ea, c, dt, case)
     _close(gx, c["grad"]["x"], dt, f"{case} d loss / d x")
     _check_param_grads(layer, c["pgrad"], dt, case)
 
