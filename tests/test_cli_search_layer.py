@@ -46,24 +46,22 @@ def data(tmp_path_factory):
     return tmp, X, list(zip(src, dst))
 
 
-def _in_process(tmp, edges, scorer, layer, k=10, qids=QUERY_IDS):
-    """``rr.search`` for one query id, ``rr.search_batch`` for several (the CLI searches all its
-    queries in one batch, and a multi-layer model run on the union subgraph of a batch sees
-    edges that a single query's subgraph does not have, so the two can differ)."""
+def _in_process(tmp, edges, scorer, layer, hops, k=10, qids=QUERY_IDS, batch=False):
+    """``rr.search`` per query (or one ``rr.search_batch``) with the given layer."""
     index = rga.HNSWIndex.load(tmp / "idx")
     G = nx.DiGraph()
     G.add_edges_from(edges)
     nodes = list(G.nodes())
     nx.set_node_attributes(G, dict(zip(nodes, index.get(nodes))), "embedding")
-    rr = rga.GraphReranker(index, rga.connectors.NetworkXGraph(G), scorer=scorer, layer=layer)
-    if len(qids) == 1:
-        return [rr.search(index.get(qids)[0], k=k)]
-    return rr.search_batch(index.get(qids), k=k)
+    rr = rga.GraphReranker(index, rga.connectors.NetworkXGraph(G), scorer=scorer, layer=layer, hops=hops)
+    if batch:
+        return rr.search_batch(index.get(qids), k=k)
+    return [rr.search(index.get([qid])[0], k=k) for qid in qids]
 
 
-def _search_json(tmp, scorer, ckpt, k=10, qids=QUERY_IDS):
+def _search_json(tmp, scorer, ckpt, k=10, qids=QUERY_IDS, extra=()):
     args = ["search", "--index", str(tmp / "idx"), "--graph", str(tmp / "edges.txt"), "--scorer", scorer,
-            "--layer", str(ckpt), "--k", str(k), "--json"]
+            "--layer", str(ckpt), "--k", str(k), "--json", *extra]
     for qid in qids:
         args += ["--query-id", str(qid)]
     return json.loads(_cli(*args).stdout)
@@ -89,17 +87,21 @@ def test_search_with_trained_sage_checkpoint(data, tmp_path):
          "--model", "sage", "--hidden", "16", "--out-dim", str(D), "--epochs", "8", "--patience", "0",
          "--seed", "1", "--out", str(ckpt), "--no-progress")
     res = _search_json(tmp, "sage", ckpt)
-    assert res["scorer"] == "sage"
+    # a two-layer model: the CLI expands 2 hops by default, so the model sees its whole receptive
+    # field and the CLI's batched search equals separate rr.search calls
+    assert res["scorer"] == "sage" and res["hops"] == 2
     layer = rga.load_checkpoint(ckpt)
     layer.eval()
-    ref = _in_process(tmp, edges, "sage", layer)
+    ref = _in_process(tmp, edges, "sage", layer, hops=2)
     _assert_equal(res, ref)
-    # one query: the CLI equals rr.search
-    _assert_equal(_search_json(tmp, "sage", ckpt, qids=[77]), _in_process(tmp, edges, "sage", layer, qids=[77]))
+    # --hops 1 overrides; then the batch truncates the receptive field: compare with search_batch
+    res1 = _search_json(tmp, "sage", ckpt, extra=("--hops", "1"))
+    assert res1["hops"] == 1
+    _assert_equal(res1, _in_process(tmp, edges, "sage", layer, hops=1, batch=True))
     # the trained layer really changes the order relative to the vector baseline
     assert any(h.rank != h.vector_rank for hits in ref for h in hits)
     # and differs from the zero-shot attention scorer (the layer is what scores)
-    att = _in_process(tmp, edges, "attention", None)
+    att = _in_process(tmp, edges, "attention", None, hops=2)
     assert any(abs(a.score - b.score) > 1e-3 for x, y in zip(ref, att) for a, b in zip(x, y))
 
 
@@ -110,7 +112,8 @@ def test_search_with_saved_gat_layer_and_trained_gat_model(data, tmp_path):
     gat = rga.graph.GATConv(D, D, heads=2, concat=False, rng=np.random.default_rng(4))
     rga.save_checkpoint(gat, tmp_path / "gat1.rgackpt")
     res = _search_json(tmp, "gat", tmp_path / "gat1.rgackpt")
-    ref = _in_process(tmp, edges, "gat", rga.load_checkpoint(tmp_path / "gat1.rgackpt").eval())
+    assert res["hops"] == 1
+    ref = _in_process(tmp, edges, "gat", rga.load_checkpoint(tmp_path / "gat1.rgackpt").eval(), hops=1)
     _assert_equal(res, ref)
     for q in res["queries"]:
         for h in q["results"]:
@@ -124,7 +127,8 @@ def test_search_with_saved_gat_layer_and_trained_gat_model(data, tmp_path):
          "--patience", "0", "--seed", "2", "--out", str(ckpt), "--no-progress")
     res2 = _search_json(tmp, "gat", ckpt)
     model = rga.load_checkpoint(ckpt).eval()
-    _assert_equal(res2, _in_process(tmp, edges, "sage", model), attention=False)
+    assert res2["hops"] == 2
+    _assert_equal(res2, _in_process(tmp, edges, "sage", model, hops=2), attention=False)
     last_gat = list(model.children())[-1]
     assert type(last_gat).__name__ == "GATConv"
     hit = next(h for h in res2["queries"][0]["results"] if h["in_graph"])
@@ -149,3 +153,26 @@ def test_search_layer_errors(data, tmp_path):
     (tmp_path / "junk.rgackpt").write_bytes(b"not a checkpoint")
     proc = _cli(*base, "--scorer", "sage", "--layer", str(tmp_path / "junk.rgackpt"), check=False)
     assert proc.returncode == 1 and "error:" in proc.stderr
+
+
+def test_search_with_saved_gin_layer(data, tmp_path):
+    tmp, X, edges = data
+    rng = np.random.default_rng(5)
+    gin = rga.graph.GINConv(rga.nn.Sequential(rga.nn.Linear(D, D), rga.nn.ReLU(), rga.nn.Linear(D, D)),
+                            eps=0.3, train_eps=True)
+    for _, prm in gin.named_parameters():
+        prm.data[...] = rng.standard_normal(prm.data.shape).astype(prm.data.dtype) * 0.5
+    rga.save_checkpoint(gin, tmp_path / "gin.rgackpt")
+    res = _search_json(tmp, "gin", tmp_path / "gin.rgackpt", qids=[77])
+    assert res["hops"] == 1
+    loaded = rga.load_checkpoint(tmp_path / "gin.rgackpt").eval()
+    ref = _in_process(tmp, edges, "gin", loaded, hops=1, qids=[77])
+    _assert_equal(res, ref)
+    # explanation: the GIN aggregation shares 1 / (1 + eps + deg), with the trained eps from the file
+    eps = float(np.asarray(loaded.eps.data).reshape(-1)[0])
+    assert eps == pytest.approx(float(np.asarray(gin.eps.data).reshape(-1)[0])) and abs(eps - 0.3) > 1e-3
+    hits = [h for h in res["queries"][0]["results"] if h["in_graph"] and h["attention"]]
+    assert hits
+    for h in hits:
+        w = [v for _, v in h["attention"]]
+        assert w == pytest.approx([1.0 / (1.0 + eps + len(w))] * len(w), rel=1e-6)

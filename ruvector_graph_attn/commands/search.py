@@ -12,7 +12,8 @@ checkpoint written by ``ruvector-graph-attn train`` or ``save_checkpoint`` (load
 ``load_checkpoint``, in eval mode). Its output dimension must equal the query dimension (for
 ``train --task link`` use ``--out-dim`` = the feature dimension) and it must contain a layer of
 the scorer's kind. For a multi-layer model the explanation weights come from its last layer of
-that kind (GAT: that layer's attention, mean over heads).
+that kind (GAT: that layer's attention, mean over heads), and ``--hops`` defaults to its number
+of graph layers.
 """
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--layer", metavar="CKPT",
                    help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
                         "used by --scorer gat|sage|gin")
-    p.add_argument("--hops", type=int, default=1)
+    p.add_argument("--hops", type=int, default=None,
+                   help="expansion depth (default 1; for --scorer gat|sage|gin the number of graph layers of the "
+                        "model, so that it sees its whole receptive field)")
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--blend", type=float, default=None)
@@ -87,6 +90,7 @@ class _ExplainedModel:
         kinds = _LAYER_KINDS[scorer]
         self.last = max(i for i, m in enumerate(self.mods) if type(m).__name__ in kinds)
         self.eps = getattr(self.mods[self.last], "eps", 0.0)
+        self.depth = sum(self.graph_layer)
 
     def __call__(self, x, edge_index, return_attention_weights: bool = False):
         if not return_attention_weights:
@@ -134,11 +138,16 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     layer = None
+    hops = 1 if args.hops is None else args.hops
     if args.scorer in _LAYER_KINDS:
         if not args.layer:
             raise InvalidInputError(f"--scorer {args.scorer} needs --layer CKPT (a trained layer's checkpoint, "
                                     f"from `ruvector-graph-attn train` or save_checkpoint)")
         layer = load_scorer_layer(args.layer, args.scorer)
+        if args.hops is None:
+            # an L-layer model reads L hops around each candidate: expanding fewer would truncate
+            # its receptive field differently for different batches (search_batch != search)
+            hops = getattr(layer, "depth", 1)
     elif args.layer:
         raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin (got --scorer {args.scorer})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
@@ -169,14 +178,14 @@ def run(args: argparse.Namespace) -> int:
     if G.number_of_nodes() == 0:
         raise InvalidInputError("no graph node has features (are the graph ids the index's ids?)")
     graph = NetworkXGraph(G)
-    rr = GraphReranker(index, graph, scorer=args.scorer, hops=args.hops, candidates=args.candidates,
+    rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
                        temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
                        blend=DEFAULT_BLEND if args.blend is None else args.blend,
                        direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)
     Q, labels = _queries(args, index)
     results = rr.search_batch(Q, args.k)
     if args.json:
-        print(json.dumps({"scorer": args.scorer, "k": args.k, "dropped_graph_nodes": len(dropped),
+        print(json.dumps({"scorer": args.scorer, "k": args.k, "hops": hops, "dropped_graph_nodes": len(dropped),
                           "queries": [{"query": lab, "results": [h.to_dict() for h in hits]}
                                       for lab, hits in zip(labels, results)]}, indent=2))
         return 0
