@@ -160,6 +160,20 @@ def _dot_head(a, i, b, j, h):
 
 
 @njit(inline="always")
+def _fused_forward_buffers(n, e_, x, need_alpha):
+    """Work arrays of the fused GAT/GATv2 forward, in ``x.dtype`` (``x`` is ``[N_s,H,C]``):
+    ``out[n,H,C]`` (zeros), the CSR-ordered score scratch ``sc[e_,H]``, ``alpha[e_ or 0,H]``,
+    the per-target maximum ``mx[n,H]`` and normaliser ``sm[n,H]`` (zeros)."""
+    h_ = x.shape[1]
+    out = np.zeros((n, h_, x.shape[2]), dtype=x.dtype)
+    sc = np.empty((e_, h_), dtype=x.dtype)
+    alpha = np.empty((e_ if need_alpha else 0, h_), dtype=x.dtype)
+    mx = np.empty((n, h_), dtype=x.dtype)
+    sm = np.zeros((n, h_), dtype=x.dtype)
+    return out, sc, alpha, mx, sm
+
+
+@njit(inline="always")
 def _softmax_aggregate_target(i, lo, hi, perm, col, sc, mx, sm, x, out, alpha, need_alpha):
     """Pass 2 of the fused GAT/GATv2 forward for target ``i``: turn the CSR-ordered scores
     ``sc[lo:hi]`` into ``exp(s - mx[i])``, accumulate them into ``sm[i]`` and the weighted
@@ -573,14 +587,9 @@ def gat_fused_forward(a_src, a_dst, a_edge, xs, indptr, perm, col, slope, need_a
     """
     n = indptr.shape[0] - 1
     h_ = xs.shape[1]
-    c_ = xs.shape[2]
     e_ = perm.shape[0]
     has_edge = a_edge.shape[0] == e_ and e_ > 0
-    out = np.zeros((n, h_, c_), dtype=xs.dtype)
-    sc = np.empty((e_, h_), dtype=xs.dtype)
-    alpha = np.empty((e_ if need_alpha else 0, h_), dtype=xs.dtype)
-    mx = np.empty((n, h_), dtype=xs.dtype)
-    sm = np.zeros((n, h_), dtype=xs.dtype)
+    out, sc, alpha, mx, sm = _fused_forward_buffers(n, e_, xs, need_alpha)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
@@ -685,11 +694,7 @@ def gatv2_fused_forward(xl, xr, ee, att, indptr, perm, col, slope, need_alpha):
     c_ = xl.shape[2]
     e_ = perm.shape[0]
     has_edge = ee.shape[0] == e_ and e_ > 0
-    out = np.zeros((n, h_, c_), dtype=xl.dtype)
-    sc = np.empty((e_, h_), dtype=xl.dtype)
-    alpha = np.empty((e_ if need_alpha else 0, h_), dtype=xl.dtype)
-    mx = np.empty((n, h_), dtype=xl.dtype)
-    sm = np.zeros((n, h_), dtype=xl.dtype)
+    out, sc, alpha, mx, sm = _fused_forward_buffers(n, e_, xl, need_alpha)
     for i in prange(n):
         lo = indptr[i]
         hi = indptr[i + 1]
