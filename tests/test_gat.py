@@ -10,6 +10,8 @@ from ruvector_graph_attn.errors import (
 )
 from ruvector_graph_attn.graph import GATConv, GATv2Conv
 
+from _rga_gradcheck import numeric_grad
+
 N = 8
 # 2->1 twice (duplicate), 3->3 (pre-existing self loop), 6 isolated, 5 and 7 have no in-edges
 EI = np.array([[0, 2, 2, 3, 4, 1, 0, 3, 5, 4, 7],
@@ -295,15 +297,7 @@ def _fd_check(layer, x, ea, reseed=None, eps=1e-6):
     checks = [("x", x, gx)] + ([("edge_attr", ea, gea)] if ea is not None else [])
     checks += [(name, p.data, p.grad) for name, p in layer.named_parameters()]
     for name, arr, analytic in checks:
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(*arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            lp = loss()
-            arr[idx] = old - eps
-            lm = loss()
-            arr[idx] = old
-            num[idx] = (lp - lm) / (2 * eps)
+        num = numeric_grad(loss, arr, eps)
         assert analytic is not None and analytic.shape == arr.shape, name
         err = np.linalg.norm(analytic - num) / max(np.linalg.norm(num), np.linalg.norm(analytic), 1e-300)
         assert err < 1e-6, f"{name}: relative error {err:.2e}"
