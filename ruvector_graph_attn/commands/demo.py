@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -102,6 +103,9 @@ def _neo4j_graph(args: argparse.Namespace, data, stack: contextlib.ExitStack):
     from ..errors import ConfigError
 
     label = check_name(args.neo4j_label, "--neo4j-label") if args.neo4j_label else "RgaDemo" + uuid.uuid4().hex[:10]
+    # the driver logs server notices ("label does not exist" for the fresh label's first count)
+    # as warnings on stderr; they are expected here and would only clutter the demo's output
+    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
     if args.neo4j == "start":
         from ..connectors.neo4j.server import Neo4jServer
 
