@@ -118,3 +118,10 @@ def test_neo4j_traversal(neo4j_server):
     label = re.search(r"under label (RgaExample\w+)", out).group(1)
     with GraphDatabase.driver(uri, auth=auth) as d:
         assert d.execute_query(f"MATCH (n:`{label}`) RETURN count(n) AS c").records[0]["c"] == 0
+
+
+def test_neo4j_traversal_without_server_says_what_to_set():
+    env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "neo4j_traversal.py")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 1 and "set NEO4J_URI" in proc.stderr
