@@ -94,10 +94,15 @@ def test_search_with_trained_sage_checkpoint(data, tmp_path):
     layer.eval()
     ref = _in_process(tmp, edges, "sage", layer, hops=2)
     _assert_equal(res, ref)
-    # --hops 1 overrides; then the batch truncates the receptive field: compare with search_batch
-    res1 = _search_json(tmp, "sage", ckpt, extra=("--hops", "1"))
-    assert res1["hops"] == 1
-    _assert_equal(res1, _in_process(tmp, edges, "sage", layer, hops=1, batch=True))
+    # --hops 1 would truncate the 2-layer model's receptive field by what else is in the batch:
+    # refused with a clear error; --hops 3 is a larger radius and allowed
+    args = ["search", "--index", str(tmp / "idx"), "--graph", str(tmp / "edges.txt"), "--scorer", "sage",
+            "--layer", str(ckpt), "--k", "10", "--json", "--hops", "1", "--query-id", "5"]
+    proc = _cli(*args, check=False)
+    assert proc.returncode == 1 and "2 graph layers" in proc.stderr and "hops>=2" in proc.stderr
+    res3 = _search_json(tmp, "sage", ckpt, extra=("--hops", "3"))
+    assert res3["hops"] == 3
+    _assert_equal(res3, _in_process(tmp, edges, "sage", layer, hops=3))
     # the trained layer really changes the order relative to the vector baseline
     assert any(h.rank != h.vector_rank for hits in ref for h in hits)
     # and differs from the zero-shot attention scorer (the layer is what scores)

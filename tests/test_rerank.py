@@ -294,3 +294,28 @@ def test_gat_scorer_with_uniform_attention_matches_reference():
         assert h.score == pytest.approx(hv @ q / np.linalg.norm(hv) / np.linalg.norm(q), abs=1e-4)
         assert set(h.attention) == set(members)
         np.testing.assert_allclose(list(h.attention.values()), 1.0 / len(members), atol=1e-5)
+
+
+def test_multi_layer_model_reads_its_depth_and_batch_equals_single():
+    from ruvector_graph_attn.errors import ConfigError
+    from ruvector_graph_attn.graph import GraphSequential, SAGEConv
+
+    rng = np.random.default_rng(21)
+    n, d = 60, 6
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    G = nx.gnp_random_graph(n, 0.06, seed=3)
+    index, graph = _setup({i: X[i] for i in range(n)}, G.edges())
+    model = GraphSequential([SAGEConv(d, d, rng=np.random.default_rng(1)), rga.nn.ReLU(),
+                             SAGEConv(d, d, rng=np.random.default_rng(2))]).eval()
+    rr = rga.GraphReranker(index, graph, scorer="sage", layer=model, candidates=15)
+    assert rr.hops == 2  # two message-passing layers read two hops around each candidate
+    Q = rng.standard_normal((5, d)).astype(np.float32)
+    batch = rr.search_batch(Q, k=10)
+    for q, hits in zip(Q, batch):
+        single = rr.search(q, k=10)
+        assert [h.id for h in single] == [h.id for h in hits]
+        np.testing.assert_allclose([h.score for h in single], [h.score for h in hits], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="2 graph layers"):
+        rga.GraphReranker(index, graph, scorer="sage", layer=model, hops=1)
+    assert rga.GraphReranker(index, graph, scorer="sage", layer=model, hops=3).hops == 3
+    assert rga.GraphReranker(index, graph).hops == 1  # non-layer scorers keep the default radius

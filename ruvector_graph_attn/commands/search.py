@@ -138,16 +138,12 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     layer = None
-    hops = 1 if args.hops is None else args.hops
+    hops = args.hops  # None: 1, or the layer's number of graph layers (GraphReranker decides)
     if args.scorer in _LAYER_KINDS:
         if not args.layer:
             raise InvalidInputError(f"--scorer {args.scorer} needs --layer CKPT (a trained layer's checkpoint, "
                                     f"from `ruvector-graph-attn train` or save_checkpoint)")
         layer = load_scorer_layer(args.layer, args.scorer)
-        if args.hops is None:
-            # an L-layer model reads L hops around each candidate: expanding fewer would truncate
-            # its receptive field differently for different batches (search_batch != search)
-            hops = getattr(layer, "depth", 1)
     elif args.layer:
         raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin (got --scorer {args.scorer})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
@@ -185,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     Q, labels = _queries(args, index)
     results = rr.search_batch(Q, args.k)
     if args.json:
-        print(json.dumps({"scorer": args.scorer, "k": args.k, "hops": hops, "dropped_graph_nodes": len(dropped),
+        print(json.dumps({"scorer": args.scorer, "k": args.k, "hops": rr.hops, "dropped_graph_nodes": len(dropped),
                           "queries": [{"query": lab, "results": [h.to_dict() for h in hits]}
                                       for lab, hits in zip(labels, results)]}, indent=2))
         return 0

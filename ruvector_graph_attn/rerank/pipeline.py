@@ -69,6 +69,22 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a / n, dtype=a.dtype)
 
 
+def graph_depth(layer: Any) -> int:
+    """How many message-passing steps ``layer`` performs: 1 for a graph layer, the number of
+    graph layers for a :class:`~ruvector_graph_attn.graph.GraphSequential` (or anything with
+    ``children()``), or an explicit ``depth`` attribute; 0 when it is not a graph layer."""
+    from ..graph.sequential import GraphSequential, is_graph_layer
+
+    if layer is None:
+        return 0
+    explicit = getattr(layer, "depth", None)
+    if isinstance(explicit, (int, np.integer)) and not isinstance(explicit, bool):
+        return int(explicit)
+    if isinstance(layer, GraphSequential):
+        return sum(graph_depth(m) for m in layer.children())
+    return 1 if is_graph_layer(layer) else 0
+
+
 class GraphReranker:
     """Re-rank vector-search candidates with the graph around them.
 
@@ -79,7 +95,10 @@ class GraphReranker:
             index's ids and whose features live in the query space.
         scorer: one of ``"vector"``, ``"attention"`` (default), ``"hyperbolic"``, ``"gat"``,
             ``"sage"``, ``"gin"`` (the last three need ``layer=``).
-        hops: neighbourhood radius (0..8).
+        hops: neighbourhood radius (0..8). Default (``None``): 1, or for the layer scorers the
+            number of graph layers in ``layer`` (an L-layer model reads L hops around each
+            candidate; a smaller radius would truncate its receptive field by what else is in
+            the batch, so ``search_batch`` would differ from ``search``: that is refused).
         candidates: how many index hits are re-ranked per query (at least ``k`` are fetched).
         temperature: softmax temperature ``T`` of the attention scorers (> 0).
         blend: ``beta`` in ``[0, 1]``: weight of the graph context against the candidate's own
@@ -93,7 +112,7 @@ class GraphReranker:
         curvature: Poincare-ball curvature ``c`` of the ``"hyperbolic"`` scorer.
     """
 
-    def __init__(self, index: Any, graph: Any, scorer: str = "attention", hops: int = 1,
+    def __init__(self, index: Any, graph: Any, scorer: str = "attention", hops: Optional[int] = None,
                  candidates: int = 100, temperature: float = DEFAULT_TEMPERATURE,
                  blend: float = DEFAULT_BLEND, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
@@ -118,7 +137,13 @@ class GraphReranker:
         self.graph = graph
         self.scorer = scorer
         self.layer = layer
-        self.hops = check_hops(hops)
+        depth = graph_depth(layer) if scorer in _LAYER_SCORERS else 0
+        self.hops = max(1, depth) if hops is None else check_hops(hops)
+        if self.hops < depth:
+            raise ConfigError(
+                f"the {scorer!r} layer has {depth} graph layers, so it reads {depth} hops around each "
+                f"candidate; hops={self.hops} would make scores depend on the rest of the batch. "
+                f"Use hops>={depth} (or leave hops unset)")
         self.candidates = check_positive_int(candidates, "candidates")
         check_size(self.candidates, DEFAULT_MAX_KEYS, "candidates")
         self.temperature = self._check_float(temperature, "temperature", lo=0.0, lo_open=True)
