@@ -157,3 +157,16 @@ def attention_inputs(query: Any, keys: Any, values: Any, max_keys: int | None = 
     check_size(k.shape[0], max_keys, "number of keys")
     common = np.result_type(q.dtype, k.dtype, v.dtype)
     return q.astype(common, copy=False), k.astype(common, copy=False), v.astype(common, copy=False)
+
+
+def check_positive_float(value: Any, name: str, error: type = InvalidInputError, note: str = "") -> float:
+    """A finite number > 0 (bools refused); ``note`` is appended to the message (e.g. a unit)."""
+    if isinstance(value, bool):
+        raise error(f"{name} must be a positive number, got a bool")
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{name} must be a positive number, got {value!r}") from exc
+    if not np.isfinite(v) or v <= 0:
+        raise error(f"{name} must be a positive finite number{note}, got {value!r}")
+    return v

@@ -45,7 +45,7 @@ from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, Not
 from ..kernels import manifold as _k
 from ..manifold import Euclidean, Manifold, PoincareBall, from_description
 from ..nn.module import Module
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_positive_float, check_size
 
 
 # =============================================================================== helpers
@@ -64,15 +64,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _check_temperature(t: Any) -> float:
-    if isinstance(t, bool):
-        raise ConfigError("temperature must be a positive number, got a bool")
-    try:
-        tv = float(t)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"temperature must be a positive number, got {t!r}") from exc
-    if not math.isfinite(tv) or tv <= 0:
-        raise ConfigError(f"temperature must be a positive finite number, got {t!r}")
-    return tv
+    return check_positive_float(t, "temperature", error=ConfigError)
 
 
 # ------------------------------------------------------- Poincaré ball vector-Jacobian products

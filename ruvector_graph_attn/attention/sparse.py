@@ -45,6 +45,7 @@ from ..validation import (
     DEFAULT_MAX_KEYS,
     as_float_array,
     as_index_array,
+    check_positive_float,
     attention_inputs,
     check_positive_int,
     check_size,
@@ -367,15 +368,7 @@ class SparseAttention(Module):
                  max_nnz: int | None = DEFAULT_MAX_NNZ, score_block: tuple[int, int] = (1024, 4096)):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
-        if scale is None:
-            scale = 1.0 / float(np.sqrt(self.dim))
-        try:
-            scale = float(scale)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"scale must be a positive number, got {scale!r}") from exc
-        if not np.isfinite(scale) or scale <= 0:
-            raise InvalidInputError(f"scale must be a positive finite number, got {scale}")
-        self.scale = scale
+        self.scale = 1.0 / float(np.sqrt(self.dim)) if scale is None else check_positive_float(scale, "scale")
         self.max_keys = None if max_keys is None else check_positive_int(max_keys, "max_keys")
         self.max_nnz = None if max_nnz is None else check_positive_int(max_nnz, "max_nnz")
         if mask is not None and not isinstance(mask, SparseMask):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..kernels import manifold as _k
-from ..validation import as_float_array
+from ..validation import as_float_array, check_positive_float
 from .base import Manifold, _dot, _norm, _sq_norm, check_finite
 
 #: projection margin per dtype (geoopt's values): points are kept at norm <= (1 - eps) / sqrt(c)
@@ -34,15 +34,7 @@ KERNEL_MIN_ROWS = 256
 
 
 def _check_c(c: Any) -> float:
-    if isinstance(c, bool):
-        raise InvalidInputError("c must be a positive number, got a bool")
-    try:
-        cv = float(c)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"c must be a positive number, got {c!r}") from exc
-    if not math.isfinite(cv) or cv <= 0:
-        raise InvalidInputError(f"c must be a positive finite number (curvature is -c), got {c!r}")
-    return cv
+    return check_positive_float(c, "c", note=" (curvature is -c)")
 
 
 class PoincareBall(Manifold):

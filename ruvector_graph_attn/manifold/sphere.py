@@ -13,13 +13,13 @@ Points are checked to be on the sphere within a relative tolerance (1e-4 float32
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..kernels import manifold as _k
+from ..validation import check_positive_float
 from .base import Manifold, _dot, _norm, check_finite
 
 #: relative tolerance on |x| = r when checking points
@@ -36,15 +36,7 @@ class Sphere(Manifold):
     name = "sphere"
 
     def __init__(self, radius: float = 1.0):
-        if isinstance(radius, bool):
-            raise InvalidInputError("radius must be a positive number, got a bool")
-        try:
-            r = float(radius)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"radius must be a positive number, got {radius!r}") from exc
-        if not math.isfinite(r) or r <= 0:
-            raise InvalidInputError(f"radius must be a positive finite number, got {radius!r}")
-        self.radius = r
+        self.radius = check_positive_float(radius, "radius")
 
     def curvature(self) -> float:
         return 1.0 / (self.radius * self.radius)
