@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import inspect
 from functools import lru_cache
-from collections import OrderedDict
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import InvalidInputError, NotFittedError
-from ..nn.layers import has_parameters, run_backward
+from ..nn.layers import has_parameters, named_children, run_backward
 from ..nn.module import Module
 
 __all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
@@ -71,19 +70,10 @@ class GraphSequential(Module):
 
     def __init__(self, *modules: Any) -> None:
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
-            items = list(modules[0].items())
-        elif len(modules) == 1 and isinstance(modules[0], (list, tuple)):
-            items = [(str(i), m) for i, m in enumerate(modules[0])]
-        else:
-            items = [(str(i), m) for i, m in enumerate(modules)]
+        items = named_children(modules, "GraphSequential")
         if not items:
             raise InvalidInputError("GraphSequential needs at least one module")
         for name, mod in items:
-            if not isinstance(mod, Module):
-                raise InvalidInputError(f"GraphSequential child {name!r} is a {type(mod).__name__}; expected a Module")
-            if not isinstance(name, str) or not name or "." in name:
-                raise InvalidInputError(f"GraphSequential child name {name!r} must be a non-empty string without '.'")
             setattr(self, name, mod)
         object.__setattr__(self, "_edge_used", None)
 

@@ -175,6 +175,23 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+def named_children(modules: tuple, owner: str) -> list[tuple[str, Module]]:
+    """The ``(name, module)`` pairs of a container built from modules given one by one, as a
+    list/tuple, or as a mapping of names (torch's ``Sequential`` conventions), checked."""
+    if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
+        items = list(modules[0].items())
+    elif len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+        items = [(str(i), m) for i, m in enumerate(modules[0])]
+    else:
+        items = [(str(i), m) for i, m in enumerate(modules)]
+    for name, mod in items:
+        if not isinstance(mod, Module):
+            raise InvalidInputError(f"{owner} child {name!r} is a {type(mod).__name__}; expected a Module")
+        if not isinstance(name, str) or not name or "." in name:
+            raise InvalidInputError(f"{owner} child name {name!r} must be a non-empty string without '.'")
+    return items
+
+
 class Sequential(Module):
     """Modules applied in order; children are named ``"0"``, ``"1"`` ... (torch names).
 
@@ -187,19 +204,7 @@ class Sequential(Module):
 
     def __init__(self, *modules: Any) -> None:
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
-            items = list(modules[0].items())
-        elif len(modules) == 1 and isinstance(modules[0], (list, tuple)):
-            items = [(str(i), m) for i, m in enumerate(modules[0])]
-        else:
-            items = [(str(i), m) for i, m in enumerate(modules)]
-        for name, mod in items:
-            if not isinstance(mod, Module):
-                raise InvalidInputError(
-                    f"Sequential child {name!r} is a {type(mod).__name__}; expected a Module"
-                )
-            if not isinstance(name, str) or not name or "." in name:
-                raise InvalidInputError(f"Sequential child name {name!r} must be a non-empty string without '.'")
+        for name, mod in named_children(modules, "Sequential"):
             setattr(self, name, mod)
 
     def __len__(self) -> int:
