@@ -15,7 +15,7 @@ expansion for the union of all candidates, one scoring call for every (query, ca
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Any, Hashable, Optional, Sequence
 
 import numpy as np
 
