@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("commands.search", "re-ranked search over your own index and graph files"),
     "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
     "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
+    "export": ("commands.export", "export a checkpointed model to ONNX (onnxruntime-ready) or a PyG state_dict"),
     "bench": ("", "run a benchmark: " + ", ".join([
         "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
 }
