@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("commands.export", "export a checkpointed model to ONNX (onnxruntime-ready) or a PyG state_dict"),
     "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
+        "compress"])),
 }
 
 #: benchmark name -> module
@@ -35,6 +36,7 @@ BENCHES: dict[str, str] = {
     "rerank-quality": "bench.rerank_quality",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
+    "compress": "bench.compress",
 }
 
 
