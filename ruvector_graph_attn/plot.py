@@ -134,15 +134,16 @@ def rerank_figure(hits: Sequence[Any], path: Union[str, os.PathLike], title: str
     k = len(hs)
     top = max(max(h["vector_rank"] for h in hs), k - 1) + 1
     for hid, h in zip(hit_ids, hs):
-        up = h["vector_rank"] > h["rank"]
-        ax2.plot([0, 1], [h["vector_rank"] + 1, h["rank"] + 1], "-o", color="#2a9d8f" if up else "#e76f51", lw=1.5)
+        move = h["vector_rank"] - h["rank"]
+        colour = "#2a9d8f" if move > 0 else ("#e76f51" if move < 0 else "#8d99ae")
+        ax2.plot([0, 1], [h["vector_rank"] + 1, h["rank"] + 1], "-o", color=colour, lw=1.5)
         ax2.text(1.05, h["rank"] + 1, hid, va="center", fontsize=8)
         ax2.text(-0.05, h["vector_rank"] + 1, hid, va="center", ha="right", fontsize=8)
     ax2.set_xlim(-0.6, 1.6)
     ax2.set_ylim(top + 0.5, 0.5)
     ax2.set_xticks([0, 1], ["vector-only rank", "re-ranked rank"])
     ax2.set_ylabel("rank")
-    ax2.set_title("rank change (green: moved up)", fontsize=10)
+    ax2.set_title("rank change (green: up, red: down, grey: same)", fontsize=10)
     for s in ("top", "right"):
         ax2.spines[s].set_visible(False)
     try:
