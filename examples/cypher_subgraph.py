@@ -10,23 +10,12 @@ example writes a 6-node graph under a fresh label and deletes it afterwards.
 
 Run: NEO4J_URI=bolt://localhost:7687 NEO4J_PASSWORD=... python examples/cypher_subgraph.py
 """
-import os
-import sys
-import uuid
-
 import numpy as np
 
 import ruvector_graph_attn as rga
+from _neo4j_env import drop_label, graph_from_env
 
-uri = os.environ.get("NEO4J_URI")
-if not uri:
-    sys.exit("set NEO4J_URI (and NEO4J_USER / NEO4J_PASSWORD) to a Neo4j 5.x server")
-password = os.environ.get("NEO4J_PASSWORD")
-auth = (os.environ.get("NEO4J_USER", "neo4j"), password) if password is not None else None
-
-label = "RgaExample" + uuid.uuid4().hex[:8]
-g = rga.connectors.Neo4jGraph(uri, auth=auth, label=label, id_property="id", embedding_property="embedding",
-                              relationship_types=["CITES"])
+g, label = graph_from_env(relationship_types=["CITES"])
 emb = {1: [1.0, 0.0, 0.0], 2: [0.0, 1.0, 0.0], 3: [0.0, 0.0, 1.0], 4: [1.0, 1.0, 0.0], 5: [0.5, 0.5, 0.5],
        6: [9.0, 9.0, 9.0]}
 ids = list(emb)
@@ -52,8 +41,4 @@ try:
     print(f"attention-pooled subgraph embedding {tuple(pooled.shape)}: weights sum to {w.sum():.4f}, "
           f"equals weights @ h: {np.allclose(pooled[0], w @ h, atol=1e-5)}")
 finally:
-    g.write_tx(lambda tx: tx.run(f"MATCH (n:`{label}`) DETACH DELETE n").consume(), "example cleanup")
-    for rec in g.read("SHOW CONSTRAINTS YIELD name, labelsOrTypes WHERE $l IN labelsOrTypes RETURN name",
-                      {"l": label}):
-        g.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP CONSTRAINT `{nm}`").consume(), "example cleanup")
-    g.close()
+    drop_label(g, label)

@@ -21,6 +21,15 @@ def _run(name: str, env=None) -> str:
     return proc.stdout
 
 
+def _server_env(uri, auth) -> dict:
+    """The environment an example reads its Neo4j server from."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_USER", "NEO4J_PASSWORD")}
+    env["NEO4J_URI"] = uri
+    if auth is not None:
+        env["NEO4J_USER"], env["NEO4J_PASSWORD"] = auth
+    return env
+
+
 def _num(pattern: str, text: str) -> float:
     m = re.search(pattern, text)
     assert m, f"{pattern!r} not found in:\n{text}"
@@ -30,7 +39,7 @@ def _num(pattern: str, text: str) -> float:
 def test_every_example_is_tested():
     tested = {"rerank_networkx.py", "pyg_weights.py", "train_node_classification.py", "geometric_sparse.py",
               "neo4j_traversal.py", "attention_basics.py", "subgraph_embeddings.py", "cypher_subgraph.py"}
-    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+    assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested
 
 
 def test_rerank_networkx():
@@ -92,10 +101,7 @@ def test_geometric_sparse():
 @pytest.mark.neo4j
 def test_neo4j_traversal(neo4j_server):
     uri, auth, _ = neo4j_server
-    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_USER", "NEO4J_PASSWORD")}
-    env["NEO4J_URI"] = uri
-    if auth is not None:
-        env["NEO4J_USER"], env["NEO4J_PASSWORD"] = auth
+    env = _server_env(uri, auth)
     out = _run("neo4j_traversal.py", env=env)
     assert re.search(r"loaded 7 nodes under label RgaExample\w+", out)
     # by hand: logits <q, x_v> / sqrt(2); from 1 the out-neighbours 2, 3, 4 score s, 0, -s (keep 2);
@@ -151,10 +157,7 @@ def test_subgraph_embeddings():
 @pytest.mark.neo4j
 def test_cypher_subgraph(neo4j_server):
     uri, auth, _ = neo4j_server
-    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_USER", "NEO4J_PASSWORD")}
-    env["NEO4J_URI"] = uri
-    if auth is not None:
-        env["NEO4J_USER"], env["NEO4J_PASSWORD"] = auth
+    env = _server_env(uri, auth)
     out = _run("cypher_subgraph.py", env=env)
     # paths of length 1..2 out of 1: 1->2, 1->3, 1->2->4, 1->3->4; node 5 and 6 are 3+ hops away
     assert "nodes [1, 2, 3, 4] with edges [(1, 2), (1, 3), (2, 4), (3, 4)]" in out

@@ -55,13 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import nn as rnn
     from ..compress import low_rank, model_nbytes, prune, quantize_int8
     from ..training.datasets import cora_like
-    from .train import LR, MODELS, build_ours, train_ours
+    from .train import LR, build_ours, model_names, train_ours
 
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in names if m not in MODELS]
-    if bad:
-        print(f"error: unknown model(s) {bad}; choose from {MODELS}", file=sys.stderr)
-        return 2
+    names = model_names(args.models)
     ds = cora_like(seed=0)
     f, c = ds.x.shape[1], ds.num_classes
     print(ds.description, flush=True)

@@ -4,12 +4,12 @@ model as an ONNX file (dynamic ``x``/``edge_index`` sizes) or as a PyTorch Geome
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ._io import print_summary
 
 
 def build_parser(prog: str = "ruvector-graph-attn export") -> argparse.ArgumentParser:
@@ -76,9 +76,5 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError("--verify applies to --format onnx")
         npz, cfg = export_pyg(model, args.out or ckpt.with_suffix(".npz"), layout=args.layout)
         summary.update(out=str(npz), config=str(cfg), layout=args.layout)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for k, v in summary.items():
-            print(f"{k:>13}: {v}")
+    print_summary(summary, args.json, width=13)
     return 0
