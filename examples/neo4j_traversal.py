@@ -11,23 +11,13 @@ its step weights.
 
 Run: NEO4J_URI=bolt://localhost:7687 NEO4J_PASSWORD=... python examples/neo4j_traversal.py
 """
-import os
-import sys
-import uuid
-
 import numpy as np
 
 import ruvector_graph_attn as rga
+from _neo4j_env import drop_label, graph_from_env
 from ruvector_graph_attn.connectors.neo4j import TraversalStep
 
-uri = os.environ.get("NEO4J_URI")
-if not uri:
-    sys.exit("set NEO4J_URI (and NEO4J_USER / NEO4J_PASSWORD) to a Neo4j 5.x server")
-password = os.environ.get("NEO4J_PASSWORD")
-auth = (os.environ.get("NEO4J_USER", "neo4j"), password) if password is not None else None
-
-label = "RgaExample" + uuid.uuid4().hex[:8]
-g = rga.connectors.Neo4jGraph(uri, auth=auth, label=label, id_property="id", embedding_property="embedding")
+g, label = graph_from_env()
 emb = {1: [1.0, 0.0], 2: [1.0, 0.0], 3: [0.0, 1.0], 4: [-1.0, 0.0], 5: [2.0, 0.0], 6: [0.0, 2.0], 7: [1.0, 1.0]}
 ids = list(emb)
 try:
@@ -50,8 +40,4 @@ try:
     print("re-ranked search for (1, 0), HNSW candidates + Neo4j expansion: "
           + "; ".join(f"{h.id} score {h.score:.4f}" for h in hits))
 finally:
-    g.write_tx(lambda tx: tx.run(f"MATCH (n:`{label}`) DETACH DELETE n").consume(), "example cleanup")
-    for rec in g.read("SHOW CONSTRAINTS YIELD name, labelsOrTypes WHERE $l IN labelsOrTypes RETURN name",
-                      {"l": label}):
-        g.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP CONSTRAINT `{nm}`").consume(), "example cleanup")
-    g.close()
+    drop_label(g, label)

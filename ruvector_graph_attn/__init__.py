@@ -45,7 +45,7 @@ _LAZY: dict[str, str] = {
 }
 
 _SUBMODULES = {"attention", "manifold", "graph", "nn", "training", "index", "rerank",
-               "kernels", "connectors", "config", "validation", "errors", "cli"}
+               "kernels", "connectors", "config", "validation", "errors", "cli", "export", "compress", "plot"}
 
 
 #: public submodules that live deeper in the package

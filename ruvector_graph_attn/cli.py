@@ -18,8 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("commands.search", "re-ranked search over your own index and graph files"),
     "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
     "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
+    "export": ("commands.export", "export a checkpointed model to ONNX (onnxruntime-ready) or a PyG state_dict"),
+    "visualize": ("commands.visualize", "draw a query's re-ranked neighbourhood or training curves (PNG/SVG)"),
+    "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
+        "compress"])),
 }
 
 #: benchmark name -> module
@@ -33,6 +37,7 @@ BENCHES: dict[str, str] = {
     "rerank-quality": "bench.rerank_quality",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
+    "compress": "bench.compress",
 }
 
 

@@ -87,9 +87,13 @@ class UnsafeNameError(InvalidInputError):
     """A label, relationship type or property name failed the strict name check."""
 
 
+class ExportError(RgaError, ValueError):
+    """A model (or one of its modules) has no form in the requested export format."""
+
+
 __all__ = [
     "RgaError", "InvalidInputError", "DimensionMismatchError", "InputTooLargeError",
     "UnknownIdError", "StateDictError", "CorruptFileError", "FormatVersionError",
     "ConfigError", "NotFittedError", "GraphSourceError", "ConnectionFailedError",
-    "UnsafeNameError",
+    "UnsafeNameError", "ExportError",
 ]

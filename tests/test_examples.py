@@ -21,6 +21,15 @@ def _run(name: str, env=None) -> str:
     return proc.stdout
 
 
+def _server_env(uri, auth) -> dict:
+    """The environment an example reads its Neo4j server from."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_USER", "NEO4J_PASSWORD")}
+    env["NEO4J_URI"] = uri
+    if auth is not None:
+        env["NEO4J_USER"], env["NEO4J_PASSWORD"] = auth
+    return env
+
+
 def _num(pattern: str, text: str) -> float:
     m = re.search(pattern, text)
     assert m, f"{pattern!r} not found in:\n{text}"
@@ -29,8 +38,8 @@ def _num(pattern: str, text: str) -> float:
 
 def test_every_example_is_tested():
     tested = {"rerank_networkx.py", "pyg_weights.py", "train_node_classification.py", "geometric_sparse.py",
-              "neo4j_traversal.py"}
-    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+              "neo4j_traversal.py", "attention_basics.py", "subgraph_embeddings.py", "cypher_subgraph.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested
 
 
 def test_rerank_networkx():
@@ -92,10 +101,7 @@ def test_geometric_sparse():
 @pytest.mark.neo4j
 def test_neo4j_traversal(neo4j_server):
     uri, auth, _ = neo4j_server
-    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_USER", "NEO4J_PASSWORD")}
-    env["NEO4J_URI"] = uri
-    if auth is not None:
-        env["NEO4J_USER"], env["NEO4J_PASSWORD"] = auth
+    env = _server_env(uri, auth)
     out = _run("neo4j_traversal.py", env=env)
     assert re.search(r"loaded 7 nodes under label RgaExample\w+", out)
     # by hand: logits <q, x_v> / sqrt(2); from 1 the out-neighbours 2, 3, 4 score s, 0, -s (keep 2);
@@ -125,3 +131,39 @@ def test_neo4j_traversal_without_server_says_what_to_set():
     proc = subprocess.run([sys.executable, str(EXAMPLES / "neo4j_traversal.py")], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 1 and "set NEO4J_URI" in proc.stderr
+
+
+def test_attention_basics():
+    out = _run("attention_basics.py")
+    assert re.search(r"one query over 6 keys: weights sum to 1\.000000, largest on key \d", out)
+    assert _num(r"max \|weights - numpy softmax\|: ([\d.e+-]+)", out) < 1e-6
+    assert _num(r"max \|output - weights @ V\|: ([\d.e+-]+)", out) < 1e-5
+    assert "batch of 3 equals three single queries: True" in out
+    assert "multi-head output (1, 3, 8), per-head weights (1, 2, 3, 5)" in out
+    assert _num(r"multi-head.*\n.*max \|output - numpy\|: ([\d.e+-]+)", out) < 1e-5
+    assert _num(r"max \|weights - numpy\|: ([\d.e+-]+)", out) < 1e-6
+    assert "weight on the padded key: 0.0" in out
+
+
+def test_subgraph_embeddings():
+    out = _run("subgraph_embeddings.py")
+    assert re.search(r"1-hop subgraph of \[0, 1, 2\]: \d+ nodes", out)
+    assert "mean embedding equals the mean of the subgraph's features: True" in out
+    assert _num(r"attention embedding, max \|difference to numpy\|: ([\d.e+-]+)", out) < 1e-5
+    m = re.search(r"same topic ([-\d.]+), different topics ([-\d.]+)", out)
+    assert m and float(m.group(1)) > float(m.group(2)) + 0.3
+
+
+@pytest.mark.neo4j
+def test_cypher_subgraph(neo4j_server):
+    uri, auth, _ = neo4j_server
+    env = _server_env(uri, auth)
+    out = _run("cypher_subgraph.py", env=env)
+    # paths of length 1..2 out of 1: 1->2, 1->3, 1->2->4, 1->3->4; node 5 and 6 are 3+ hops away
+    assert "nodes [1, 2, 3, 4] with edges [(1, 2), (1, 3), (2, 4), (3, 4)]" in out
+    m = re.search(r"attention into node 4 \(head 0\): \[\(2, ([\d.]+)\), \(3, ([\d.]+)\), \(4, ([\d.]+)\)\], "
+                  r"sum ([\d.]+)", out)
+    assert m and float(m.group(4)) == pytest.approx(1.0, abs=1e-3)
+    assert "GAT output (4, 8)" in out
+    assert re.search(r"attention-pooled subgraph embedding \(1, 8\): weights sum to 1\.0000, equals weights @ h: True",
+                     out)

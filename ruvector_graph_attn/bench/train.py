@@ -28,6 +28,17 @@ from .common import print_table
 MODELS = ("gat", "sage", "gin")
 
 
+def model_names(arg: str) -> list[str]:
+    """The ``--models`` list; raises InvalidInputError naming unknown models."""
+    from ..errors import InvalidInputError
+
+    names = [m.strip() for m in arg.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODELS]
+    if bad or not names:
+        raise InvalidInputError(f"unknown model(s) {bad or arg!r}; choose from {', '.join(MODELS)}")
+    return names
+
+
 def build_parser(prog: str = "ruvector-graph-attn bench train") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of gat,sage,gin")
@@ -160,11 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.checkpoint import export_pyg_state_dict
     from ..training.datasets import cora_like
 
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in names if m not in MODELS]
-    if bad:
-        print(f"error: unknown model(s) {bad}; choose from {MODELS}", file=sys.stderr)
-        return 2
+    names = model_names(args.models)
     if args.threading_layer != "default" and "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = args.threading_layer  # before the first parallel kernel runs
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))

@@ -105,3 +105,14 @@ def read_graph(path: Any):
     if converted and isinstance(converted[0], int):
         G = nx.relabel_nodes(G, dict(zip(nodes, converted)), copy=True)
     return G
+
+
+def print_summary(summary: dict, as_json: bool, width: int = 16) -> None:
+    """A command's key/value summary: JSON (``--json``) or aligned ``key: value`` lines."""
+    import json
+
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    for k, v in summary.items():
+        print(f"{k:>{width}}: {v}")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from ..errors import InvalidInputError
-from ._io import read_ids, read_vectors
+from ._io import print_summary, read_ids, read_vectors
 
 
 def build_parser(prog: str = "ruvector-graph-attn index") -> argparse.ArgumentParser:
@@ -47,11 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "info":
         index = HNSWIndex.load(args.path)
         info = _summary(index, args.path)
-        if args.json:
-            print(json.dumps(info, indent=2))
-        else:
-            for k, v in info.items():
-                print(f"{k:>16}: {v}")
+        print_summary(info, args.json)
         return 0
 
     X = read_vectors(args.vectors)

@@ -1,8 +1,8 @@
 """training: losses, optimizers and schedules, EWC, trainers and checkpoints."""
 from .ewc import EWC
 from .losses import (
-    binary_cross_entropy_with_logits, cross_entropy, info_nce, margin_ranking, margin_ranking_loss,
-    mse, mse_loss,
+    binary_cross_entropy_with_logits, cross_entropy, distillation_loss, distillation_loss_fn, info_nce, margin_ranking,
+    margin_ranking_loss, mse, mse_loss,
 )
 from .sampling import EdgeSplit, NeighborSampler, SampledSubgraph, split_edges
 from .trainers import (
@@ -19,7 +19,7 @@ from .optim import (
 
 __all__ = [
     "EWC", "cross_entropy", "mse", "mse_loss", "binary_cross_entropy_with_logits", "margin_ranking",
-    "margin_ranking_loss", "info_nce", "Optimizer", "SGD", "Adam", "AdamW", "RiemannianSGD",
+    "margin_ranking_loss", "info_nce", "distillation_loss", "distillation_loss_fn", "Optimizer", "SGD", "Adam", "AdamW", "RiemannianSGD",
     "RiemannianAdam", "clip_grad_norm_", "LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR",
     "LinearLR", "LinearWarmup", "NeighborSampler", "SampledSubgraph", "EdgeSplit", "split_edges",
     "NodeClassificationTrainer", "LinkPredictionTrainer", "RerankerTrainer", "graph_query_pairs", "roc_auc", "mrr",

@@ -7,7 +7,7 @@ the chain rule without autograd.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..validation import as_float_array, as_index_array
 __all__ = [
     "cross_entropy", "mse", "mse_loss", "binary_cross_entropy_with_logits",
     "margin_ranking", "margin_ranking_loss", "info_nce", "log_softmax", "softmax",
+    "distillation_loss", "distillation_loss_fn",
 ]
 
 _REDUCTIONS = ("mean", "sum")
@@ -286,3 +287,73 @@ def info_nce(query: Any, positive: Any, negatives: Any = None, temperature: floa
         if gn is not None:
             gn = _normalize_backward(gn, nh, nn_)
     return value, (gq.astype(q.dtype), gp.astype(q.dtype), None if gn is None else gn.astype(q.dtype))
+
+
+def distillation_loss(student_logits: Any, teacher_logits: Any, temperature: float = 2.0,
+                      y: Any = None, alpha: float = 1.0, mask: Any = None) -> tuple[float, np.ndarray]:
+    """Knowledge distillation (Hinton et al., 2015) from ``teacher_logits`` to ``student_logits``
+    (both ``[N, C]``): ``T^2 * mean_rows KL(softmax(t / T) || softmax(s / T))``, mixed as
+    ``alpha * KD + (1 - alpha) * cross_entropy(s, y)`` when labels ``y`` are given.
+
+    The ``T^2`` factor keeps the soft-target gradient on the scale of the hard-target one:
+    ``d KD / d s = T * (softmax(s / T) - softmax(t / T)) / N``. ``mask`` selects the rows that
+    count (as in :func:`cross_entropy`). The teacher gets no gradient. Returns
+    ``(loss, d loss / d student_logits)``.
+    """
+    s = as_float_array(student_logits, "student_logits", ndim=2)
+    t = as_float_array(teacher_logits, "teacher_logits", ndim=2)
+    if s.shape != t.shape:
+        raise DimensionMismatchError(s.shape, t.shape, "teacher_logits shape (must equal student_logits)")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) \
+            or not np.isfinite(temperature) or temperature <= 0:
+        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 <= alpha <= 1.0:
+        raise InvalidInputError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if alpha < 1.0 and y is None:
+        raise InvalidInputError("alpha < 1 mixes in the cross-entropy on labels: pass y")
+    T = float(temperature)
+    rows = np.ones(s.shape[0], dtype=bool) if mask is None else _row_mask(mask, s.shape[0])
+    sel = np.flatnonzero(rows)
+    if sel.size == 0:
+        raise InvalidInputError("no rows selected for the distillation loss")
+    ls = log_softmax(s[sel].astype(np.float64) / T)
+    lt = log_softmax(t[sel].astype(np.float64) / T)
+    pt = np.exp(lt)
+    kd = float((pt * (lt - ls)).sum() / sel.size) * T * T
+    grad = np.zeros(s.shape, dtype=np.float64)
+    grad[sel] = T * (np.exp(ls) - pt) / sel.size
+    value = alpha * kd
+    grad *= alpha
+    if alpha < 1.0:
+        ce, g_ce = cross_entropy(s, y, mask=mask)
+        value += (1.0 - alpha) * ce
+        grad += (1.0 - alpha) * g_ce
+    return float(value), grad.astype(s.dtype)
+
+
+def distillation_loss_fn(teacher_logits: Any, temperature: float = 2.0,
+                         alpha: float = 0.5) -> Callable[..., tuple[float, np.ndarray]]:
+    """A ``loss_fn(logits, y, mask=None)`` for the trainers (full-batch
+    ``NodeClassificationTrainer``) that distils the fixed ``teacher_logits [N, C]`` into the
+    student: ``alpha * KD`` over *every* node (the teacher's soft targets exist for unlabelled
+    nodes too, which is where distillation helps a graph model) plus ``(1 - alpha) *``
+    cross-entropy on the labelled rows selected by ``mask``. Called on a subset of rows without
+    a mask (the trainers' evaluation of validation or test nodes) it returns the plain
+    cross-entropy on the labels: the validation loss stays the hard-label loss."""
+    t = np.array(as_float_array(teacher_logits, "teacher_logits", ndim=2))
+
+    def loss_fn(logits: Any, y: Any, mask: Any = None) -> tuple[float, np.ndarray]:
+        s = np.asarray(logits)
+        if mask is None and s.ndim == 2 and s.shape[1] == t.shape[1] and s.shape[0] != t.shape[0]:
+            return cross_entropy(s, y)
+        if s.shape != t.shape:
+            raise DimensionMismatchError(t.shape, s.shape,
+                                         "student logits shape (distillation needs the teacher's rows: full batch)")
+        value, grad = distillation_loss(s, t, temperature)
+        value, grad = alpha * value, alpha * grad
+        if alpha < 1.0:
+            ce, g_ce = cross_entropy(s, y, mask=mask)
+            value, grad = value + (1.0 - alpha) * ce, grad + (1.0 - alpha) * g_ce
+        return float(value), grad.astype(s.dtype, copy=False)
+
+    return loss_fn
