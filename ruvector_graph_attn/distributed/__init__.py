@@ -13,9 +13,9 @@ from typing import Any
 
 _LAZY = {
     "infer_layerwise": ".layerwise:infer_layerwise",
-    "rerank": ".rerank:rerank",
-    "RerankSpec": ".rerank:RerankSpec",
-    "RerankerPlugin": ".rerank:RerankerPlugin",
+    "rerank": ".batch:rerank",
+    "RerankSpec": ".batch:RerankSpec",
+    "RerankerPlugin": ".batch:RerankerPlugin",
     "ShardedIndex": ".sharded:ShardedIndex",
 }
 
