@@ -124,7 +124,7 @@ class MmapCSR:
                 raise InvalidInputError(f"each chunk must be two 1-D int arrays of one length, got "
                                         f"{src.dtype}{src.shape} and {dst.dtype}{dst.shape}")
             if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
-                raise InvalidInputError(f"edge endpoints must lie in 0..{n - 1}")
+                raise InvalidInputError(f"an edge endpoint is outside 0..{n - 1}")
             yield src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False)
 
     @classmethod

@@ -37,13 +37,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _header_len(path: Path) -> int:
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            np.lib.format.read_array_header_1_0(f)
-        else:
-            np.lib.format.read_array_header_2_0(f)
-        return f.tell()
+    """Byte offset of the data in a .npy file (damaged headers raise CorruptFileError)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(f)
+            else:
+                np.lib.format.read_array_header_2_0(f)
+            return f.tell()
+    except (ValueError, OSError) as exc:
+        raise CorruptFileError(f"{path}: not a readable .npy file ({exc})") from exc
 
 
 def quantize_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
