@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
     "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
+        "distributed"])),
 }
 
 #: benchmark name -> module
@@ -33,6 +34,7 @@ BENCHES: dict[str, str] = {
     "rerank-quality": "bench.rerank_quality",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
+    "distributed": "bench.distributed",
 }
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+from numba import njit
 
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..kernels.segment import scatter_max, scatter_mean, scatter_sum
@@ -82,52 +83,91 @@ def _in_dim(layer: Any) -> Optional[int]:
     return None
 
 
+@njit(cache=True)
+def localize(col, a, b, mark):
+    """Local ids of a block's in-neighbours: block node ``a + i`` is ``i``, every other
+    source gets ``b - a + j`` with ``extra[j]`` its global id (sorted ascending).
+
+    ``mark`` is a ``[N]`` int64 scratch array of -1, restored before returning.
+    Returns ``(col_local, extra)``.
+    """
+    nb = b - a
+    m = col.shape[0]
+    extra = np.empty(m, np.int64)
+    ne = 0
+    for e in range(m):
+        c = col[e]
+        if (c < a or c >= b) and mark[c] < 0:
+            mark[c] = 0
+            extra[ne] = c
+            ne += 1
+    extra = np.sort(extra[:ne])
+    for j in range(ne):
+        mark[extra[j]] = nb + j
+    out = np.empty(m, np.int64)
+    for e in range(m):
+        c = col[e]
+        out[e] = c - a if (c >= a and c < b) else mark[c]
+    for j in range(ne):
+        mark[extra[j]] = -1
+    return out, extra
+
+
 def _rows(x: Any, idx: np.ndarray) -> np.ndarray:
     if isinstance(x, FeatureStore):
         return x.read(idx)
     return np.ascontiguousarray(np.asarray(x[idx]), dtype=np.float32)
 
 
-def _block_forward(layer: Any, post: list, x: Any, csr: MmapCSR, a: int, b: int) -> np.ndarray:
+def _block_forward(layer: Any, post: list, x: Any, csr: MmapCSR, a: int, b: int,
+                   mark: Optional[np.ndarray] = None) -> np.ndarray:
     """Rows ``a..b-1`` of one pass: ``post(layer(x, graph))[a:b]``, computed from the block's
-    in-edges only."""
+    in-edges only (``mark``: optional reusable ``[N]`` scratch of -1)."""
+    from ..graph.utils import kernel_threads
+
+    if layer is None:
+        y = _rows(x, np.arange(a, b))
+        for m in post:
+            y = m(y)
+        return np.ascontiguousarray(y, dtype=np.float32)
+    ptr, col = csr.block(a, b)
+    with kernel_threads(int(ptr[-1])):
+        return _layer_block(layer, post, x, csr, a, b, ptr, col, mark)
+
+
+def _layer_block(layer: Any, post: list, x: Any, csr: MmapCSR, a: int, b: int, ptr: np.ndarray, col: Any,
+                 mark: Optional[np.ndarray]) -> np.ndarray:
     from ..graph.gin import GINConv
     from ..graph.sage import SAGEConv
 
     nb = b - a
-    if layer is None:
-        y = _rows(x, np.arange(a, b))
-    else:
-        ptr, col = csr.block(a, b)
-        col = np.asarray(col, dtype=np.int64)
-        uniq = np.unique(col)
-        extra = uniq[(uniq < a) | (uniq >= b)]
-        inside = (col >= a) & (col < b)
-        col_local = np.where(inside, col - a, nb + np.searchsorted(extra, col))
-        xl = _rows(x, np.concatenate([np.arange(a, b, dtype=np.int64), extra]))
-        if isinstance(layer, SAGEConv):
-            xl = np.ascontiguousarray(xl)
-            xs = np.ascontiguousarray(np.maximum(layer.lin(xl), 0)) if layer.project else xl
-            if layer.aggr == "mean":
-                agg = scatter_mean(xs, ptr, col_local)
-            elif layer.aggr == "sum":
-                agg = scatter_sum(xs, ptr, col_local)
-            else:
-                agg = scatter_max(xs, ptr, col_local)[0]
-            y = layer.lin_l(agg)
-            if layer.root_weight:
-                y = y + layer.lin_r(xl[:nb])
-            if layer.normalize:
-                y = y / np.maximum(np.sqrt((y * y).sum(axis=-1, keepdims=True)), 1e-12)
-        elif type(layer) is GINConv:
-            agg = scatter_sum(np.ascontiguousarray(xl), ptr, col_local)
-            y = layer.nn(agg + (1.0 + layer._eps_value()[0]) * xl[:nb])
+    if mark is None:
+        mark = np.full(csr.num_nodes, -1, np.int64)
+    col_local, extra = localize(np.asarray(col), a, b, mark)
+    xl = _rows(x, np.concatenate([np.arange(a, b, dtype=np.int64), extra]))
+    if isinstance(layer, SAGEConv):
+        xl = np.ascontiguousarray(xl)
+        xs = np.ascontiguousarray(np.maximum(layer.lin(xl), 0)) if layer.project else xl
+        if layer.aggr == "mean":
+            agg = scatter_mean(xs, ptr, col_local)
+        elif layer.aggr == "sum":
+            agg = scatter_sum(xs, ptr, col_local)
         else:
-            tgt = np.repeat(np.arange(nb, dtype=np.int64), np.diff(ptr))
-            y = layer(xl, np.stack([col_local, tgt]))
-            if isinstance(y, tuple):
-                y = y[0]
-            y = np.asarray(y)[:nb]
+            agg = scatter_max(xs, ptr, col_local)[0]
+        y = layer.lin_l(agg)
+        if layer.root_weight:
+            y = y + layer.lin_r(xl[:nb])
+        if layer.normalize:
+            y = y / np.maximum(np.sqrt((y * y).sum(axis=-1, keepdims=True)), 1e-12)
+    elif type(layer) is GINConv:
+        agg = scatter_sum(np.ascontiguousarray(xl), ptr, col_local)
+        y = layer.nn(agg + (1.0 + layer._eps_value()[0]) * xl[:nb])
+    else:
+        tgt = np.repeat(np.arange(nb, dtype=np.int64), np.diff(ptr))
+        y = layer(xl, np.stack([col_local, tgt]))
+        if isinstance(y, tuple):
+            y = y[0]
+        y = np.asarray(y)[:nb]
     for m in post:
         y = m(y)
     return np.ascontiguousarray(y, dtype=np.float32)
@@ -246,8 +286,9 @@ def infer_layerwise(model: Any, features: Any, csr: Any, chunk_nodes: int = 6553
             out_path = root / f"pass_{i}"
             out = FeatureStore.create(out_path, n, out_dim, dtype="float32", overwrite=True)
             if client is None:
+                mark = np.full(n, -1, np.int64)
                 for a, b in blocks:
-                    out.write(a, _block_forward(layer, post, x, g, a, b))
+                    out.write(a, _block_forward(layer, post, x, g, a, b, mark))
                     _drop_caches_list(layer, post)
             else:
                 x_path = str(x.path)

@@ -265,7 +265,13 @@ class FeatureStore:
                 raise InvalidInputError(f"row index must be an int, a slice or a 1-D int array, got {idx.dtype}")
             if idx.size and (idx.min() < -self.num_rows or idx.max() >= self.num_rows):
                 raise InvalidInputError(f"row index out of range 0..{self.num_rows - 1}")
-        rows = np.asarray(data[idx])
+        if isinstance(idx, slice) or self.dtype == "float16":   # (Numba has no float16)
+            rows = np.asarray(data[idx])
+        else:
+            from ..kernels.segment import gather_rows
+
+            idx = np.where(idx < 0, idx + self.num_rows, idx).astype(np.int64)
+            rows = gather_rows(data, idx)   # parallel row copy from the mapped file
         if self.dtype == "int8":
             return (rows.astype(np.float32) * np.asarray(self._scales[idx], dtype=np.float32)[:, None])
         return np.ascontiguousarray(rows, dtype=np.float32)
