@@ -216,6 +216,28 @@ def test_sharded_exact_equals_brute_force(client, tmp_path):
     np.testing.assert_array_equal(i1, got_ids[3])
     with pytest.raises(rga.DimensionMismatchError):
         sh.search(Q[:, :5], k=3)
+    # equal to one index over all the data searched exactly (hnswlib brute force on an allow-list)
+    one = rga.HNSWIndex(dim=24, M=8, ef_construction=50)
+    one.add(ids, X)
+    o_ids, o_d = one.search(Q, k=7, filter=ids)
+    np.testing.assert_array_equal(got_ids, o_ids)
+    np.testing.assert_allclose(got_d, o_d, rtol=0, atol=2e-6)
+
+    # and usable as the index of a GraphReranker: same hits as with the single exact index
+    class Exact:
+        dim, space, ef = 24, "cosine", 16
+        to_similarity = staticmethod(one.to_similarity)
+
+        def search(self, q, k=10, ef=None):
+            return one.search(q, k=k, filter=ids)
+
+    rng2 = np.random.default_rng(1)
+    ei = rng2.integers(0, 900, (2, 3000))
+    graph = MmapGraph.build(tmp_path / "g", ids, ei, X, directed=False)
+    a = rga.GraphReranker(index=sh, graph=graph, candidates=20).search_batch(Q[:10], 5)
+    b = rga.GraphReranker(index=Exact(), graph=graph, candidates=20).search_batch(Q[:10], 5)
+    assert [[h.id for h in r] for r in a] == [[h.id for h in r] for r in b]
+    np.testing.assert_allclose([[h.score for h in r] for r in a], [[h.score for h in r] for r in b], atol=2e-6)
 
 
 def test_sharded_hnsw_recall_within_001_of_one_index(client, tmp_path):
