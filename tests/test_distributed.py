@@ -275,6 +275,8 @@ def _models():
         "gin": G.GraphSequential([G.GINConv(nn.Sequential(nn.Linear(16, 24, rng=5), nn.ReLU(),
                                                           nn.Linear(24, 24, rng=6)), eps=0.25), nn.ReLU(),
                                   G.GINConv(nn.Linear(24, 8, rng=7))]),
+        "sage_project": G.GraphSequential([G.SAGEConv(16, 12, aggr="sum", project=True, rng=8), nn.Tanh(),
+                                           G.SAGEConv(12, 8, root_weight=False, rng=9)]),
     }
 
 
@@ -291,7 +293,7 @@ def small_graph(tmp_path_factory):
     return {"root": root, "x": x, "ei": ei, "fs": fs, "csr": csr, "n": n}
 
 
-@pytest.mark.parametrize("name", ["sage", "gat", "gin"])
+@pytest.mark.parametrize("name", ["sage", "gat", "gin", "sage_project"])
 def test_layerwise_single_process_equals_in_memory_forward(name, small_graph, tmp_path):
     model = _models()[name]
     model.eval()

@@ -113,6 +113,13 @@ def localize(col, a, b, mark):
     return out, extra
 
 
+def _float32_rows(x: Any) -> Optional[np.ndarray]:
+    """The rows as one float32 array (mapped or in memory) when they are stored that way."""
+    if isinstance(x, FeatureStore):
+        return x.data if x.dtype == "float32" else None
+    return x if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous else None
+
+
 def _rows(x: Any, idx: np.ndarray) -> np.ndarray:
     if isinstance(x, FeatureStore):
         return x.read(idx)
@@ -141,30 +148,36 @@ def _layer_block(layer: Any, post: list, x: Any, csr: MmapCSR, a: int, b: int, p
     from ..graph.sage import SAGEConv
 
     nb = b - a
-    if mark is None:
-        mark = np.full(csr.num_nodes, -1, np.int64)
-    col_local, extra = localize(np.asarray(col), a, b, mark)
-    xl = _rows(x, np.concatenate([np.arange(a, b, dtype=np.int64), extra]))
+    direct = _float32_rows(x)
+    if direct is not None and ((isinstance(layer, SAGEConv) and not layer.project) or type(layer) is GINConv):
+        # aggregate straight from the (mapped) float32 rows: no gather of the in-neighbours
+        xs, cols, xr = direct, np.asarray(col, dtype=np.int64), np.ascontiguousarray(direct[a:b])
+    else:
+        if mark is None:
+            mark = np.full(csr.num_nodes, -1, np.int64)
+        cols, extra = localize(np.asarray(col), a, b, mark)
+        xs = np.ascontiguousarray(_rows(x, np.concatenate([np.arange(a, b, dtype=np.int64), extra])))
+        xr = xs[:nb]
     if isinstance(layer, SAGEConv):
-        xl = np.ascontiguousarray(xl)
-        xs = np.ascontiguousarray(np.maximum(layer.lin(xl), 0)) if layer.project else xl
+        if layer.project:
+            xs = np.ascontiguousarray(np.maximum(layer.lin(xs), 0))
         if layer.aggr == "mean":
-            agg = scatter_mean(xs, ptr, col_local)
+            agg = scatter_mean(xs, ptr, cols)
         elif layer.aggr == "sum":
-            agg = scatter_sum(xs, ptr, col_local)
+            agg = scatter_sum(xs, ptr, cols)
         else:
-            agg = scatter_max(xs, ptr, col_local)[0]
+            agg = scatter_max(xs, ptr, cols)[0]
         y = layer.lin_l(agg)
         if layer.root_weight:
-            y = y + layer.lin_r(xl[:nb])
+            y = y + layer.lin_r(xr)
         if layer.normalize:
             y = y / np.maximum(np.sqrt((y * y).sum(axis=-1, keepdims=True)), 1e-12)
     elif type(layer) is GINConv:
-        agg = scatter_sum(np.ascontiguousarray(xl), ptr, col_local)
-        y = layer.nn(agg + (1.0 + layer._eps_value()[0]) * xl[:nb])
+        agg = scatter_sum(xs, ptr, cols)
+        y = layer.nn(agg + (1.0 + layer._eps_value()[0]) * xr)
     else:
         tgt = np.repeat(np.arange(nb, dtype=np.int64), np.diff(ptr))
-        y = layer(xl, np.stack([col_local, tgt]))
+        y = layer(xs, np.stack([cols, tgt]))
         if isinstance(y, tuple):
             y = y[0]
         y = np.asarray(y)[:nb]
