@@ -61,7 +61,7 @@ from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from .base import Subgraph, check_direction, check_hops
 
-__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args"]
+__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs"]
 
 
 def _is_int_id(n: Any) -> bool:
@@ -95,6 +95,28 @@ def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n
     np.add.at(indptr, uu + 1, 1)
     np.cumsum(indptr, out=indptr)
     return indptr, np.ascontiguousarray(vv), np.ascontiguousarray(e_fwd), np.ascontiguousarray(e_bwd)
+
+
+def direction_csrs(src: np.ndarray, dst: np.ndarray, n: int, directed: bool) -> dict:
+    """The expansion adjacency of each direction for edges ``src[e] -> dst[e]`` (edge id
+    ``e``): ``{"out", "in", "both"} -> (indptr, nbr, e_fwd, e_bwd)`` (one shared ``"both"``
+    for undirected graphs), as :func:`expand_csr` reads them."""
+    m = src.shape[0]
+    eids = np.arange(m, dtype=np.int64)
+    neg = np.full(m, -1, np.int64)
+    csr = {}
+    if directed:
+        csr["out"] = _merge_pairs(src, dst, eids, neg, n)
+        csr["in"] = _merge_pairs(dst, src, neg, eids, n)
+        csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
+                                   np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
+    else:
+        loops = src == dst
+        u = np.concatenate([src, dst[~loops]])
+        v = np.concatenate([dst, src[~loops]])
+        e = np.concatenate([eids, eids[~loops]])
+        csr["out"] = csr["in"] = csr["both"] = _merge_pairs(u, v, e, e, n)
+    return csr
 
 
 def check_expand_args(max_neighbors: Any, seed: Any) -> None:
@@ -266,21 +288,7 @@ class NetworkXGraph:
         if self.edge_feature_keys:
             edge_attr = self._edge_features(edge_list)
 
-        eids = np.arange(m, dtype=np.int64)
-        neg = np.full(m, -1, np.int64)
-        csr = {}
-        if directed:
-            csr["out"] = _merge_pairs(src, dst, eids, neg, n)
-            csr["in"] = _merge_pairs(dst, src, neg, eids, n)
-            csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
-                                       np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
-        else:
-            loops = src == dst
-            u = np.concatenate([src, dst[~loops]])
-            v = np.concatenate([dst, src[~loops]])
-            e = np.concatenate([eids, eids[~loops]])
-            both = _merge_pairs(u, v, e, e, n)
-            csr["out"] = csr["in"] = csr["both"] = both
+        csr = direction_csrs(src, dst, n, directed)
 
         snap = _Snapshot()
         snap.nodes = nodes

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import CorruptFileError, DimensionMismatchError, FormatVersionError, InvalidInputError
+from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
 from ..fileio import write_atomic
 from ..validation import as_float_array, check_positive_int
 
@@ -126,16 +126,10 @@ class ShardedIndex:
     @classmethod
     def open(cls, path: Union[str, os.PathLike], client: Any, exact: bool = False) -> "ShardedIndex":
         """Place the shards written by :meth:`build` on ``client``'s workers."""
+        from ..store.manifest import read_manifest
+
         path = Path(path)
-        try:
-            man = json.loads((path / "manifest.json").read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CorruptFileError(f"{path} is not a sharded index directory ({exc})") from exc
-        if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{path}/manifest.json is not a sharded-index manifest")
-        if man.get("version") != FORMAT_VERSION:
-            raise FormatVersionError(f"{path}: sharded index version {man.get('version')!r}, "
-                                     f"this library reads version {FORMAT_VERSION}")
+        man = read_manifest(path, FORMAT_NAME, FORMAT_VERSION, "sharded index")
         names = man.get("shards")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and "/" not in n and
                                                                   ".." not in n for n in names):

@@ -26,8 +26,9 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 from numba import njit
 
-from ..errors import CorruptFileError, FormatVersionError, InvalidInputError
+from ..errors import CorruptFileError, InvalidInputError
 from ..fileio import write_atomic
+from .manifest import read_manifest
 
 __all__ = ["MmapCSR"]
 
@@ -146,18 +147,8 @@ class MmapCSR:
         """Open read-only (memory-mapped). ``check`` verifies ``indptr`` is monotone from 0 to E
         and every index is in range (one sequential pass); damage raises :class:`CorruptFileError`."""
         path = Path(path)
+        man = read_manifest(path, FORMAT_NAME, FORMAT_VERSION, "CSR directory")
         mpath = path / "manifest.json"
-        if not mpath.is_file():
-            raise CorruptFileError(f"{path} is not a CSR directory (no manifest.json)")
-        try:
-            man = json.loads(mpath.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptFileError(f"{mpath}: manifest is not valid JSON ({exc})") from exc
-        if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{mpath}: not a CSR manifest")
-        if man.get("version") != FORMAT_VERSION:
-            raise FormatVersionError(f"{path}: CSR format version {man.get('version')!r}, "
-                                     f"this library reads version {FORMAT_VERSION}")
         if not man.get("complete") or man.get("by") not in ("target", "source"):
             raise CorruptFileError(f"{mpath}: manifest is incomplete or invalid")
         try:

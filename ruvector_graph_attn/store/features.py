@@ -25,8 +25,9 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..errors import CorruptFileError, DimensionMismatchError, FormatVersionError, InvalidInputError
+from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
 from ..fileio import write_atomic
+from .manifest import read_manifest
 
 __all__ = ["FeatureStore", "STORE_DTYPES"]
 
@@ -128,18 +129,8 @@ class FeatureStore:
         """Open a finished store read-only (memory-mapped); damaged or unfinished stores raise
         :class:`CorruptFileError`."""
         path = Path(path)
+        man = read_manifest(path, FORMAT_NAME, FORMAT_VERSION, "feature store")
         mpath = path / "manifest.json"
-        if not mpath.is_file():
-            raise CorruptFileError(f"{path} is not a feature store (no manifest.json)")
-        try:
-            man = json.loads(mpath.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptFileError(f"{mpath}: manifest is not valid JSON ({exc})") from exc
-        if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{mpath}: not a feature-store manifest")
-        if man.get("version") != FORMAT_VERSION:
-            raise FormatVersionError(f"{path}: feature store version {man.get('version')!r}, "
-                                     f"this library reads version {FORMAT_VERSION}")
         if man.get("dtype") not in STORE_DTYPES or not isinstance(man.get("rows"), int) \
                 or not isinstance(man.get("dim"), int):
             raise CorruptFileError(f"{mpath}: manifest fields are invalid")
@@ -154,12 +145,9 @@ class FeatureStore:
         """Open a store made by :meth:`create` and not yet finished, to write rows (used by
         several writers at once, e.g. worker processes writing disjoint row blocks)."""
         path = Path(path)
-        try:
-            man = json.loads((path / "manifest.json").read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CorruptFileError(f"{path} is not a feature store ({exc})") from exc
-        if not isinstance(man, dict) or man.get("format") != FORMAT_NAME or man.get("complete"):
-            raise InvalidInputError(f"{path} is not an unfinished feature store")
+        man = read_manifest(path, FORMAT_NAME, FORMAT_VERSION, "feature store")
+        if man.get("complete"):
+            raise InvalidInputError(f"{path} is finished; it is read-only")
         return cls(path, man, writable=True)
 
     def _map(self) -> None:

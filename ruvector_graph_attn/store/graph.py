@@ -32,11 +32,12 @@ from typing import Any, Hashable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..connectors.base import Subgraph, check_direction, check_hops
-from ..connectors.networkx import _id_key, _is_int_id, _merge_pairs, check_expand_args, expand_csr
-from ..errors import CorruptFileError, FormatVersionError, InvalidInputError, UnknownIdError
+from ..connectors.networkx import _id_key, _is_int_id, check_expand_args, direction_csrs, expand_csr
+from ..errors import CorruptFileError, InvalidInputError, UnknownIdError
 from ..fileio import write_atomic
 from ..validation import DEFAULT_MAX_KEYS, check_size
 from .features import FeatureStore
+from .manifest import read_manifest
 
 __all__ = ["MmapGraph"]
 
@@ -59,18 +60,7 @@ class MmapGraph:
 
     def __init__(self, path: Path) -> None:
         path = Path(path)
-        mpath = path / "manifest.json"
-        if not mpath.is_file():
-            raise CorruptFileError(f"{path} is not a graph directory (no manifest.json)")
-        try:
-            man = json.loads(mpath.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptFileError(f"{mpath}: manifest is not valid JSON ({exc})") from exc
-        if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{mpath}: not a graph manifest")
-        if man.get("version") != FORMAT_VERSION:
-            raise FormatVersionError(f"{path}: graph format version {man.get('version')!r}, "
-                                     f"this library reads version {FORMAT_VERSION}")
+        man = read_manifest(path, FORMAT_NAME, FORMAT_VERSION, "graph directory")
         if not man.get("complete"):
             raise CorruptFileError(f"{path}: the graph was not completely written")
         self.path = path
@@ -174,20 +164,9 @@ class MmapGraph:
                 raise InvalidInputError(f"edge_attr has {ea.shape[0]} rows for {ei.shape[1]} edges")
             ea = ea[keep]
         m = src.shape[0]
-        eids = np.arange(m, dtype=np.int64)
-        neg = np.full(m, -1, np.int64)
-        csr = {}
-        if directed:
-            csr["out"] = _merge_pairs(src, dst, eids, neg, n)
-            csr["in"] = _merge_pairs(dst, src, neg, eids, n)
-            csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
-                                       np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
-        else:
-            loops = src == dst
-            u = np.concatenate([src, dst[~loops]])
-            v = np.concatenate([dst, src[~loops]])
-            e = np.concatenate([eids, eids[~loops]])
-            csr["both"] = _merge_pairs(u, v, e, e, n)
+        csr = direction_csrs(src, dst, n, directed)
+        if not directed:
+            csr = {"both": csr["both"]}
         path = cls._fresh(path, overwrite)
         try:
             _save(path, "ids", ids_arr)
