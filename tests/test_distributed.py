@@ -343,3 +343,25 @@ def test_layerwise_bad_input(small_graph):
         rga.distributed.infer_layerwise(G.SAGEConv(16, 4), small_graph["x"], np.array([[0, 5000], [1, 2]]))
     with pytest.raises(rga.InvalidInputError, match="FeatureStore"):
         rga.distributed.infer_layerwise(G.SAGEConv(16, 4), small_graph["x"], small_graph["csr"], client=object())
+
+
+# ---------------------------------------------------------------------------- benchmark
+@pytest.mark.slow
+def test_bench_distributed_small_run(tmp_path, capsys):
+    """``bench distributed`` parts (b) and (c) at toy sizes: the figures are produced, the
+    out-of-core output is finite and the data folder is removed."""
+    import json as _json
+
+    from ruvector_graph_attn.cli import main
+
+    work = tmp_path / "w"
+    assert main(["bench", "distributed", "--parts", "b,c", "--edges", "4000", "--n", "800", "--dim", "16",
+                 "--queries", "60", "--chunk-nodes", "64", "--workdir", str(work), "--json"]) == 0
+    out = capsys.readouterr().out
+    res = _json.loads(out[out.index("{"):])
+    (b,) = res["b"]
+    assert b["edges"] == 4000 and b["nodes"] == 400 and b["finite"] and b["infer_rss_gib"] > 0
+    c = res["c"]
+    assert c["ratio_data_only"] == 4.0 and 3.0 < c["ratio"] < 4.0
+    assert 0.5 <= c["top10_overlap"] <= 1.0
+    assert not (work / "ooc_4000").exists()
