@@ -93,6 +93,10 @@ def test_mmap_graph_build_from_arrays_equals_networkx_and_reranks_the_same(tmp_p
     ng = NetworkXGraph(G)
     mg = MmapGraph.build(tmp_path / "g", ids, ei, x, directed=True)
     assert mg.num_edges == ng.num_edges              # repeated edges collapsed like NetworkX
+    probe = np.array([1000, 5, 1299, 1000], dtype=np.int32)
+    np.testing.assert_array_equal(mg.positions(probe), [0, -1, 299, 0])
+    np.testing.assert_array_equal(mg.positions(probe), ng.positions(probe))
+    _assert_same(ng.expand(probe, 1, "both"), mg.expand(probe, 1, "both"))
     seeds = ids[[0, 5, 17, 17, 200]].tolist() + [5]
     for direction in ("out", "in", "both"):
         _assert_same(ng.expand(seeds, 2, direction, 3, seed=1), mg.expand(seeds, 2, direction, 3, seed=1))

@@ -262,6 +262,9 @@ class MmapGraph:
             raise InvalidInputError(f"ids must be a sequence of node ids, got {type(ids).__name__}")
         if isinstance(ids, np.ndarray) and ids.ndim != 1:
             raise InvalidInputError(f"ids must be 1-D, got shape {ids.shape}")
+        if isinstance(ids, np.ndarray) and self.id_kind == "int" and ids.dtype.kind in "iu" \
+                and (ids.dtype.kind == "i" or ids.dtype.itemsize < 8 or not ids.size or ids.max() < 2 ** 63):
+            return self._lookup(ids.astype(np.int64, copy=False))       # fast path: no Python loop
         items = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
         out = np.full(len(items), -1, np.int64)
         if not items:
@@ -277,12 +280,16 @@ class MmapGraph:
             if not ok.any():
                 return out
             q = np.asarray([v for v, o in zip(items, ok) if o], dtype=str)
+        out[np.flatnonzero(ok)] = self._lookup(q)
+        return out
+
+    def _lookup(self, q: np.ndarray) -> np.ndarray:
+        """Positions of ids ``q`` (of the graph's id kind), -1 when absent: binary search."""
+        if q.size == 0:
+            return np.empty(0, np.int64)
         srt = self._id_sorted
         j = np.minimum(np.searchsorted(srt, q), srt.shape[0] - 1)
-        hit = srt[j] == q
-        res = np.where(hit, np.asarray(self._id_order)[j], -1)
-        out[np.flatnonzero(ok)] = res
-        return out
+        return np.where(srt[j] == q, np.asarray(self._id_order)[j], -1).astype(np.int64)
 
     def contains(self, ids: Iterable[Hashable]) -> np.ndarray:
         return self.positions(ids) >= 0
