@@ -324,7 +324,7 @@ def test_layerwise_int8_features_and_edge_index_input(small_graph, tmp_path):
     q8 = FeatureStore.from_array(tmp_path / "x8", small_graph["x"], dtype="int8")
     deq = q8[np.arange(small_graph["n"])]
     ref = model(deq, small_graph["ei"])
-    out = rga.distributed.infer_layerwise(model, q8, small_graph["ei"], chunk_nodes=200)
+    out = rga.distributed.infer_layerwise(model, q8, small_graph["ei"], chunk_nodes=200, out_dir=tmp_path / "o")
     np.testing.assert_allclose(out[np.arange(small_graph["n"])], ref, rtol=1e-5, atol=1e-5)
 
 

@@ -252,7 +252,8 @@ def infer_layerwise(model: Any, features: Any, csr: Any, chunk_nodes: int = 6553
         chunk_nodes: nodes per block; memory per block is about
             ``(chunk_nodes + distinct in-neighbours) * F * 4`` bytes plus the block's edges.
         out_dir: folder for the per-pass outputs (``pass_0``, ``pass_1`` ...; default: a new
-            temporary folder). Intermediate passes are deleted unless ``keep_intermediate``.
+            temporary folder, which the caller deletes when done with the result: it is
+            ``result.path.parent``). Intermediate passes are deleted unless ``keep_intermediate``.
         client: a ``distributed.Client``: the blocks of each pass run as Dask tasks on its
             workers (which must see ``features``, ``csr`` and ``out_dir`` at the same paths:
             one machine or a shared file system). ``None``: in this process.
@@ -318,6 +319,10 @@ def infer_layerwise(model: Any, features: Any, csr: Any, chunk_nodes: int = 6553
             prev_path = out_path
             x = FeatureStore.open(out_path)
         return x
+    except BaseException:
+        if own_dir:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
