@@ -219,3 +219,13 @@ def test_csr_errors(tmp_path):
     np.save(tmp_path / "d" / "indices.npy", idx)
     with pytest.raises(rga.CorruptFileError, match="outside"):
         MmapCSR.open(tmp_path / "d")
+
+
+def test_store_and_layerwise_import_without_dask():
+    import subprocess
+    import sys
+
+    code = ("import sys, ruvector_graph_attn as rga; rga.store.MmapGraph; rga.distributed.infer_layerwise; "
+            "assert 'dask' not in sys.modules and 'distributed' not in sys.modules, sorted(sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
