@@ -61,7 +61,7 @@ from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from .base import Subgraph, check_direction, check_hops
 
-__all__ = ["NetworkXGraph"]
+__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs"]
 
 
 def _is_int_id(n: Any) -> bool:
@@ -95,6 +95,82 @@ def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n
     np.add.at(indptr, uu + 1, 1)
     np.cumsum(indptr, out=indptr)
     return indptr, np.ascontiguousarray(vv), np.ascontiguousarray(e_fwd), np.ascontiguousarray(e_bwd)
+
+
+def direction_csrs(src: np.ndarray, dst: np.ndarray, n: int, directed: bool) -> dict:
+    """The expansion adjacency of each direction for edges ``src[e] -> dst[e]`` (edge id
+    ``e``): ``{"out", "in", "both"} -> (indptr, nbr, e_fwd, e_bwd)`` (one shared ``"both"``
+    for undirected graphs), as :func:`expand_csr` reads them."""
+    m = src.shape[0]
+    eids = np.arange(m, dtype=np.int64)
+    neg = np.full(m, -1, np.int64)
+    csr = {}
+    if directed:
+        csr["out"] = _merge_pairs(src, dst, eids, neg, n)
+        csr["in"] = _merge_pairs(dst, src, neg, eids, n)
+        csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
+                                   np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
+    else:
+        loops = src == dst
+        u = np.concatenate([src, dst[~loops]])
+        v = np.concatenate([dst, src[~loops]])
+        e = np.concatenate([eids, eids[~loops]])
+        csr["out"] = csr["in"] = csr["both"] = _merge_pairs(u, v, e, e, n)
+    return csr
+
+
+def check_expand_args(max_neighbors: Any, seed: Any) -> None:
+    """The argument checks of ``expand`` shared by the array-backed sources."""
+    if max_neighbors is not None:
+        if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) \
+                or max_neighbors < 0:
+            raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def expand_csr(csr: tuple, keys: np.ndarray, seeds: np.ndarray, hops: int, max_neighbors: Optional[int],
+               seed: int, scratch: np.ndarray, scratch_lock: Any, num_nodes: int):
+    """Expansion over snapshot arrays (the semantics of the module docstring), shared by every
+    array-backed source: ``csr`` is ``(indptr, nbr, e_fwd, e_bwd)`` of one direction, ``keys``
+    the per-node sampling keys, ``scratch`` a reusable ``[num_nodes]`` array of -1 guarded by
+    ``scratch_lock``. Returns ``(nodes, hop, src, dst, eid, org)`` with duplicate traversals of
+    one edge merged (their origin becomes -1 when both endpoints traversed it)."""
+    indptr, nbr, e_fwd, e_bwd = csr
+    cap = -1 if max_neighbors is None else int(max_neighbors)
+    seeds = seeds.astype(np.int64)
+    if scratch_lock.acquire(blocking=False):
+        try:
+            nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
+                                                        scratch, keys)
+        finally:
+            scratch_lock.release()
+    else:  # another thread is expanding: use a private scratch array
+        nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
+                                                    np.full(num_nodes, -1, np.int64), keys)
+    if src.size and hops > 0:
+        # duplicates only arise between two expanded nodes that sampled each other:
+        # keep one copy; its origin becomes -1 when the copies came from both endpoints
+        both_exp = (hop[src] < hops) & (hop[dst] < hops)
+        if both_exp.any():
+            idx = np.flatnonzero(both_exp)
+            key = src[idx] * np.int64(nodes.size) + dst[idx]
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            first = np.ones(ks.size, dtype=bool)
+            first[1:] = ks[1:] != ks[:-1]
+            if not first.all():
+                starts = np.flatnonzero(first)
+                o = org[idx][order]
+                lo_o = np.minimum.reduceat(o, starts)
+                hi_o = np.maximum.reduceat(o, starts)
+                keep_idx = idx[order][starts]
+                org[keep_idx] = np.where(lo_o == hi_o, lo_o, -1)
+                keep = np.ones(src.size, dtype=bool)
+                keep[idx] = False
+                keep[keep_idx] = True
+                src, dst, eid, org = src[keep], dst[keep], eid[keep], org[keep]
+    return nodes, hop, src, dst, eid, org
 
 
 class _Snapshot:
@@ -212,21 +288,7 @@ class NetworkXGraph:
         if self.edge_feature_keys:
             edge_attr = self._edge_features(edge_list)
 
-        eids = np.arange(m, dtype=np.int64)
-        neg = np.full(m, -1, np.int64)
-        csr = {}
-        if directed:
-            csr["out"] = _merge_pairs(src, dst, eids, neg, n)
-            csr["in"] = _merge_pairs(dst, src, neg, eids, n)
-            csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
-                                       np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
-        else:
-            loops = src == dst
-            u = np.concatenate([src, dst[~loops]])
-            v = np.concatenate([dst, src[~loops]])
-            e = np.concatenate([eids, eids[~loops]])
-            both = _merge_pairs(u, v, e, e, n)
-            csr["out"] = csr["in"] = csr["both"] = both
+        csr = direction_csrs(src, dst, n, directed)
 
         snap = _Snapshot()
         snap.nodes = nodes
@@ -369,12 +431,7 @@ class NetworkXGraph:
         """
         hops = check_hops(hops)
         direction = check_direction(direction)
-        if max_neighbors is not None:
-            if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) \
-                    or max_neighbors < 0:
-                raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+        check_expand_args(max_neighbors, seed)
         snap = self._snapshot()
         ids = self._ids_list(ids, "ids")
         if len(ids) == 0:
@@ -392,40 +449,8 @@ class NetworkXGraph:
 
     def _expand_positions(self, snap: _Snapshot, seeds: np.ndarray, hops: int, direction: str,
                           max_neighbors: Optional[int], seed: int, missing: list) -> Subgraph:
-        indptr, nbr, e_fwd, e_bwd = snap.csr[direction]
-        cap = -1 if max_neighbors is None else int(max_neighbors)
-        seeds = seeds.astype(np.int64)
-        if snap.scratch_lock.acquire(blocking=False):
-            try:
-                nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
-                                                            snap.scratch, snap.keys)
-            finally:
-                snap.scratch_lock.release()
-        else:  # another thread is expanding: use a private scratch array
-            nodes, hop, src, dst, eid, org = csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, seed,
-                                                        np.full(snap.num_nodes, -1, np.int64), snap.keys)
-        if src.size and hops > 0:
-            # duplicates only arise between two expanded nodes that sampled each other:
-            # keep one copy; its origin becomes -1 when the copies came from both endpoints
-            both_exp = (hop[src] < hops) & (hop[dst] < hops)
-            if both_exp.any():
-                idx = np.flatnonzero(both_exp)
-                key = src[idx] * np.int64(nodes.size) + dst[idx]
-                order = np.argsort(key, kind="stable")
-                ks = key[order]
-                first = np.ones(ks.size, dtype=bool)
-                first[1:] = ks[1:] != ks[:-1]
-                if not first.all():
-                    starts = np.flatnonzero(first)
-                    o = org[idx][order]
-                    lo_o = np.minimum.reduceat(o, starts)
-                    hi_o = np.maximum.reduceat(o, starts)
-                    keep_idx = idx[order][starts]
-                    org[keep_idx] = np.where(lo_o == hi_o, lo_o, -1)
-                    keep = np.ones(src.size, dtype=bool)
-                    keep[idx] = False
-                    keep[keep_idx] = True
-                    src, dst, eid, org = src[keep], dst[keep], eid[keep], org[keep]
+        nodes, hop, src, dst, eid, org = expand_csr(snap.csr[direction], snap.keys, seeds, hops, max_neighbors,
+                                                    seed, snap.scratch, snap.scratch_lock, snap.num_nodes)
         edge_attr = None
         if snap.edge_attr is not None:
             edge_attr = snap.edge_attr[eid]

@@ -50,6 +50,7 @@ _SUBMODULES = {"attention", "manifold", "graph", "nn", "training", "index", "rer
 
 #: public submodules that live deeper in the package
 _SUBMODULE_PATHS = {"scorers": "rerank.scorers"}
+_SUBMODULES |= {"distributed", "store"}
 
 
 def __getattr__(name: str) -> Any:

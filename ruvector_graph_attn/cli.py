@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
     "bench": ("", "run a benchmark: " + ", ".join([
         "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
-        "compress"])),
+        "compress", "distributed"])),
 }
 
 #: benchmark name -> module
@@ -38,6 +38,7 @@ BENCHES: dict[str, str] = {
     "neo4j": "bench.neo4j",
     "train": "bench.train",
     "compress": "bench.compress",
+    "distributed": "bench.distributed",
 }
 
 
