@@ -1,0 +1,116 @@
+"""LangChain adapters: a retriever and a document compressor (re-ranker).
+
+* :class:`LangChainGraphRetriever` -- a ``langchain_core.retrievers.BaseRetriever``: text in,
+  ``Document`` s out (``retriever.invoke("question")``), each with the node id, the re-ranked
+  score, the vector score, ranks and the attention explanation in ``metadata``.
+* :class:`LangChainGraphReranker` -- a ``langchain_core.documents.BaseDocumentCompressor`` that
+  re-ranks the documents another retriever returned by the node id in their metadata; use it in
+  ``langchain_classic.retrievers.ContextualCompressionRetriever`` (the ``langchain`` extra
+  installs ``langchain-classic``, where that class lives since LangChain 1.0).
+
+Documents without a node id follow ``without_id`` (docs/integrations.md): ``"after"`` keeps them
+unchanged after the re-ranked ones, in their input order; ``"drop"`` removes them; ``"error"``
+raises :class:`~ruvector_graph_attn.InvalidInputError`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import PrivateAttr
+
+from ._common import (
+    check_k, check_reranker, check_without_id, hit_metadata, make_query_vector, node_texts, read_node_id,
+    reranked_order, split_by_id, text_embedder,
+)
+
+__all__ = ["LangChainGraphRetriever", "LangChainGraphReranker"]
+
+
+def _check_key(id_key: Any) -> Any:
+    from ..errors import InvalidInputError
+
+    if not (callable(id_key) or (isinstance(id_key, str) and id_key)):
+        raise InvalidInputError(f"id_key must be a non-empty string or a callable, got {id_key!r}")
+    return id_key
+
+
+class LangChainGraphRetriever(BaseRetriever):
+    """Graph re-ranked retrieval as a LangChain retriever.
+
+    Fields:
+        reranker: a :class:`~ruvector_graph_attn.GraphReranker`.
+        embedder: query text -> vector (callable ``list[str] -> [n, d]`` or an object with
+            ``embed_query``, e.g. LangChain ``Embeddings``).
+        k: documents per query (``invoke(query, k=...)`` overrides it for one call).
+        id_key: metadata key of the node id.
+        text_key: node property / attribute used as ``page_content``.
+        texts: optional mapping or callable ``node id -> text``.
+    """
+
+    reranker: Any
+    embedder: Any = None
+    k: Any = 4
+    id_key: str = "node_id"
+    text_key: str = "text"
+    texts: Any = None
+    _embed: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, __context: Any) -> None:
+        check_reranker(self.reranker)
+        check_k(self.k)
+        _check_key(self.id_key)
+        self._embed = text_embedder(self.embedder)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: Optional[int] = None) -> list[Document]:
+        kk = check_k(self.k if k is None else k)
+        q = make_query_vector(self._embed, text=query, dim=getattr(self.reranker.index, "dim", None))
+        hits = self.reranker.search(q, k=kk)
+        texts = node_texts(self.reranker.graph, [h.id for h in hits], texts=self.texts, text_key=self.text_key)
+        return [Document(page_content=t, metadata=hit_metadata(h, self.id_key), id=str(h.id))
+                for h, t in zip(hits, texts)]
+
+
+class LangChainGraphReranker(BaseDocumentCompressor):
+    """Re-rank another retriever's documents with the graph (a LangChain document compressor).
+
+    Each document's node id is ``metadata[id_key]`` (or ``id_key(document)`` for a callable);
+    the distinct ids are re-ranked by ``reranker.rerank`` for the query, and the documents come
+    back in that order with the hit's metadata merged into a copy of theirs (several documents of
+    one node keep their input order at the node's place). ``top_n`` caps the output length
+    (default: all). Unknown ids raise :class:`~ruvector_graph_attn.UnknownIdError`.
+    """
+
+    reranker: Any
+    embedder: Any = None
+    id_key: Any = "node_id"
+    top_n: Any = None
+    without_id: str = "after"
+    _embed: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, __context: Any) -> None:
+        check_reranker(self.reranker, "rerank")
+        _check_key(self.id_key)
+        if self.top_n is not None:
+            check_k(self.top_n, "top_n")
+        check_without_id(self.without_id)
+        self._embed = text_embedder(self.embedder)
+
+    def compress_documents(self, documents: Sequence[Document], query: str,
+                           callbacks: Any = None) -> Sequence[Document]:
+        docs = list(documents)
+        q = make_query_vector(self._embed, text=query, dim=getattr(self.reranker.index, "dim", None))
+        if not docs:
+            return []
+        ids = [read_node_id(d.metadata, self.id_key, d) for d in docs]
+        _, uniq, _ = split_by_id(ids, self.without_id)
+        hits = self.reranker.rerank(q, uniq, k=len(uniq)) if uniq else []
+        key = self.id_key if isinstance(self.id_key, str) else "node_id"
+        out = []
+        for p, h in reranked_order(ids, hits, self.without_id):
+            d = docs[p]
+            out.append(d if h is None else d.model_copy(update={"metadata": {**d.metadata, **hit_metadata(h, key)}}))
+        return out if self.top_n is None else out[:self.top_n]
