@@ -58,7 +58,9 @@ class LangChainGraphRetriever(BaseRetriever):
     texts: Any = None
     _embed: Any = PrivateAttr(default=None)
 
-    def model_post_init(self, __context: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
         check_reranker(self.reranker)
         check_k(self.k)
         _check_key(self.id_key)
@@ -91,7 +93,9 @@ class LangChainGraphReranker(BaseDocumentCompressor):
     without_id: str = "after"
     _embed: Any = PrivateAttr(default=None)
 
-    def model_post_init(self, __context: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
         check_reranker(self.reranker, "rerank")
         _check_key(self.id_key)
         if self.top_n is not None:

@@ -104,7 +104,9 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
     without_id: str = "after"
     _embed: Any = PrivateAttr(default=None)
 
-    def model_post_init(self, __context: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
         check_reranker(self.reranker, "rerank")
         _check_key(self.id_key)
         if self.top_n is not None:
