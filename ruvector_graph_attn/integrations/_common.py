@@ -95,7 +95,9 @@ def make_query_vector(embed: Optional[Callable[[list], np.ndarray]], text: Any =
             raise DimensionMismatchError((1, "d"), out.shape, "embedder output shape for one text")
         vector = out[0]
     try:
-        v = np.asarray(vector, dtype=np.float64)
+        v = np.asarray(vector)
+        if v.dtype not in (np.float32, np.float64):       # float32 / float64 are kept as they come
+            v = v.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"query vector must be numeric: {exc}") from exc
     if v.ndim != 1 or v.shape[0] == 0:

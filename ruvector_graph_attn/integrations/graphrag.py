@@ -30,7 +30,7 @@ import neo4j
 from neo4j_graphrag.retrievers.base import Retriever
 from neo4j_graphrag.types import RawSearchResult, RetrieverResultItem
 
-from ..errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, ConnectionFailedError, GraphSourceError, InvalidInputError
 from ._common import check_k, check_reranker, hit_metadata, make_query_vector, node_properties, node_texts, plain, \
     text_embedder
 
@@ -151,8 +151,13 @@ class GraphRAGRetriever(Retriever):
         params[HITS_PARAM] = metas
         cypher = (f"UNWIND ${HITS_PARAM} AS rga MATCH (node:{self._label} {{{self._idp}: rga.id}}) "
                   f"WITH node, rga.score AS score, rga ORDER BY rga.rank\n{self.retrieval_query}")
-        records, _, _ = self.driver.execute_query(cypher, params, database_=self.neo4j_database,
-                                                  routing_=neo4j.RoutingControl.READ)
+        try:
+            records, _, _ = self.driver.execute_query(cypher, params, database_=self.neo4j_database,
+                                                      routing_=neo4j.RoutingControl.READ)
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
+            raise ConnectionFailedError(f"Neo4j is unreachable while running the retrieval_query: {exc}") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            raise GraphSourceError(f"Neo4j refused the retrieval_query: {exc.code}: {exc.message}") from None
         return list(records)
 
     def default_record_formatter(self, record: neo4j.Record) -> RetrieverResultItem:
