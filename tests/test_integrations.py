@@ -338,6 +338,43 @@ def test_llamaindex_postprocessor_uses_bundle_embedding_and_policy(data):
     assert [n.node.metadata["node_id"] for n in dropped] == [h.id for h in hits]
 
 
+def test_llamaindex_postprocessor_with_retriever_scores(data):
+    li = _li()
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    texts, G, X, emb, rr = data
+    ids = [5, 11, 17, 23, 2, 999]                                   # 999: not in the graph
+    scores = [0.9, 0.1, 0.5, 0.3, 0.7, 0.95]
+    nodes = [NodeWithScore(node=TextNode(text=texts.get(i, "outside"), metadata={"node_id": i}), score=s)
+             for i, s in zip(ids, scores)]
+    v = _qvec(emb, QUERIES[0])
+    out = li.LlamaIndexGraphReranker(reranker=rr, use_retriever_scores=True).postprocess_nodes(
+        nodes, QueryBundle("x", embedding=v.tolist()))
+    hits = rr.rerank(v, ids, candidate_scores=scores, k=len(ids))
+    _same_hits([n.node.metadata for n in out], hits)
+    outside = [n for n in out if n.node.metadata["node_id"] == 999][0]
+    assert outside.node.metadata["in_graph"] is False and outside.score == pytest.approx(0.95)
+    # the graph-feature scores differ from the retriever's: the orders are not the same here
+    assert [n.node.metadata["node_id"] for n in out] != [h.id for h in rr.rerank(v, ids[:-1], k=5)] + [999]
+
+
+def test_adapters_fall_back_to_the_rerankers_embedder(data):
+    lc, li, gr = _lc(), _li(), _gr()
+    from langchain_core.documents import Document
+
+    texts, G, X, emb, _ = data
+    rr = reranker(G, X, embedder=emb)                                # text queries handled by GraphReranker
+    q = QUERIES[2]
+    want = [h.id for h in rr.search(q, k=4)]
+    assert [d.metadata["node_id"] for d in lc.LangChainGraphRetriever(reranker=rr, k=4).invoke(q)] == want
+    assert [n.node.metadata["node_id"] for n in li.LlamaIndexGraphRetriever(rr, k=4).retrieve(q)] == want
+    assert [it.metadata["id"] for it in gr.GraphRAGRetriever(rr).search(query_text=q, top_k=4).items] == want
+    ids = [7, 1, 30, 12]
+    docs = [Document(page_content=texts[i], metadata={"node_id": i}) for i in ids]
+    assert [d.metadata["node_id"] for d in lc.LangChainGraphReranker(reranker=rr).compress_documents(docs, q)] == \
+        [h.id for h in rr.rerank(q, ids, k=4)]
+
+
 # ----------------------------------------------------------------------------- neo4j-graphrag (in process)
 class _Recorder:
     """Builds an LLMInterface subclass (the real neo4j-graphrag base) answering a fixed text and

@@ -11,7 +11,7 @@ from typing import Any, Callable, Hashable, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError
-from ..validation import check_positive_int
+from ..validation import as_float_array, check_positive_int
 
 __all__ = [
     "text_embedder", "make_query_vector", "hit_metadata", "node_texts", "node_properties", "read_node_id",
@@ -42,24 +42,26 @@ def check_without_id(policy: Any) -> str:
 
 
 def text_embedder(embedder: Any) -> Optional[Callable[[list], np.ndarray]]:
-    """Normalise ``embedder`` to ``f(list[str]) -> [n, d]`` float array (``None`` stays ``None``).
+    """Normalise an adapter's ``embedder`` to ``f(list[str]) -> [n, d]`` array (``None`` stays
+    ``None``: the reranker's own ``embedder`` is used then).
 
     Accepted, in this order: an object with ``embed_query(text)`` (neo4j-graphrag ``Embedder``,
     LangChain ``Embeddings``), with ``get_query_embedding(text)`` (LlamaIndex ``BaseEmbedding``),
     with ``encode(list[str])`` (a sentence-transformers model), or a callable mapping a list of
-    strings to an ``[n, d]`` array.
+    strings to an ``[n, d]`` array. The dtype is kept as the embedder gives it (lists of Python
+    floats: float64), as :meth:`GraphReranker.embed` does.
     """
     if embedder is None:
         return None
     for name in ("embed_query", "get_query_embedding"):
         one = getattr(embedder, name, None)
         if callable(one):
-            return lambda texts, one=one: np.asarray([one(t) for t in texts], dtype=np.float64)
+            return lambda texts, one=one: [one(t) for t in texts]
     enc = getattr(embedder, "encode", None)
     if callable(enc):
-        return lambda texts: np.asarray(enc(list(texts)), dtype=np.float64)
+        return lambda texts: enc(list(texts))
     if callable(embedder):
-        return lambda texts: np.asarray(embedder(list(texts)), dtype=np.float64)
+        return lambda texts: embedder(list(texts))
     raise InvalidInputError(
         f"embedder must be a callable list[str] -> [n, d] array or have embed_query / "
         f"get_query_embedding / encode, got {type(embedder).__name__}")
@@ -73,40 +75,36 @@ def _check_text(text: Any) -> str:
     return text
 
 
-def make_query_vector(embed: Optional[Callable[[list], np.ndarray]], text: Any = None, vector: Any = None,
-                 dim: Optional[int] = None) -> np.ndarray:
-    """One query vector ``[d]``: ``vector`` as given, else ``embed([text])[0]``.
+def make_query_vector(reranker: Any, embed: Optional[Callable[[list], Any]], text: Any = None,
+                      vector: Any = None) -> np.ndarray:
+    """One query vector: ``vector`` as given, else the text embedded by the adapter's ``embed``
+    or, without one, by the reranker's own embedder (:meth:`GraphReranker.embed`).
 
-    Exactly one of ``text`` and ``vector`` must be given. The vector must be 1-D, finite and
-    non-empty, of length ``dim`` when known."""
+    Exactly one of ``text`` and ``vector`` must be given. The vector's shape, finiteness and
+    dimension are checked by the reranker when it is used."""
     if (text is None) == (vector is None):
         raise InvalidInputError("give exactly one of a query text and a query vector")
-    if vector is None:
-        text = _check_text(text)
-        if embed is None:
-            raise ConfigError("a text query needs an embedder: pass embedder=... (a callable "
-                              "list[str] -> [n, d] array, or an object with embed_query)")
-        try:
-            out = embed([text])
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"the embedder failed on the query: {type(exc).__name__}: {exc}") from exc
-        out = np.asarray(out)
-        if out.ndim != 2 or out.shape[0] != 1:
-            raise DimensionMismatchError((1, "d"), out.shape, "embedder output shape for one text")
-        vector = out[0]
+    if vector is not None:
+        return as_float_array(vector, "query vector", ndim=1)
+    text = _check_text(text)
+    if embed is None:
+        if getattr(reranker, "embedder", None) is None:
+            raise ConfigError("a text query needs an embedder: pass embedder=... to the adapter or the "
+                              "GraphReranker (a callable list[str] -> [n, d] array, or an object with embed_query)")
+        return reranker.embed([text])[0]
     try:
-        v = np.asarray(vector)
-        if v.dtype not in (np.float32, np.float64):       # float32 / float64 are kept as they come
-            v = v.astype(np.float64)
+        out = embed([text])
+    except Exception as exc:  # noqa: BLE001 - any embedder failure is reported as the library's error
+        raise InvalidInputError(f"the embedder failed on the query: {type(exc).__name__}: {exc}") from exc
+    try:
+        arr = np.asarray(out)
+        if arr.dtype.kind not in "fiu":
+            arr = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"query vector must be numeric: {exc}") from exc
-    if v.ndim != 1 or v.shape[0] == 0:
-        raise InvalidInputError(f"query vector must be 1-D and non-empty, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise InvalidInputError("query vector contains NaN or Inf")
-    if dim is not None and v.shape[0] != dim:
-        raise DimensionMismatchError(dim, v.shape[0], "query vector dimension (index dim)")
-    return v
+        raise InvalidInputError(f"the embedder must return numbers shaped [n, d]: {exc}") from exc
+    if arr.ndim != 2 or arr.shape[0] != 1:
+        raise DimensionMismatchError((1, "d"), arr.shape, "embedder output shape for one text")
+    return as_float_array(arr[0], "embedded query", ndim=1)
 
 
 def plain(v: Any) -> Any:

@@ -120,8 +120,7 @@ class GraphRAGRetriever(Retriever):
             metadata ``query_vector`` and ``rga_hits`` (every hit's scores and explanation).
         """
         k = check_k(top_k, "top_k")
-        q = make_query_vector(self._embed, text=query_text, vector=query_vector,
-                         dim=getattr(self.reranker.index, "dim", None))
+        q = make_query_vector(self.reranker, self._embed, text=query_text, vector=query_vector)
         hits = self.reranker.search(q, k=k)
         metas = [hit_metadata(h, "id") for h in hits]
         if self.retrieval_query is not None:

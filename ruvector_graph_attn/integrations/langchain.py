@@ -69,7 +69,7 @@ class LangChainGraphRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 k: Optional[int] = None) -> list[Document]:
         kk = check_k(self.k if k is None else k)
-        q = make_query_vector(self._embed, text=query, dim=getattr(self.reranker.index, "dim", None))
+        q = make_query_vector(self.reranker, self._embed, text=query)
         hits = self.reranker.search(q, k=kk)
         texts = node_texts(self.reranker.graph, [h.id for h in hits], texts=self.texts, text_key=self.text_key)
         return [Document(page_content=t, metadata=hit_metadata(h, self.id_key), id=str(h.id))
@@ -106,7 +106,7 @@ class LangChainGraphReranker(BaseDocumentCompressor):
     def compress_documents(self, documents: Sequence[Document], query: str,
                            callbacks: Any = None) -> Sequence[Document]:
         docs = list(documents)
-        q = make_query_vector(self._embed, text=query, dim=getattr(self.reranker.index, "dim", None))
+        q = make_query_vector(self.reranker, self._embed, text=query)
         if not docs:
             return []
         ids = [read_node_id(d.metadata, self.id_key, d) for d in docs]

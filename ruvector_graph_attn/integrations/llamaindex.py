@@ -33,14 +33,14 @@ __all__ = ["LlamaIndexGraphRetriever", "LlamaIndexGraphReranker"]
 RETRIEVER_SCORE_KEY = "retriever_score"
 
 
-def _bundle_vector(embed: Any, query_bundle: Optional[QueryBundle], dim: Optional[int]):
+def _bundle_vector(reranker: Any, embed: Any, query_bundle: Optional[QueryBundle]):
     if query_bundle is None:
         raise InvalidInputError("a query is needed: pass query_bundle= or query_str=")
     if not isinstance(query_bundle, QueryBundle):
         raise InvalidInputError(f"query_bundle must be a QueryBundle, got {type(query_bundle).__name__}")
     if query_bundle.embedding is not None:
-        return make_query_vector(embed, vector=query_bundle.embedding, dim=dim)
-    return make_query_vector(embed, text=query_bundle.query_str, dim=dim)
+        return make_query_vector(reranker, embed, vector=query_bundle.embedding)
+    return make_query_vector(reranker, embed, text=query_bundle.query_str)
 
 
 def _check_key(id_key: Any) -> Any:
@@ -76,7 +76,7 @@ class LlamaIndexGraphRetriever(BaseRetriever):
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        q = _bundle_vector(self._embed, query_bundle, getattr(self.reranker.index, "dim", None))
+        q = _bundle_vector(self.reranker, self._embed, query_bundle)
         hits = self.reranker.search(q, k=self.k)
         texts = node_texts(self.reranker.graph, [h.id for h in hits], texts=self.texts, text_key=self.text_key)
         hidden = list(EXPLANATION_KEYS)
@@ -95,6 +95,11 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
     that order, each a copy whose ``score`` is the re-ranked score, with the hit's metadata merged
     in and the incoming score kept as ``metadata["retriever_score"]``. ``top_n`` caps the output
     (default: all). Unknown ids raise :class:`~ruvector_graph_attn.UnknownIdError`.
+
+    ``use_retriever_scores=True`` passes the incoming scores to ``rerank`` as the candidates' own
+    scores (first node of each id) instead of computing them from the graph features; use it when
+    the retriever's score is a similarity in the index space. Ids the graph does not have are then
+    kept with their score (``in_graph=False``) instead of raising.
     """
 
     reranker: Any = Field(exclude=True)
@@ -102,6 +107,7 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
     id_key: Any = "node_id"
     top_n: Optional[int] = None
     without_id: str = "after"
+    use_retriever_scores: bool = False
     _embed: Any = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -120,13 +126,22 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
 
     def _postprocess_nodes(self, nodes: List[NodeWithScore],
                            query_bundle: Optional[QueryBundle] = None) -> List[NodeWithScore]:
-        q = _bundle_vector(self._embed, query_bundle, getattr(self.reranker.index, "dim", None))
+        q = _bundle_vector(self.reranker, self._embed, query_bundle)
         nodes = list(nodes)
         if not nodes:
             return []
         ids = [read_node_id(n.node.metadata, self.id_key, n) for n in nodes]
         _, uniq, _ = split_by_id(ids, self.without_id)
-        hits = self.reranker.rerank(q, uniq, k=len(uniq)) if uniq else []
+        scores = None
+        if self.use_retriever_scores and uniq:
+            first = {}
+            for i, n in zip(ids, nodes):
+                if i is not None and i not in first:
+                    if n.score is None:
+                        raise InvalidInputError(f"node {i!r} has no score; use_retriever_scores needs one per node")
+                    first[i] = float(n.score)
+            scores = [first[i] for i in uniq]
+        hits = self.reranker.rerank(q, uniq, candidate_scores=scores, k=len(uniq)) if uniq else []
         key = self.id_key if isinstance(self.id_key, str) else "node_id"
         out = []
         for p, h in reranked_order(ids, hits, self.without_id):
