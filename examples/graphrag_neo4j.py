@@ -57,12 +57,10 @@ if uri:
 
     def cleanup():
         graph.write_tx(lambda tx: tx.run(f"MATCH (n:`{label}`) DETACH DELETE n").consume(), "example cleanup")
-        for rec in graph.read("SHOW INDEXES YIELD name, labelsOrTypes WHERE $l IN labelsOrTypes RETURN name",
-                              {"l": label}):
-            graph.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP INDEX `{nm}` IF EXISTS").consume(), "cleanup")
+        graph.write_tx(lambda tx: tx.run(f"DROP INDEX `v_{label}` IF EXISTS").consume(), "example cleanup")
         for rec in graph.read("SHOW CONSTRAINTS YIELD name, labelsOrTypes WHERE $l IN labelsOrTypes RETURN name",
                               {"l": label}):
-            graph.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP CONSTRAINT `{nm}`").consume(), "cleanup")
+            graph.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP CONSTRAINT `{nm}`").consume(), "example cleanup")
         graph.close()
 else:
     graph = NetworkXGraph(G)

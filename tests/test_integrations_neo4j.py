@@ -37,6 +37,9 @@ def loaded(neo4j_server):
     finally:
         vindex.drop()
         g.write_tx(lambda tx: tx.run(f"MATCH (n:`{label}`) DETACH DELETE n").consume(), "cleanup")
+        for rec in g.read("SHOW CONSTRAINTS YIELD name, labelsOrTypes WHERE $l IN labelsOrTypes RETURN name",
+                          {"l": label}):
+            g.write_tx(lambda tx, nm=rec["name"]: tx.run(f"DROP CONSTRAINT `{nm}`").consume(), "cleanup")
         g.close()
 
 
