@@ -62,6 +62,13 @@ def embedder():
     return HashingEmbedder(256), "HashingEmbedder (deterministic, lexical: a stand-in for a real model)"
 
 
+def embed_one(model, text):
+    """The query vector of ``text`` (float64), as the adapters compute it from the same model."""
+    import numpy as np
+
+    return np.asarray(model.encode([text])[0] if hasattr(model, "encode") else model([text])[0], dtype=np.float64)
+
+
 def build():
     """``(G, ids, X, model, description)``: the graph with ``text`` and ``embedding`` per node."""
     model, desc = embedder()

@@ -14,8 +14,7 @@ Run: [NEO4J_URI=bolt://localhost:7687 NEO4J_PASSWORD=...] python examples/graphr
 import os
 import uuid
 
-import numpy as np
-from _kb import build
+from _kb import build, embed_one
 from neo4j_graphrag.generation import GraphRAG
 from neo4j_graphrag.llm import LLMInterfaceV2
 from neo4j_graphrag.llm.types import LLMResponse
@@ -45,7 +44,7 @@ class FirstLineLLM(LLMInterfaceV2):
 G, ids, X, model, desc = build()
 print(f"embedder: {desc}; {G.number_of_nodes()} passages, {G.number_of_edges()} links")
 question = "how does GraphRAG use the links of a knowledge graph?"
-qv = np.asarray(model.encode([question])[0] if hasattr(model, "encode") else model([question])[0], dtype=np.float64)
+qv = embed_one(model, question)
 
 uri = os.environ.get("NEO4J_URI")
 cleanup = None

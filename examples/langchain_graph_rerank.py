@@ -9,8 +9,7 @@
 Needs: pip install 'ruvector-graph-attn[langchain]' (sentence-transformers for a real embedder).
 Run: python examples/langchain_graph_rerank.py
 """
-import numpy as np
-from _kb import build
+from _kb import build, embed_one
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -29,10 +28,6 @@ rr = rga.GraphReranker(index, NetworkXGraph(G), candidates=10)
 question = "how does graph re-ranking use attention over neighbours?"
 
 
-def query_vector(text):
-    return np.asarray(model.encode([text])[0] if hasattr(model, "encode") else model([text])[0], dtype=np.float64)
-
-
 # 1. our retriever, through LangChain's own entry point
 retriever = LangChainGraphRetriever(reranker=rr, embedder=model, k=4)
 docs = retriever.invoke(question)
@@ -42,17 +37,17 @@ for d in docs:
     why = ", ".join(f"{k} {w:.2f}" for k, w in m["attention"][:3])
     print(f"  {m['node_id']:<13} score {m['score']:.4f}  vector {m['vector_score']:.4f} (was #{m['vector_rank']})"
           f"  attention: {why}")
-want = [h.id for h in rr.search(query_vector(question), k=4)]
+want = [h.id for h in rr.search(embed_one(model, question), k=4)]
 print(f"retriever ranking equals GraphReranker.search: {[d.metadata['node_id'] for d in docs] == want}")
 
 
 # 2. re-rank what an ordinary vector store retriever returned
 class ModelEmbeddings(Embeddings):
     def embed_documents(self, texts):
-        return [query_vector(t).tolist() for t in texts]
+        return [embed_one(model, t).tolist() for t in texts]
 
     def embed_query(self, text):
-        return query_vector(text).tolist()
+        return embed_one(model, text).tolist()
 
 
 store = InMemoryVectorStore(embedding=ModelEmbeddings())
@@ -67,7 +62,7 @@ after = pipeline.invoke(question)
 print("\nvector store order:  " + ", ".join(str(d.metadata.get("node_id", "<web>")) for d in before))
 print("graph re-ranked:     " + ", ".join(str(d.metadata.get("node_id", "<web>")) for d in after))
 with_id = [d.metadata["node_id"] for d in before if "node_id" in d.metadata]
-expected = [h.id for h in rr.rerank(query_vector(question), with_id, k=len(with_id))]
+expected = [h.id for h in rr.rerank(embed_one(model, question), with_id, k=len(with_id))]
 print(f"compression ranking equals GraphReranker.rerank: {[d.metadata.get('node_id') for d in after][:len(expected)] == expected}")
 web = [d for d in before if "node_id" not in d.metadata]
 print(f"document without node id kept last: {bool(web) and after[-1].page_content == web[0].page_content}")

@@ -11,8 +11,7 @@ goes in its place.
 Needs: pip install 'ruvector-graph-attn[llamaindex]' (sentence-transformers for a real embedder).
 Run: python examples/llamaindex_graph_rerank.py
 """
-import numpy as np
-from _kb import build
+from _kb import build, embed_one
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import MockLLM
@@ -31,10 +30,6 @@ rr = rga.GraphReranker(index, NetworkXGraph(G), candidates=10)
 question = "which database answers nearest neighbour queries with a vector index?"
 
 
-def query_vector(text):
-    return np.asarray(model.encode([text])[0] if hasattr(model, "encode") else model([text])[0], dtype=np.float64)
-
-
 # 1. our retriever
 retriever = LlamaIndexGraphRetriever(rr, embedder=model, k=4)
 nodes = retriever.retrieve(question)
@@ -42,20 +37,20 @@ print(f"\nLlamaIndexGraphRetriever.retrieve({question!r}):")
 for n in nodes:
     m = n.node.metadata
     print(f"  {m['node_id']:<13} score {n.score:.4f}  vector {m['vector_score']:.4f} (was #{m['vector_rank']})")
-want = [h.id for h in rr.search(query_vector(question), k=4)]
+want = [h.id for h in rr.search(embed_one(model, question), k=4)]
 print(f"retriever ranking equals GraphReranker.search: {[n.node.metadata['node_id'] for n in nodes] == want}")
 
 
 # 2. postprocessor in a query engine over a plain vector index
 class ModelEmbedding(BaseEmbedding):
     def _get_query_embedding(self, query):
-        return query_vector(query).tolist()
+        return embed_one(model, query).tolist()
 
     async def _aget_query_embedding(self, query):
         return self._get_query_embedding(query)
 
     def _get_text_embedding(self, text):
-        return query_vector(text).tolist()
+        return embed_one(model, text).tolist()
 
 
 docs = [TextNode(id_=f"doc-{i}", text=G.nodes[i]["text"], metadata={"node_id": i},
@@ -69,7 +64,7 @@ before = [n.node.metadata["node_id"] for n in base.retrieve(question)]
 after = [n.node.metadata["node_id"] for n in response.source_nodes]
 print("\nvector index order: " + ", ".join(before))
 print("graph re-ranked:    " + ", ".join(after))
-expected = [h.id for h in rr.rerank(query_vector(question), before, k=len(before))][:4]
+expected = [h.id for h in rr.rerank(embed_one(model, question), before, k=len(before))][:4]
 print(f"postprocessor ranking equals GraphReranker.rerank: {after == expected}")
 for n in response.source_nodes[:2]:
     print(f"  {n.node.metadata['node_id']}: re-ranked {n.score:.4f}, vector retriever {n.node.metadata['retriever_score']:.4f}")

@@ -49,9 +49,14 @@ def test_graph_changes_the_order_on_this_corpus(data):
 
 
 # ----------------------------------------------------------------------------- LangChain
+def _adapter(framework: str, part: str, module: str):
+    """The adapter module, after its framework (unavailable: skip, or fail under CI)."""
+    import_or_unavailable(framework, part)
+    return import_or_unavailable(f"ruvector_graph_attn.integrations.{module}", f"{part} adapter")
+
+
 def _lc():
-    import_or_unavailable("langchain_core", "LangChain (langchain-core)")
-    return import_or_unavailable("ruvector_graph_attn.integrations.langchain", "LangChain adapter")
+    return _adapter("langchain_core", "LangChain (langchain-core)", "langchain")
 
 
 def test_langchain_retriever_invoke_equals_search(data):
@@ -207,8 +212,7 @@ def test_langchain_compressor_bad_ids_and_empty_inputs(data):
 
 # ----------------------------------------------------------------------------- LlamaIndex
 def _li():
-    import_or_unavailable("llama_index.core", "LlamaIndex (llama-index-core)")
-    return import_or_unavailable("ruvector_graph_attn.integrations.llamaindex", "LlamaIndex adapter")
+    return _adapter("llama_index.core", "LlamaIndex (llama-index-core)", "llamaindex")
 
 
 def _li_embedding(emb):
@@ -401,8 +405,7 @@ class _Recorder:
 
 
 def _gr():
-    import_or_unavailable("neo4j_graphrag", "neo4j-graphrag")
-    return import_or_unavailable("ruvector_graph_attn.integrations.graphrag", "neo4j-graphrag adapter")
+    return _adapter("neo4j_graphrag", "neo4j-graphrag", "graphrag")
 
 
 def test_graphrag_retriever_in_process_inside_graphrag(data):

@@ -15,7 +15,8 @@ from ..validation import as_float_array, check_positive_int
 
 __all__ = [
     "text_embedder", "make_query_vector", "hit_metadata", "node_texts", "node_properties", "read_node_id",
-    "split_by_id", "WITHOUT_ID_POLICIES", "check_without_id", "check_reranker", "EXPLANATION_KEYS",
+    "split_by_id", "reranked_order", "rerank_items", "WITHOUT_ID_POLICIES", "check_without_id", "check_id_key", "check_reranking_fields",
+    "check_reranker", "EXPLANATION_KEYS",
 ]
 
 #: what happens to a document / node that carries no node id (see docs/integrations.md)
@@ -35,10 +36,27 @@ def check_reranker(reranker: Any, needs: str = "search") -> Any:
     return reranker
 
 
+def check_id_key(id_key: Any) -> Any:
+    if not (callable(id_key) or (isinstance(id_key, str) and id_key)):
+        raise InvalidInputError(f"id_key must be a non-empty string or a callable, got {id_key!r}")
+    return id_key
+
+
 def check_without_id(policy: Any) -> str:
     if policy not in WITHOUT_ID_POLICIES:
         raise ConfigError(f"without_id must be one of {', '.join(map(repr, WITHOUT_ID_POLICIES))}, got {policy!r}")
     return policy
+
+
+def check_reranking_fields(adapter: Any) -> Optional[Callable[[list], Any]]:
+    """Check a re-ranking adapter's ``reranker``, ``id_key``, ``top_n`` and ``without_id``;
+    returns its normalised ``embedder``."""
+    check_reranker(adapter.reranker, "rerank")
+    check_id_key(adapter.id_key)
+    if adapter.top_n is not None:
+        check_k(adapter.top_n, "top_n")
+    check_without_id(adapter.without_id)
+    return text_embedder(adapter.embedder)
 
 
 def text_embedder(embedder: Any) -> Optional[Callable[[list], np.ndarray]]:
@@ -224,3 +242,16 @@ def reranked_order(ids: list, hits: list, without_id: str) -> list:
     if without_id == "after":
         out += [(p, None) for p, i in enumerate(ids) if i is None]
     return out
+
+
+def rerank_items(reranker: Any, q: Any, items: list, ids: list, without_id: str, top_n: Optional[int],
+                 rebuild: Callable[[Any, Any], Any], scores: Optional[Callable[[list], list]] = None) -> list:
+    """Re-rank framework items by their node ids: the distinct ids go to ``reranker.rerank`` (with
+    ``scores(distinct ids)`` as the candidates' own scores when given), items come back in the
+    :func:`reranked_order`, each with a hit rebuilt by ``rebuild(item, hit)`` and each without an
+    id unchanged; at most ``top_n``."""
+    _, uniq, _ = split_by_id(ids, without_id)
+    own = scores(uniq) if (scores is not None and uniq) else None
+    hits = reranker.rerank(q, uniq, candidate_scores=own, k=len(uniq)) if uniq else []
+    out = [items[p] if h is None else rebuild(items[p], h) for p, h in reranked_order(ids, hits, without_id)]
+    return out if top_n is None else out[:top_n]

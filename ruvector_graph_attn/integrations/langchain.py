@@ -22,19 +22,11 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import PrivateAttr
 
 from ._common import (
-    check_k, check_reranker, check_without_id, hit_metadata, make_query_vector, node_texts, read_node_id,
-    reranked_order, split_by_id, text_embedder,
+    check_id_key, check_k, check_reranker, check_reranking_fields, hit_metadata, make_query_vector, node_texts,
+    read_node_id, rerank_items, text_embedder,
 )
 
 __all__ = ["LangChainGraphRetriever", "LangChainGraphReranker"]
-
-
-def _check_key(id_key: Any) -> Any:
-    from ..errors import InvalidInputError
-
-    if not (callable(id_key) or (isinstance(id_key, str) and id_key)):
-        raise InvalidInputError(f"id_key must be a non-empty string or a callable, got {id_key!r}")
-    return id_key
 
 
 class LangChainGraphRetriever(BaseRetriever):
@@ -63,7 +55,7 @@ class LangChainGraphRetriever(BaseRetriever):
         # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
         check_reranker(self.reranker)
         check_k(self.k)
-        _check_key(self.id_key)
+        check_id_key(self.id_key)
         self._embed = text_embedder(self.embedder)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
@@ -96,12 +88,7 @@ class LangChainGraphReranker(BaseDocumentCompressor):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
-        check_reranker(self.reranker, "rerank")
-        _check_key(self.id_key)
-        if self.top_n is not None:
-            check_k(self.top_n, "top_n")
-        check_without_id(self.without_id)
-        self._embed = text_embedder(self.embedder)
+        self._embed = check_reranking_fields(self)
 
     def compress_documents(self, documents: Sequence[Document], query: str,
                            callbacks: Any = None) -> Sequence[Document]:
@@ -110,11 +97,6 @@ class LangChainGraphReranker(BaseDocumentCompressor):
         if not docs:
             return []
         ids = [read_node_id(d.metadata, self.id_key, d) for d in docs]
-        _, uniq, _ = split_by_id(ids, self.without_id)
-        hits = self.reranker.rerank(q, uniq, k=len(uniq)) if uniq else []
         key = self.id_key if isinstance(self.id_key, str) else "node_id"
-        out = []
-        for p, h in reranked_order(ids, hits, self.without_id):
-            d = docs[p]
-            out.append(d if h is None else d.model_copy(update={"metadata": {**d.metadata, **hit_metadata(h, key)}}))
-        return out if self.top_n is None else out[:self.top_n]
+        return rerank_items(self.reranker, q, docs, ids, self.without_id, self.top_n,
+                            lambda d, h: d.model_copy(update={"metadata": {**d.metadata, **hit_metadata(h, key)}}))

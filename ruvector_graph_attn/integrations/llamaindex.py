@@ -23,8 +23,8 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from ..errors import InvalidInputError
 from ._common import (
-    EXPLANATION_KEYS, check_k, check_reranker, check_without_id, hit_metadata, make_query_vector, node_texts,
-    read_node_id, reranked_order, split_by_id, text_embedder,
+    EXPLANATION_KEYS, check_k, check_reranker, check_reranking_fields, hit_metadata, make_query_vector,
+    node_texts, read_node_id, rerank_items, text_embedder,
 )
 
 __all__ = ["LlamaIndexGraphRetriever", "LlamaIndexGraphReranker"]
@@ -41,12 +41,6 @@ def _bundle_vector(reranker: Any, embed: Any, query_bundle: Optional[QueryBundle
     if query_bundle.embedding is not None:
         return make_query_vector(reranker, embed, vector=query_bundle.embedding)
     return make_query_vector(reranker, embed, text=query_bundle.query_str)
-
-
-def _check_key(id_key: Any) -> Any:
-    if not (callable(id_key) or (isinstance(id_key, str) and id_key)):
-        raise InvalidInputError(f"id_key must be a non-empty string or a callable, got {id_key!r}")
-    return id_key
 
 
 class LlamaIndexGraphRetriever(BaseRetriever):
@@ -113,12 +107,7 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # checked here, after pydantic, so the library's typed errors reach the caller unwrapped
-        check_reranker(self.reranker, "rerank")
-        _check_key(self.id_key)
-        if self.top_n is not None:
-            check_k(self.top_n, "top_n")
-        check_without_id(self.without_id)
-        self._embed = text_embedder(self.embedder)
+        self._embed = check_reranking_fields(self)
 
     @classmethod
     def class_name(cls) -> str:
@@ -131,29 +120,24 @@ class LlamaIndexGraphReranker(BaseNodePostprocessor):
         if not nodes:
             return []
         ids = [read_node_id(n.node.metadata, self.id_key, n) for n in nodes]
-        _, uniq, _ = split_by_id(ids, self.without_id)
-        scores = None
-        if self.use_retriever_scores and uniq:
-            first = {}
+        key = self.id_key if isinstance(self.id_key, str) else "node_id"
+
+        def own_scores(uniq: list) -> list:
+            first: dict = {}
             for i, n in zip(ids, nodes):
                 if i is not None and i not in first:
                     if n.score is None:
                         raise InvalidInputError(f"node {i!r} has no score; use_retriever_scores needs one per node")
                     first[i] = float(n.score)
-            scores = [first[i] for i in uniq]
-        hits = self.reranker.rerank(q, uniq, candidate_scores=scores, k=len(uniq)) if uniq else []
-        key = self.id_key if isinstance(self.id_key, str) else "node_id"
-        out = []
-        for p, h in reranked_order(ids, hits, self.without_id):
-            n = nodes[p]
-            if h is None:
-                out.append(n)
-                continue
-            meta = {**n.node.metadata, **hit_metadata(h, key), RETRIEVER_SCORE_KEY: n.score}
-            hidden = list(dict.fromkeys([*n.node.excluded_llm_metadata_keys, *EXPLANATION_KEYS, RETRIEVER_SCORE_KEY]))
-            hidden_e = list(dict.fromkeys([*n.node.excluded_embed_metadata_keys, *EXPLANATION_KEYS,
-                                           RETRIEVER_SCORE_KEY]))
-            node = n.node.model_copy(update={"metadata": meta, "excluded_llm_metadata_keys": hidden,
-                                             "excluded_embed_metadata_keys": hidden_e})
-            out.append(NodeWithScore(node=node, score=float(h.score)))
-        return out if self.top_n is None else out[:self.top_n]
+            return [first[i] for i in uniq]
+
+        def rebuild(n: NodeWithScore, h: Any) -> NodeWithScore:
+            hide = [*EXPLANATION_KEYS, RETRIEVER_SCORE_KEY]
+            node = n.node.model_copy(update={
+                "metadata": {**n.node.metadata, **hit_metadata(h, key), RETRIEVER_SCORE_KEY: n.score},
+                "excluded_llm_metadata_keys": list(dict.fromkeys([*n.node.excluded_llm_metadata_keys, *hide])),
+                "excluded_embed_metadata_keys": list(dict.fromkeys([*n.node.excluded_embed_metadata_keys, *hide]))})
+            return NodeWithScore(node=node, score=float(h.score))
+
+        return rerank_items(self.reranker, q, nodes, ids, self.without_id, self.top_n, rebuild,
+                            own_scores if self.use_retriever_scores else None)
