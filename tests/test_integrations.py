@@ -459,6 +459,8 @@ def test_graphrag_retriever_errors(data):
         gr.GraphRAGRetriever(rr, retrieval_query="RETURN node")     # a Cypher tail needs a driver
     with pytest.raises(InvalidInputError):
         ret.search(query_text="graph", query_params={"x": 1})        # only with a retrieval_query
+    with pytest.raises(ConfigError, match="Neo4j"):
+        ret.search(query_text="graph", filters={"topic": "graph"})    # property filters are evaluated in Neo4j
 
 
 # ----------------------------------------------------------------------------- packaging

@@ -119,3 +119,26 @@ def test_graphrag_retriever_neo4j_errors(loaded):
     bad = GraphRAGRetriever(rr, embedder=emb, retrieval_query="RETURN nosuchvariable")
     with pytest.raises(rga.GraphSourceError, match="retrieval_query.*Neo.ClientError.Statement"):
         bad.search(query_text="graph")
+
+
+def test_graphrag_retriever_metadata_filters(loaded):
+    """neo4j-graphrag ``filters`` select the allowed nodes in Neo4j; only they are re-ranked and returned."""
+    from ruvector_graph_attn.integrations import GraphRAGRetriever
+
+    texts, G, X, emb, g, indexes = loaded
+    rr = rga.GraphReranker(indexes["hnsw"], g, candidates=12)
+    ret = GraphRAGRetriever(rr, embedder=emb)
+    q = QUERIES[1]
+    allowed = [i for i in G if G.nodes[i]["topic"] in ("neo4j", "rag")]
+    res = ret.search(query_text=q, top_k=5, filters={"topic": {"$in": ["neo4j", "rag"]}})
+    hits = rr.search(_qvec(emb, q), k=5, filter=allowed)
+    assert len(hits) == 5
+    _same_hits([it.metadata for it in res.items], hits, id_key="id")
+    assert all(G.nodes[it.metadata["id"]]["topic"] in ("neo4j", "rag") for it in res.items)
+    # the graph still contributes: attention reaches neighbours outside the filter
+    assert any(G.nodes[n]["topic"] not in ("neo4j", "rag") for it in res.items for n, _ in it.metadata["attention"])
+    assert ret.search(query_text=q, top_k=5, filters={"topic": "no such topic"}).items == []
+    with pytest.raises(rga.InvalidInputError, match="bad filters"):
+        ret.search(query_text=q, filters={"topic": {"$nosuchop": 1}})
+    with pytest.raises(rga.InvalidInputError):
+        ret.search(query_text=q, filters={})

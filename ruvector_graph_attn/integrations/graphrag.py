@@ -106,7 +106,8 @@ class GraphRAGRetriever(Retriever):
         return f"GraphRAGRetriever({self.reranker!r}, retrieval_query={'yes' if self.retrieval_query else 'no'})"
 
     def get_search_results(self, query_vector: Optional[list[float]] = None, query_text: Optional[str] = None,
-                           top_k: int = 5, query_params: Optional[dict[str, Any]] = None) -> RawSearchResult:
+                           top_k: int = 5, query_params: Optional[dict[str, Any]] = None,
+                           filters: Optional[dict[str, Any]] = None) -> RawSearchResult:
         """The ``top_k`` graph re-ranked nodes for ``query_vector`` or ``query_text`` (exactly one).
 
         Args:
@@ -114,6 +115,9 @@ class GraphRAGRetriever(Retriever):
             query_text: the query text (needs the retriever's ``embedder``).
             top_k: how many re-ranked hits to return.
             query_params: extra Cypher parameters for ``retrieval_query``.
+            filters: neo4j-graphrag metadata filters on node properties (``{"year": {"$gte":
+                2020}}``, same operators as its vector retrievers); the matching node ids become the
+                re-ranker's allow-list, so only they are candidates and results. Needs Neo4j.
 
         Returns:
             RawSearchResult: one ``neo4j.Record`` per hit (or per row of ``retrieval_query``);
@@ -121,7 +125,10 @@ class GraphRAGRetriever(Retriever):
         """
         k = check_k(top_k, "top_k")
         q = make_query_vector(self.reranker, self._embed, text=query_text, vector=query_vector)
-        hits = self.reranker.search(q, k=k)
+        if filters is not None:
+            hits = self.reranker.search(q, k=k, filter=self._filter_ids(filters))
+        else:
+            hits = self.reranker.search(q, k=k)
         metas = [hit_metadata(h, "id") for h in hits]
         if self.retrieval_query is not None:
             records = self._run_tail(metas, query_params)
@@ -139,6 +146,34 @@ class GraphRAGRetriever(Retriever):
         return [neo4j.Record({"node": p, "id": plain(h.id), "text": t, "score": float(h.score), "metadata": m})
                 for h, p, t, m in zip(hits, props, texts, metas)]
 
+    def _filter_ids(self, filters: Any) -> list:
+        """Ids of the nodes matching neo4j-graphrag metadata ``filters`` (one query)."""
+        from neo4j_graphrag.exceptions import FilterValidationError
+        from neo4j_graphrag.filters import get_metadata_filter
+
+        if self.driver is None or self._label is None or self._idp is None:
+            raise ConfigError("filters are evaluated in Neo4j: use a Neo4jGraph or pass driver=, label= and "
+                              "id_property=")
+        if not isinstance(filters, dict) or not filters:
+            raise InvalidInputError(f"filters must be a non-empty dict of property conditions, got {filters!r}")
+        try:
+            where, params = get_metadata_filter(filters, node_alias="node")
+        except (FilterValidationError, ValueError, TypeError) as exc:
+            raise InvalidInputError(f"bad filters {filters!r}: {exc}") from None
+        records = self._execute(f"MATCH (node:{self._label}) WHERE {where} RETURN node.{self._idp} AS id",
+                                params, "the filters")
+        return [r["id"] for r in records]
+
+    def _execute(self, cypher: str, params: dict, what: str) -> list:
+        try:
+            records, _, _ = self.driver.execute_query(cypher, params, database_=self.neo4j_database,
+                                                      routing_=neo4j.RoutingControl.READ)
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
+            raise ConnectionFailedError(f"Neo4j is unreachable while running {what}: {exc}") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            raise GraphSourceError(f"Neo4j refused {what}: {exc.code}: {exc.message}") from None
+        return list(records)
+
     def _run_tail(self, metas: list, query_params: Optional[dict]) -> list:
         params: dict = {}
         if query_params is not None:
@@ -150,14 +185,7 @@ class GraphRAGRetriever(Retriever):
         params[HITS_PARAM] = metas
         cypher = (f"UNWIND ${HITS_PARAM} AS rga MATCH (node:{self._label} {{{self._idp}: rga.id}}) "
                   f"WITH node, rga.score AS score, rga ORDER BY rga.rank\n{self.retrieval_query}")
-        try:
-            records, _, _ = self.driver.execute_query(cypher, params, database_=self.neo4j_database,
-                                                      routing_=neo4j.RoutingControl.READ)
-        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
-            raise ConnectionFailedError(f"Neo4j is unreachable while running the retrieval_query: {exc}") from None
-        except neo4j.exceptions.Neo4jError as exc:
-            raise GraphSourceError(f"Neo4j refused the retrieval_query: {exc.code}: {exc.message}") from None
-        return list(records)
+        return self._execute(cypher, params, "the retrieval_query")
 
     def default_record_formatter(self, record: neo4j.Record) -> RetrieverResultItem:
         """Item text: the ``text`` column (no tail: the node's ``text_property``); otherwise the
