@@ -521,3 +521,29 @@ def test_extras_declared():
         assert names(extras[extra]) <= names(extras["test"]), extra
     core = names(meta["project"]["dependencies"])
     assert not core & {"neo4j-graphrag", "langchain-core", "langchain-classic", "llama-index-core"}
+
+
+def test_hashing_embedder_is_deterministic_across_processes():
+    emb = rga.integrations.HashingEmbedder(32)
+    texts = ["graph attention over neighbours", "Graph, attention!", "vector index", ""]
+    E = emb(texts)
+    assert E.shape == (4, 32) and E.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(E[0:1], emb(["GRAPH attention over neighbours"]))   # case-insensitive
+    assert float(E[0] @ E[1]) > 0.5 and emb.embed_query("vector index") == E[2].tolist()
+    code = ("import sys, json; from ruvector_graph_attn.integrations import HashingEmbedder;"
+            "print(json.dumps(HashingEmbedder(32)(sys.argv[1:]).tolist()))")
+    import json
+    import os
+
+    for seed in ("1", "2"):
+        r = subprocess.run([sys.executable, "-c", code, *texts[:3]], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": seed})
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(np.asarray(json.loads(r.stdout), dtype=np.float32), E[:3])
+    with pytest.raises(InvalidInputError):
+        emb("not a list")
+    with pytest.raises(InvalidInputError):
+        emb(["ok", 3])
+    with pytest.raises(InvalidInputError):
+        rga.integrations.HashingEmbedder(0)
