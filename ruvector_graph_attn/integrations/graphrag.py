@@ -112,7 +112,7 @@ class GraphRAGRetriever(Retriever):
 
         Args:
             query_vector: the query embedding.
-            query_text: the query text (needs the retriever's ``embedder``).
+            query_text: the query text (needs an ``embedder`` here or on the reranker).
             top_k: how many re-ranked hits to return.
             query_params: extra Cypher parameters for ``retrieval_query``.
             filters: neo4j-graphrag metadata filters on node properties (``{"year": {"$gte":
