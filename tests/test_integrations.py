@@ -362,6 +362,22 @@ def test_llamaindex_postprocessor_with_retriever_scores(data):
     assert [n.node.metadata["node_id"] for n in out] != [h.id for h in rr.rerank(v, ids[:-1], k=5)] + [999]
 
 
+def test_retrievers_pass_a_filter_to_the_reranker(data):
+    lc, li = _lc(), _li()
+    texts, G, X, emb, rr = data
+    q = QUERIES[0]
+    allow = [i for i in texts if i % 3 == 0]
+    want = rr.search(_qvec(emb, q), k=4, filter=allow)
+    assert len(want) == 4 and all(h.id in allow for h in want)
+    assert want != rr.search(_qvec(emb, q), k=4)                   # the filter matters for this query
+    r = lc.LangChainGraphRetriever(reranker=rr, embedder=emb, k=4)
+    _same_hits([d.metadata for d in r.invoke(q, filter=allow)], want)
+    _same_hits([d.metadata for d in lc.LangChainGraphRetriever(reranker=rr, embedder=emb, k=4,
+                                                               filter=lambda i: i % 3 == 0).invoke(q)], want)
+    _same_hits([n.node.metadata for n in li.LlamaIndexGraphRetriever(rr, embedder=emb, k=4,
+                                                                      filter=allow).retrieve(q)], want)
+
+
 def test_adapters_fall_back_to_the_rerankers_embedder(data):
     lc, li, gr = _lc(), _li(), _gr()
     from langchain_core.documents import Document

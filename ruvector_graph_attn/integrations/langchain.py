@@ -40,6 +40,8 @@ class LangChainGraphRetriever(BaseRetriever):
         id_key: metadata key of the node id.
         text_key: node property / attribute used as ``page_content``.
         texts: optional mapping or callable ``node id -> text``.
+        filter: optional allow-list of node ids or predicate ``id -> bool`` (``GraphReranker.search``'s
+            ``filter``); ``invoke(query, filter=...)`` sets it for one call.
     """
 
     reranker: Any
@@ -48,6 +50,7 @@ class LangChainGraphRetriever(BaseRetriever):
     id_key: str = "node_id"
     text_key: str = "text"
     texts: Any = None
+    filter: Any = None
     _embed: Any = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -59,10 +62,11 @@ class LangChainGraphRetriever(BaseRetriever):
         self._embed = text_embedder(self.embedder)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
-                                k: Optional[int] = None) -> list[Document]:
+                                k: Optional[int] = None, filter: Any = None) -> list[Document]:
         kk = check_k(self.k if k is None else k)
         q = make_query_vector(self.reranker, self._embed, text=query)
-        hits = self.reranker.search(q, k=kk)
+        allow = self.filter if filter is None else filter
+        hits = self.reranker.search(q, k=kk) if allow is None else self.reranker.search(q, k=kk, filter=allow)
         texts = node_texts(self.reranker.graph, [h.id for h in hits], texts=self.texts, text_key=self.text_key)
         return [Document(page_content=t, metadata=hit_metadata(h, self.id_key), id=str(h.id))
                 for h, t in zip(hits, texts)]

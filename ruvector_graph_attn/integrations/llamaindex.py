@@ -54,10 +54,12 @@ class LlamaIndexGraphRetriever(BaseRetriever):
         id_key: metadata key of the node id.
         text_key: node property / attribute used as the node text.
         texts: optional mapping or callable ``node id -> text``.
+        filter: optional allow-list of node ids or predicate ``id -> bool`` (``GraphReranker.search``'s
+            ``filter``).
     """
 
     def __init__(self, reranker: Any, embedder: Any = None, k: int = 4, id_key: str = "node_id",
-                 text_key: str = "text", texts: Any = None, **kwargs: Any) -> None:
+                 text_key: str = "text", texts: Any = None, filter: Any = None, **kwargs: Any) -> None:
         self.reranker = check_reranker(reranker)
         self.embedder = embedder
         self._embed = text_embedder(embedder)
@@ -67,11 +69,13 @@ class LlamaIndexGraphRetriever(BaseRetriever):
         self.id_key = id_key
         self.text_key = text_key
         self.texts = texts
+        self.filter = filter
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         q = _bundle_vector(self.reranker, self._embed, query_bundle)
-        hits = self.reranker.search(q, k=self.k)
+        hits = self.reranker.search(q, k=self.k) if self.filter is None else \
+            self.reranker.search(q, k=self.k, filter=self.filter)
         texts = node_texts(self.reranker.graph, [h.id for h in hits], texts=self.texts, text_key=self.text_key)
         hidden = list(EXPLANATION_KEYS)
         return [NodeWithScore(node=TextNode(id_=str(h.id), text=t, metadata=hit_metadata(h, self.id_key),
