@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
 
 _SUBMODULES = {"attention", "manifold", "graph", "nn", "training", "index", "rerank",
                "kernels", "connectors", "config", "validation", "errors", "cli", "export", "compress", "plot"}
+_SUBMODULES.add("integrations")          # framework adapters (optional extras, imported lazily)
 
 
 #: public submodules that live deeper in the package
