@@ -27,7 +27,7 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "onnx": (("onnx", "onnxruntime"), "ONNX export and its verification"),
     "plot": (("matplotlib",), "`visualize` pictures"),
     "graphrag": (("neo4j_graphrag",), "the neo4j-graphrag retriever"),
-    "langchain": (("langchain_core",), "the LangChain retriever and compressor"),
+    "langchain": (("langchain_core", "langchain_classic"), "the LangChain retriever and compressor"),
     "llamaindex": (("llama_index.core",), "the LlamaIndex retriever and postprocessor"),
 }
 
