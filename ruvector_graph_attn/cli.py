@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
     "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "rerank-real", "poincare", "neo4j", "train"])),
 }
 
 #: benchmark name -> module
@@ -31,6 +31,8 @@ BENCHES: dict[str, str] = {
     "index": "bench.index",
     "rerank": "bench.rerank",
     "rerank-quality": "bench.rerank_quality",
+    "rerank-real": "bench.rerank_real",
+    "poincare": "bench.poincare",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
 }
