@@ -10,7 +10,9 @@ Task (a), dependency retrieval: 5% of the packages that have dependencies are he
 outgoing ``Depends`` edges are removed from the graph every method sees. The query is the
 held-out package's description embedding; the relevant items are its direct dependencies. The
 query package itself is removed from every ranking. The held-out packages are split into a
-tuning third (every parameter is chosen there by nDCG@10) and a test two thirds (every figure).
+tuning third (every parameter is chosen there by nDCG@10) and a test two thirds (every figure);
+``--max-tune-queries`` / ``--max-test-queries`` cap how many of them are evaluated (every held-out
+package loses its edges either way).
 Methods rank the ``--candidates`` HNSW hits (cosine) unless they add graph candidates.
 
 Task (b), section classification: a 2-layer GraphSAGE against a 2-layer MLP on the same
@@ -36,7 +38,8 @@ def build_parser(prog: str = "rerank_real") -> argparse.ArgumentParser:
     p.add_argument("--lists", nargs="*", default=None, help="Packages files (default: apt's lists)")
     p.add_argument("--holdout", type=float, default=0.05, help="fraction of packages held out as queries")
     p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--max-test-queries", type=int, default=0, help="cap on test queries (0: all)")
+    p.add_argument("--max-test-queries", type=int, default=1000, help="cap on test queries (0: all)")
+    p.add_argument("--max-tune-queries", type=int, default=300, help="cap on tuning queries (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", choices=["all", "deps", "sections"], default="all")
     p.add_argument("--train-epochs", type=int, default=6)
@@ -78,14 +81,14 @@ def csr(src: np.ndarray, dst: np.ndarray, n: int):
 class Task:
     """The dependency-retrieval split, candidates and the numpy baselines."""
 
-    def __init__(self, g, X: np.ndarray, tune: np.ndarray, test: np.ndarray, n_cand: int):
+    def __init__(self, g, X: np.ndarray, tune: np.ndarray, test: np.ndarray, n_cand: int, held: np.ndarray):
         import hnswlib
 
         self.g, self.X, self.n = g, X, g.num_nodes
-        held = np.concatenate([tune, test])
+        self.held = held                          # every held-out package loses its out-edges
         keep = ~np.isin(g.edge_index[0], held)
         self.ei = np.ascontiguousarray(g.edge_index[:, keep])           # graph without held-out out-edges
-        self.relevant = {int(p): g.edge_index[1, g.edge_index[0] == p] for p in held.tolist()}
+        self.relevant = {int(p): g.edge_index[1, g.edge_index[0] == p] for p in np.concatenate([tune, test]).tolist()}
         self.tune, self.test = tune, test
         self.out_ptr, self.out_idx = csr(self.ei[0], self.ei[1], self.n)
         self.in_ptr, self.in_idx = csr(self.ei[1], self.ei[0], self.n)
@@ -176,11 +179,14 @@ def run_deps(args, g, X, out: dict) -> list:
     import networkx as nx
 
     tune, test = split_queries(g, args.holdout, args.seed)
+    held_all = np.concatenate([tune, test])
     if args.max_test_queries:
         test = test[: args.max_test_queries]
+    if args.max_tune_queries:
+        tune = tune[: args.max_tune_queries]
     t0 = time.perf_counter()
     args.candidates = min(args.candidates, g.num_nodes - 2)
-    task = Task(g, X, tune, test, args.candidates)
+    task = Task(g, X, tune, test, args.candidates, held_all)
     C = {"tune": task.candidates(tune), "test": task.candidates(test)}
     Qs = {"tune": tune, "test": test}
     out["deps_dataset"] = {"nodes": task.n, "edges_kept": int(task.ei.shape[1]), "tune_queries": int(tune.size),
@@ -255,8 +261,15 @@ def run_deps(args, g, X, out: dict) -> list:
     tune_grid("attention (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
                                     for b in (0.3, 0.6) for d in ("both", "in")],
               lambda s, c: lib_rank(s, scorer="attention", **c))
-    tune_grid("hyperbolic (tuned)", [{"temperature": t, "blend": b} for t in (2.0, 10.0) for b in (0.3, 0.6)],
-              lambda s, c: lib_rank(s, scorer="hyperbolic", direction="in", **c))
+    for alias in ("hyperbolic", "sphere", "euclidean"):
+        tune_grid(f"{alias} geometric (tuned)", [{"temperature": t, "blend": b, "direction": d}
+                                                 for t in (0.2, 2.0) for b in (0.3, 0.6) for d in ("both", "in")],
+                  lambda s, c, alias=alias: lib_rank(s, scorer=alias, **c))
+    tune_grid("sparse_topk (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
+                                      for b in (0.3, 0.6) for d in ("both", "in")],
+              lambda s, c: lib_rank(s, scorer="sparse_topk", **c))
+    tune_grid("ppr scorer (library, tuned)", [{"temperature": t, "blend": b} for t in (0.05, 0.2) for b in (0.3, 1.0)],
+              lambda s, c: lib_rank(s, scorer="ppr", direction="both", **c))
     for kind, mixes in (("sage", (0.3, 0.7)), ("gin", (1.0,)), ("gat", (0.0,))):
         tune_grid(f"{kind} (propagation weights, tuned)",
                   [{"mix": m, "blend": b} for m in mixes for b in (0.3, 0.6)],
@@ -293,7 +306,7 @@ def train_sage(args, task: Task, X: np.ndarray):
     import ruvector_graph_attn as rga
 
     rng = np.random.default_rng(args.seed + 7)
-    held = np.concatenate([task.tune, task.test])
+    held = task.held
     outdeg = np.bincount(task.ei[0], minlength=task.n)
     pool = np.setdiff1d(np.flatnonzero(outdeg > 0), held)
     tq = rng.choice(pool, size=min(4000, pool.size), replace=False)
@@ -347,20 +360,15 @@ def run_sections(args, g, X, out: dict) -> list:
     D, H, Cn = X.shape[1], 128, len(classes)
     rows = []
     for name, model in (
-            ("MLP on features", rga.nn.Sequential(rga.nn.Linear(D, H), rga.nn.ReLU(), rga.nn.Linear(H, Cn))),
+            ("MLP on features", rga.graph.GraphSequential(rga.nn.Linear(D, H), rga.nn.ReLU(), rga.nn.Linear(H, Cn))),
             ("GraphSAGE x2 (both directions)", rga.graph.GraphSequential(
                 rga.graph.SAGEConv(D, H), rga.nn.ReLU(), rga.graph.SAGEConv(H, Cn))),
     ):
         opt = rga.training.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
         t0 = time.perf_counter()
         trainer = rga.training.NodeClassificationTrainer(model, opt, max_epochs=100, patience=20, progress=False)
-        if isinstance(model, rga.graph.GraphSequential):
-            trainer.fit(X, ei, y, tr, va)
-            acc = trainer.evaluate(X, ei, y, te)
-        else:
-            # the MLP ignores the graph: give it no edges
-            trainer.fit(X, np.zeros((2, 0), np.int64), y, tr, va)
-            acc = trainer.evaluate(X, np.zeros((2, 0), np.int64), y, te)
+        trainer.fit(X, ei, y, tr, va)          # (the MLP's layers never read the edges)
+        acc = trainer.evaluate(X, ei, y, te)
         rows.append({"method": name, "test_acc": float(acc), "seconds": time.perf_counter() - t0})
         print(f"  {name:<36} test accuracy {acc:.4f}", flush=True)
     maj = np.bincount(y[tr]).argmax()
