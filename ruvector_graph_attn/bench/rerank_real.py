@@ -185,7 +185,7 @@ def run_deps(args, g, X, out: dict) -> list:
     if args.max_tune_queries:
         tune = tune[: args.max_tune_queries]
     t0 = time.perf_counter()
-    args.candidates = min(args.candidates, g.num_nodes - 2)
+    args.candidates = min(args.candidates, g.num_nodes - 1)
     task = Task(g, X, tune, test, args.candidates, held_all)
     C = {"tune": task.candidates(tune), "test": task.candidates(test)}
     Qs = {"tune": tune, "test": test}
@@ -209,7 +209,8 @@ def run_deps(args, g, X, out: dict) -> list:
             row["tune_ndcg@10"] = tune_ndcg
         row.update(extra or {})
         rows.append(row)
-        print(f"  {method:<46} {params:<34} nDCG@10 {m['ndcg@10']:.4f}", flush=True)
+        if not args.json:
+            print(f"  {method:<46} {params:<34} nDCG@10 {m['ndcg@10']:.4f}", flush=True)
         return row
 
     def tune_grid(method, grid, fn):
@@ -370,7 +371,8 @@ def run_sections(args, g, X, out: dict) -> list:
         trainer.fit(X, ei, y, tr, va)          # (the MLP's layers never read the edges)
         acc = trainer.evaluate(X, ei, y, te)
         rows.append({"method": name, "test_acc": float(acc), "seconds": time.perf_counter() - t0})
-        print(f"  {name:<36} test accuracy {acc:.4f}", flush=True)
+        if not args.json:
+            print(f"  {name:<36} test accuracy {acc:.4f}", flush=True)
     maj = np.bincount(y[tr]).argmax()
     rows.append({"method": "majority class", "test_acc": float((y[te] == maj).mean()), "seconds": 0.0})
     out["sections_dataset"] = {"classes": Cn, "train": int(tr.size), "val": int(va.size), "test": int(te.size)}
@@ -382,8 +384,9 @@ def run(args: argparse.Namespace) -> int:
     g, X = load(args)
     out: dict = {"dataset": {"packages": g.num_nodes, "edges": int(g.edge_index.shape[1]),
                              "fingerprint": g.fingerprint()[:16], "load_s": time.perf_counter() - t0}}
-    print(f"Debian packages: {g.num_nodes} nodes, {g.edge_index.shape[1]} Depends edges "
-          f"(loaded in {out['dataset']['load_s']:.1f}s)", flush=True)
+    if not args.json:
+        print(f"Debian packages: {g.num_nodes} nodes, {g.edge_index.shape[1]} Depends edges "
+              f"(loaded in {out['dataset']['load_s']:.1f}s)", flush=True)
     if args.task in ("all", "deps"):
         out["deps"] = run_deps(args, g, X, out)
     if args.task in ("all", "sections"):
