@@ -42,7 +42,7 @@ def build_parser(prog: str = "rerank_real") -> argparse.ArgumentParser:
     p.add_argument("--max-tune-queries", type=int, default=300, help="cap on tuning queries (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", choices=["all", "deps", "sections"], default="all")
-    p.add_argument("--train-epochs", type=int, default=6)
+    p.add_argument("--train-epochs", type=int, default=4)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", action="store_true")
     return p
@@ -310,21 +310,21 @@ def train_sage(args, task: Task, X: np.ndarray):
     held = task.held
     outdeg = np.bincount(task.ei[0], minlength=task.n)
     pool = np.setdiff1d(np.flatnonzero(outdeg > 0), held)
-    tq = rng.choice(pool, size=min(4000, pool.size), replace=False)
+    tq = rng.choice(pool, size=min(2000, pool.size), replace=False)
     drop = np.isin(task.ei[0], tq)
     ei_train = task.ei[:, ~drop]
     pairs = task.ei[:, drop]
     q = X[pairs[0]]
     p = pairs[1]
-    # subgraph: positives, 4000 random nodes (negatives) and up to 32 dependents of each
-    nodes = np.unique(np.concatenate([p, rng.choice(task.n, min(4000, task.n), replace=False)]))
+    # subgraph: positives, 2000 random nodes (negatives) and up to 16 dependents of each
+    nodes = np.unique(np.concatenate([p, rng.choice(task.n, min(2000, task.n), replace=False)]))
     keep = np.isin(ei_train[1], nodes)
     e = ei_train[:, keep]
-    # cap 32 dependents per node (deterministic sample)
+    # cap 16 dependents per node (deterministic sample)
     order = np.lexsort((rng.random(e.shape[1]), e[1]))
     e = e[:, order]
     rank_in_group = np.arange(e.shape[1]) - np.searchsorted(e[1], e[1], side="left")
-    e = e[:, rank_in_group < 32]
+    e = e[:, rank_in_group < 16]
     sub = np.unique(np.concatenate([nodes, e[0]]))
     remap = np.full(task.n, -1, np.int64)
     remap[sub] = np.arange(sub.size)
