@@ -288,6 +288,12 @@ def run_deps(args, g, X, out: dict) -> list:
         rows[-1]["cand_recall"] = cand_recall("test", GC["test"])
         rows[-1]["cand_size"] = sizes
 
+    # the same through the library option (GraphReranker(graph_candidates=10), out-neighbours)
+    tune_grid("attention + graph_candidates=10 (library)",
+              [{"temperature": t, "blend": b} for t in (0.05, 0.2) for b in (0.3, 0.6)],
+              lambda s, c: lib_rank(s, scorer="attention", direction="in", graph_candidates=10,
+                                    graph_candidate_direction="out", **c))
+
     # trained re-ranker: SAGE through RerankerTrainer on pairs from the training graph
     trained = train_sage(args, task, X)
     if trained is not None:
