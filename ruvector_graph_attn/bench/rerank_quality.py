@@ -50,17 +50,9 @@ def build_parser(prog: str = "rerank_quality") -> argparse.ArgumentParser:
 
 def metrics(ranked: np.ndarray, relevant: np.ndarray, k: int = K) -> dict:
     """Mean recall@k, MRR@k and nDCG@k (binary relevance: the ``relevant`` sets)."""
-    ranked = np.asarray(ranked)[:, :k]
-    hits = np.zeros(ranked.shape, dtype=bool)
-    for b in range(ranked.shape[0]):
-        hits[b] = np.isin(ranked[b], relevant[b])
-    recall = hits.sum(1) / relevant.shape[1]
-    first = np.where(hits.any(1), hits.argmax(1), np.inf)
-    mrr = 1.0 / (first + 1.0)
-    disc = 1.0 / np.log2(np.arange(2, ranked.shape[1] + 2))
-    dcg = (hits * disc).sum(1)
-    ideal = disc[: min(k, relevant.shape[1])].sum()
-    return {"recall@10": float(recall.mean()), "mrr@10": float(mrr.mean()), "ndcg@10": float((dcg / ideal).mean())}
+    from ..rerank.metrics import ranking_metrics
+
+    return ranking_metrics(np.asarray(ranked), list(relevant), k)
 
 
 def propagation_layer(kind: str, dim: int, mix: float) -> Any:

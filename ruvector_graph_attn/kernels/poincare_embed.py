@@ -21,17 +21,25 @@ BOUNDARY_EPS = 1e-5
 
 
 @njit(cache=True)
-def _dist(theta, i, j):
-    D = theta.shape[1]
+def _sums(theta, i, j):
+    """(|u|^2, |v|^2, |u - v|^2, <u, v>) of rows i and j."""
     su = 0.0
     sv = 0.0
     sd = 0.0
-    for k in range(D):
+    uv = 0.0
+    for k in range(theta.shape[1]):
         a = theta[i, k]
         b = theta[j, k]
         su += a * a
         sv += b * b
         sd += (a - b) * (a - b)
+        uv += a * b
+    return su, sv, sd, uv
+
+
+@njit(cache=True)
+def _dist(theta, i, j):
+    su, sv, sd, _ = _sums(theta, i, j)
     al = max(1.0 - su, 1e-15)
     be = max(1.0 - sv, 1e-15)
     g = 1.0 + 2.0 * sd / (al * be)
@@ -42,17 +50,7 @@ def _dist(theta, i, j):
 def _grad_u(theta, i, j, out, scale):
     """out += scale * dd(theta_i, theta_j)/d theta_i."""
     D = theta.shape[1]
-    su = 0.0
-    sv = 0.0
-    sd = 0.0
-    uv = 0.0
-    for k in range(D):
-        a = theta[i, k]
-        b = theta[j, k]
-        su += a * a
-        sv += b * b
-        sd += (a - b) * (a - b)
-        uv += a * b
+    su, sv, sd, uv = _sums(theta, i, j)
     al = max(1.0 - su, 1e-15)
     be = max(1.0 - sv, 1e-15)
     g = 1.0 + 2.0 * sd / (al * be)
