@@ -44,6 +44,8 @@ def build_parser(prog: str = "rerank_real") -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["all", "deps", "sections"], default="all")
     p.add_argument("--train-epochs", type=int, default=4)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--quick", action="store_true",
+                   help="small parameter grids, no numpy PPR, fewer epochs (for a busy machine)")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -81,9 +83,8 @@ def csr(src: np.ndarray, dst: np.ndarray, n: int):
 class Task:
     """The dependency-retrieval split, candidates and the numpy baselines."""
 
-    def __init__(self, g, X: np.ndarray, tune: np.ndarray, test: np.ndarray, n_cand: int, held: np.ndarray):
-        import hnswlib
-
+    def __init__(self, g, X: np.ndarray, tune: np.ndarray, test: np.ndarray, n_cand: int, held: np.ndarray,
+                 ef_construction: int = 200):
         self.g, self.X, self.n = g, X, g.num_nodes
         self.held = held                          # every held-out package loses its out-edges
         keep = ~np.isin(g.edge_index[0], held)
@@ -94,17 +95,18 @@ class Task:
         self.in_ptr, self.in_idx = csr(self.ei[1], self.ei[0], self.n)
         both = np.concatenate([self.ei, self.ei[::-1]], axis=1)
         self.both_ptr, self.both_idx = csr(both[0], both[1], self.n)
-        idx = hnswlib.Index(space="cosine", dim=X.shape[1])
-        idx.init_index(max_elements=self.n, M=16, ef_construction=200, random_seed=0)
-        idx.add_items(X, np.arange(self.n), num_threads=2)
-        idx.set_ef(max(200, n_cand + 1))
-        self.hnsw = idx
+        import ruvector_graph_attn as rga
+
+        self.index = rga.HNSWIndex(dim=X.shape[1], space="cosine", M=16, ef_construction=ef_construction,
+                                   max_elements=self.n)
+        self.index.add(np.arange(self.n), X)
+        self.index.ef = max(200, n_cand + 1)
         self.n_cand = n_cand
 
     def candidates(self, qn: np.ndarray) -> np.ndarray:
         """``[B, n_cand]`` HNSW hits of each query package, the package itself removed."""
-        lab, _ = self.hnsw.knn_query(self.X[qn], k=self.n_cand + 1, num_threads=2)
-        lab = lab.astype(np.int64)
+        lab, _ = self.index.search(self.X[qn], k=self.n_cand + 1)
+        lab = np.asarray(lab, dtype=np.int64)
         out = np.empty((qn.size, self.n_cand), np.int64)
         for b in range(qn.size):
             row = lab[b][lab[b] != qn[b]]
@@ -186,7 +188,7 @@ def run_deps(args, g, X, out: dict) -> list:
         tune = tune[: args.max_tune_queries]
     t0 = time.perf_counter()
     args.candidates = min(args.candidates, g.num_nodes - 1)
-    task = Task(g, X, tune, test, args.candidates, held_all)
+    task = Task(g, X, tune, test, args.candidates, held_all, ef_construction=100 if args.quick else 200)
     C = {"tune": task.candidates(tune), "test": task.candidates(test)}
     Qs = {"tune": tune, "test": test}
     out["deps_dataset"] = {"nodes": task.n, "edges_kept": int(task.ei.shape[1]), "tune_queries": int(tune.size),
@@ -238,8 +240,9 @@ def run_deps(args, g, X, out: dict) -> list:
     # popularity prior alone (in-degree among candidates): what the hubs give
     indeg = np.diff(task.in_ptr).astype(np.float64)
     add("in-degree among HNSW candidates", "", rank_rows(C["test"], indeg[C["test"]] + 1e-6 * cos["test"]))
-    tune_grid("personalised PageRank", [{"restart": r, "seeds": s} for r in (0.15, 0.5) for s in (5, 20)],
-              lambda s, c: rank_rows(C[s], ppr_scores(task, Qs[s], C[s], c["restart"], c["seeds"])))
+    if not args.quick:
+      tune_grid("personalised PageRank", [{"restart": r, "seeds": s} for r in (0.15, 0.5) for s in (5, 20)],
+                lambda s, c: rank_rows(C[s], ppr_scores(task, Qs[s], C[s], c["restart"], c["seeds"])))
 
     # library scorers through GraphReranker (zero-shot)
     G = nx.DiGraph()
@@ -247,9 +250,7 @@ def run_deps(args, g, X, out: dict) -> list:
     G.add_edges_from(zip(task.ei[0].tolist(), task.ei[1].tolist()))
     graph = NetworkXGraph(G)
     graph.refresh()
-    index = rga.HNSWIndex(dim=X.shape[1], space="cosine", M=16, ef_construction=200, max_elements=task.n)
-    index.add(np.arange(task.n), X)
-    index.ef = max(200, args.candidates + 1)
+    index = task.index
 
     def lib_rank(split, **kw):
         rr = rga.GraphReranker(index, graph, candidates=args.candidates + 1, **kw)
@@ -259,26 +260,29 @@ def run_deps(args, g, X, out: dict) -> list:
     from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE
     add("attention (package defaults)", f"T={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}, both",
         lib_rank("test", scorer="attention"))
-    tune_grid("attention (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
+    Q2 = (0.05, 0.2) if not args.quick else (0.1,)
+    tune_grid("attention (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in Q2
                                     for b in (0.3, 0.6) for d in ("both", "in")],
               lambda s, c: lib_rank(s, scorer="attention", **c))
-    for alias in ("hyperbolic", "sphere", "euclidean"):
+    for alias in (("hyperbolic", "sphere", "euclidean") if not args.quick else ("hyperbolic",)):
         tune_grid(f"{alias} geometric (tuned)", [{"temperature": t, "blend": b, "direction": d}
-                                                 for t in (0.2, 2.0) for b in (0.3, 0.6) for d in ("both", "in")],
+                                                 for t in ((0.2, 2.0) if not args.quick else (2.0,))
+                                                 for b in (0.3, 0.6) for d in ("both", "in")],
                   lambda s, c, alias=alias: lib_rank(s, scorer=alias, **c))
-    tune_grid("sparse_topk (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
+    if not args.quick:
+      tune_grid("sparse_topk (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
                                       for b in (0.3, 0.6) for d in ("both", "in")],
-              lambda s, c: lib_rank(s, scorer="sparse_topk", **c))
-    tune_grid("ppr scorer (library, tuned)", [{"temperature": t, "blend": b} for t in (0.05, 0.2) for b in (0.3, 1.0)],
+                lambda s, c: lib_rank(s, scorer="sparse_topk", **c))
+    tune_grid("ppr scorer (library, tuned)", [{"temperature": t, "blend": b} for t in Q2 for b in (0.3, 1.0)],
               lambda s, c: lib_rank(s, scorer="ppr", direction="both", **c))
-    for kind, mixes in (("sage", (0.3, 0.7)), ("gin", (1.0,)), ("gat", (0.0,))):
+    for kind, mixes in (("sage", (0.3, 0.7) if not args.quick else (0.5,)), ("gin", (1.0,)), ("gat", (0.0,))):
         tune_grid(f"{kind} (propagation weights, tuned)",
                   [{"mix": m, "blend": b} for m in mixes for b in (0.3, 0.6)],
                   lambda s, c, kind=kind: lib_rank(s, scorer=kind, direction="in", blend=c["blend"],
                                                    layer=propagation_layer(kind, X.shape[1], c["mix"])))
 
     # candidates from the graph: HNSW hits + dependencies of the top vector hits
-    for top in (5, 10):
+    for top in ((5, 10) if not args.quick else (10,)):
         GC = {s: task.graph_candidates(C[s], top, task.out_ptr, task.out_idx, Qs[s]) for s in Qs}
         sizes = float(np.mean([len(c) for c in GC["test"]]))
         gcos = {s: [X[c] @ X[q] for c, q in zip(GC[s], Qs[s])] for s in Qs}
@@ -290,7 +294,7 @@ def run_deps(args, g, X, out: dict) -> list:
 
     # the same through the library option (GraphReranker(graph_candidates=10), out-neighbours)
     tune_grid("attention + graph_candidates=10 (library)",
-              [{"temperature": t, "blend": b} for t in (0.05, 0.2) for b in (0.3, 0.6)],
+              [{"temperature": t, "blend": b} for t in Q2 for b in (0.3, 0.6)],
               lambda s, c: lib_rank(s, scorer="attention", direction="in", graph_candidates=10,
                                     graph_candidate_direction="out", **c))
 
@@ -373,7 +377,8 @@ def run_sections(args, g, X, out: dict) -> list:
     ):
         opt = rga.training.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
         t0 = time.perf_counter()
-        trainer = rga.training.NodeClassificationTrainer(model, opt, max_epochs=100, patience=20, progress=False)
+        trainer = rga.training.NodeClassificationTrainer(model, opt, max_epochs=30 if args.quick else 100,
+                                                         patience=20, progress=False)
         trainer.fit(X, ei, y, tr, va)          # (the MLP's layers never read the edges)
         acc = trainer.evaluate(X, ei, y, te)
         rows.append({"method": name, "test_acc": float(acc), "seconds": time.perf_counter() - t0})
