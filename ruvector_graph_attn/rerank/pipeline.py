@@ -110,6 +110,12 @@ class GraphReranker:
             ``list[str] -> [n, D]`` array, or an object with ``embed_query(text) -> list[float]``
             (neo4j-graphrag's and LangChain's embedder interface). Its output is checked
             (shape, finite, dimension).
+        graph_candidates: candidates from the graph (``search``/``search_batch``/
+            ``rerank_arrays``): the neighbours of each query's ``graph_candidates`` best vector
+            hits that are not candidates yet join its candidate set, with their feature
+            similarity to the query as vector score; filters apply to them too. 0 (default): off.
+        graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
+            default ``direction``).
     """
 
     def __init__(self, index: Any, graph: Any, scorer: Any = "attention", hops: Optional[int] = None,
