@@ -112,8 +112,10 @@ def test_later_index_wins_and_compressed(tmp_path):
 def test_lz4_index(tmp_path):
     import shutil
     import subprocess
+    from tests._require import unavailable
+
     if shutil.which("lz4") is None:
-        pytest.skip("lz4 command not installed")
+        unavailable("lz4 command", "not installed (Debian package lz4)")
     out = tmp_path / "Packages.lz4"
     subprocess.run(["lz4", "-q", "-f", SAMPLE, str(out)], check=True)
     assert [r.package for r in read_packages_file(str(out))] == [r.package for r in read_packages_file(SAMPLE)]
