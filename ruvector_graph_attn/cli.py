@@ -22,8 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "visualize": ("commands.visualize", "draw a query's re-ranked neighbourhood or training curves (PNG/SVG)"),
     "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
-        "compress", "distributed"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "rerank-real", "poincare",
+        "neo4j", "train", "compress", "distributed"])),
 }
 
 #: benchmark name -> module
@@ -35,6 +35,8 @@ BENCHES: dict[str, str] = {
     "index": "bench.index",
     "rerank": "bench.rerank",
     "rerank-quality": "bench.rerank_quality",
+    "rerank-real": "bench.rerank_real",
+    "poincare": "bench.poincare",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
     "compress": "bench.compress",

@@ -110,13 +110,20 @@ class GraphReranker:
             ``list[str] -> [n, D]`` array, or an object with ``embed_query(text) -> list[float]``
             (neo4j-graphrag's and LangChain's embedder interface). Its output is checked
             (shape, finite, dimension).
+        graph_candidates: candidates from the graph (``search``/``search_batch``/
+            ``rerank_arrays``): the neighbours of each query's ``graph_candidates`` best vector
+            hits that are not candidates yet join its candidate set, with their feature
+            similarity to the query as vector score; filters apply to them too. 0 (default): off.
+        graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
+            default ``direction``).
     """
 
     def __init__(self, index: Any, graph: Any, scorer: Any = "attention", hops: Optional[int] = None,
                  candidates: int = 100, temperature: float = DEFAULT_TEMPERATURE,
                  blend: float = DEFAULT_BLEND, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
-                 seed: int = 0, curvature: float = 1.0, embedder: Any = None) -> None:
+                 seed: int = 0, curvature: float = 1.0, embedder: Any = None,
+                 graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None) -> None:
         if index is not None and (not hasattr(index, "search") or not callable(index.search)):
             raise InvalidInputError(f"index must have a search(queries, k) method, got {type(index).__name__}")
         if not isinstance(graph, GraphSource):
@@ -155,6 +162,12 @@ class GraphReranker:
             raise InvalidInputError(f"embedder must be a callable list[str] -> [n, D] array or have "
                                     f"embed_query(text), got {type(embedder).__name__}")
         self.embedder = embedder
+        #: candidates from the graph: the neighbours (``graph_candidate_direction``, default
+        #: ``direction``) of each query's ``graph_candidates`` best vector hits join its candidates,
+        #: with their feature similarity as vector score (0: off)
+        self.graph_candidates = check_positive_int(graph_candidates, "graph_candidates", allow_zero=True)
+        self.graph_candidate_direction = check_direction(graph_candidate_direction) \
+            if graph_candidate_direction is not None else self.direction
         #: wall time (seconds) of each stage of the last call: index, expand, score, results
         self.last_timings: dict = {}
         if self.space not in ("cosine", "ip", "l2"):
@@ -242,6 +255,7 @@ class GraphReranker:
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
         ids, own, valid, t_index = self._candidates(Qa, k, filter)
+        ids, own, valid = self._add_graph_candidates(Qa, ids, own, valid, filter)
         return self._run(Qa, ids, own, valid, k, t_index)
 
     def rerank(self, q: Any, candidate_ids: Sequence[Hashable], candidate_scores: Any = None,
@@ -345,6 +359,76 @@ class GraphReranker:
             valid = np.fromiter((bool(ok(i)) for i in flat), dtype=bool, count=len(flat)).reshape(ids.shape)
             own = np.where(valid, own, -np.inf)
         return ids, own, valid, time.perf_counter() - t0
+
+    def _add_graph_candidates(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray,
+                              valid: Optional[np.ndarray], filter: Any = None):
+        """Append the graph neighbours of each query's ``graph_candidates`` best vector hits
+        (one expansion for the whole batch) that are not candidates yet; rows are padded and
+        the padding marked invalid."""
+        m = self.graph_candidates
+        B, C = ids.shape
+        if not m or C == 0:
+            return ids, own, valid
+        top = ids[:, :m]
+        if valid is not None:
+            top = [t[v] for t, v in zip(top, valid[:, :m])]
+        else:
+            top = list(top)
+        seeds = np.unique(np.concatenate(top)) if any(len(t) for t in top) else ids[:0, 0]
+        if seeds.size == 0:
+            return ids, own, valid
+        present = np.asarray(self.graph.contains(seeds), dtype=bool)
+        seeds = seeds[present]
+        if seeds.size == 0:
+            return ids, own, valid
+        sg = self.graph.expand(seeds, hops=1, direction=self.graph_candidate_direction,
+                               max_neighbors=self.max_neighbors, seed=self.seed)
+        src, dst = sg.edge_index[0], sg.edge_index[1]
+        d = self.graph_candidate_direction
+        a = src if d == "out" else dst if d == "in" else np.concatenate([src, dst])
+        b = dst if d == "out" else src if d == "in" else np.concatenate([dst, src])
+        is_seed = np.zeros(sg.num_nodes, bool)
+        is_seed[sg.seeds] = True
+        keep = is_seed[a]
+        a, b = a[keep], b[keep]
+        order = np.argsort(a, kind="stable")
+        a, b = a[order], b[order]
+        ptr = np.searchsorted(a, np.arange(sg.num_nodes + 1))
+        pos_of = dict(zip(seeds.tolist(), np.asarray(sg.seeds).tolist()))
+        node_ids = sg.node_ids
+        ok = None
+        if filter is not None:
+            ok = filter if callable(filter) else filter.__contains__
+        extra = []
+        for row, tops in zip(ids, top):
+            have = set(row.tolist())
+            new = []
+            for t in np.asarray(tops).tolist():
+                p = pos_of.get(t)
+                if p is None:
+                    continue
+                for j in b[ptr[p]:ptr[p + 1]].tolist():
+                    nid = node_ids[j]
+                    nid = nid.item() if hasattr(nid, "item") else nid
+                    if nid not in have and (ok is None or ok(nid)):
+                        have.add(nid)
+                        new.append(nid)
+            extra.append(new)
+        E = max(len(e) for e in extra)
+        if E == 0:
+            return ids, own, valid
+        pad = np.empty((B, E), dtype=ids.dtype)
+        pad[:] = ids[:, :1]
+        vext = np.zeros((B, E), bool)
+        for r, e in enumerate(extra):
+            if e:
+                pad[r, :len(e)] = np.asarray(e, dtype=ids.dtype)
+                vext[r, :len(e)] = True
+        ids2 = np.concatenate([ids, pad], axis=1)
+        valid2 = np.concatenate([np.ones((B, C), bool) if valid is None else valid, vext], axis=1)
+        own2 = np.concatenate([own, np.full((B, E), -np.inf)], axis=1)
+        own2[:, C:][vext] = self._feature_scores(Q, pad, vext)
+        return ids2, own2, valid2
 
     # ------------------------------------------------------------------ the shared flow
     def _run(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray], k: int,
@@ -469,6 +553,7 @@ class GraphReranker:
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
         ids, own, valid, t_index = self._candidates(Qa, k, filter)
+        ids, own, valid = self._add_graph_candidates(Qa, ids, own, valid, filter)
         ids, own, score, order, info, valid = self._rank(Qa, ids, own, valid, k, t_index)
         kk = min(k, order.shape[1])
         sel = order[:, :kk]

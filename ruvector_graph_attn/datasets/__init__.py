@@ -1,0 +1,1 @@
+"""Real datasets for benchmarks (parsed from files on the machine; no downloads)."""
