@@ -18,8 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("commands.search", "re-ranked search over your own index and graph files"),
     "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
     "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
+    "serve": ("commands.serve", "the HTTP/JSON service (search, rerank, embed, traverse) over an index and a graph"),
     "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train"])),
+        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "neo4j", "train",
+        "serve"])),
 }
 
 #: benchmark name -> module
@@ -33,6 +35,7 @@ BENCHES: dict[str, str] = {
     "rerank-quality": "bench.rerank_quality",
     "neo4j": "bench.neo4j",
     "train": "bench.train",
+    "serve": "bench.serve",
 }
 
 
