@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import signal
 import socket
 import sys
@@ -28,7 +29,8 @@ TOKEN_ENV = "RGA_SERVICE_TOKEN"
 
 
 def build_parser(prog: str = "ruvector-graph-attn serve") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    # no abbreviations: "--token SECRET" must be an error, not an abbreviation of --token-env
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--index", required=True, help="index directory (from `index build`)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--graph", help="GraphML file or edge list (source target per line)")
@@ -144,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the service needs the 'service' extra (pip install 'ruvector-graph-attn[service]'): {exc}",
               file=sys.stderr)
         return 2
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", args.token_env or ""):
+        raise ConfigError("--token-env must name an environment variable (letters, digits, underscore)")
     if args.no_auth:
         token = None
     else:
