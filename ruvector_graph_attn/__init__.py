@@ -48,7 +48,13 @@ _SUBMODULES = {"attention", "manifold", "graph", "nn", "training", "index", "rer
                "kernels", "connectors", "config", "validation", "errors", "cli"}
 
 
+#: public submodules that live deeper in the package
+_SUBMODULE_PATHS = {"scorers": "rerank.scorers"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULE_PATHS:
+        return importlib.import_module(f".{_SUBMODULE_PATHS[name]}", __name__)
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     target = _LAZY.get(name)
@@ -61,7 +67,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES | set(_SUBMODULE_PATHS))
 
 
 __all__ = sorted(set(_LAZY) | {
