@@ -100,3 +100,52 @@ def test_service_errors_become_cypher_errors(db, svc, ds):
     recs = drv.execute_query("CALL rga.search($v, 3, $o) YIELD id RETURN id", v=ds.queries[0].tolist(),
                              o=opts(svc, label)).records
     assert len(recs) == 3
+
+
+def test_rerank_vector_index_hits_in_one_statement(db, svc, ref, ds):
+    """Neo4j's own vector-index hits re-ranked with the graph in one Cypher statement; equal to
+    GraphReranker.rerank on the same candidates and scores."""
+    drv, label = db
+    idx = f"v_{label}"
+    drv.execute_query(f"CREATE VECTOR INDEX {idx} IF NOT EXISTS FOR (n:`{label}`) ON n.embedding OPTIONS "
+                      "{indexConfig: {`vector.dimensions`: 16, `vector.similarity_function`: 'cosine'}}")
+    drv.execute_query("CALL db.awaitIndexes(300)")
+    q = ds.queries[6].tolist()
+    rows = drv.execute_query(
+        "CALL db.index.vector.queryNodes($idx, 25, $v) YIELD node, score "
+        "WITH collect(node) AS cands, collect(score) AS scores, collect(node.id) AS ids "
+        "CALL rga.rerank($v, cands, 8, {url: $url, token: $token, label: $label, scores: scores}) "
+        "YIELD node, id, score, vectorScore, rank "
+        "RETURN ids, scores, node.id AS nid, id, score AS s, vectorScore, rank",
+        idx=idx, v=q, url=svc.url, token=svc.token, label=label).records
+    assert len(rows) == 8
+    cand_ids = rows[0]["ids"]
+    cand_scores = rows[0]["scores"]
+    assert len(cand_ids) == 25
+    want = ref.default.rerank(q, cand_ids, candidate_scores=cand_scores, k=8)
+    assert [r["nid"] for r in rows] == [h.id for h in want]
+    assert [r["rank"] for r in rows] == list(range(8))
+    assert [r["s"] for r in rows] == [h.score for h in want]
+    assert [r["vectorScore"] for r in rows] == [h.vector_score for h in want]
+    assert [r["nid"] for r in rows] != cand_ids[:8], "the graph changed the vector index's order"
+
+
+def test_rerank_with_ids_and_errors(db, svc, ref, ds):
+    from neo4j.exceptions import ClientError
+
+    drv, label = db
+    q = ds.queries[7].tolist()
+    ids = [5, 77, 123, 300, 450, 599]
+    recs = drv.execute_query("CALL rga.rerank($v, $ids, 4, $o) YIELD node, id, score, rank "
+                             "RETURN node.id AS nid, id, score, rank", v=q, ids=ids, o=opts(svc, label)).records
+    want = ref.default.rerank(q, ids, k=4)
+    assert [(r["nid"], r["id"], r["score"], r["rank"]) for r in recs] == [(h.id, h.id, h.score, h.rank) for h in want]
+    with pytest.raises(ClientError) as ei:
+        drv.execute_query("CALL rga.rerank($v, [1, 2, 987654], 4, $o) YIELD id RETURN id", v=q, o=opts(svc, label))
+    assert "UnknownIdError" in ei.value.message and "987654" in ei.value.message
+    with pytest.raises(ClientError) as ei:
+        drv.execute_query("CALL rga.rerank($v, [true], 4, $o) YIELD id RETURN id", v=q, o=opts(svc, label))
+    assert "candidates must be nodes, integers or strings" in ei.value.message
+    with pytest.raises(ClientError) as ei:
+        drv.execute_query("CALL rga.rerank($v, [1.5], 4, $o) YIELD id RETURN id", v=q, o=opts(svc, label))
+    assert "422 InvalidInputError" in ei.value.message

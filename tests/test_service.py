@@ -233,3 +233,29 @@ def test_no_auth_is_explicit_and_serves_without_a_token(ds):
         assert r.status_code == 200 and len(r.json()["results"][0]) == 2
     finally:
         assert s.stop() == 0
+
+
+# ----------------------------------------------------------------------------- rerank and filter
+def test_rerank_equals_python_api(client, ref, ds):
+    q = ds.queries[4].tolist()
+    ids = [int(i) for i in ref.index.search(ds.queries[4], 30)[0]][::-1]     # another retriever's order
+    scores = [1.0 - 0.01 * i for i in range(30)]
+    for body, kw in (({"ids": ids, "scores": scores}, {"candidate_scores": scores}), ({"ids": ids}, {})):
+        r = client.post("/rerank", json={"vector": q, "k": 6, **body})
+        assert r.status_code == 200, r.text
+        want = [h.to_dict() for h in ref.default.rerank(q, ids, k=6, **kw)]
+        assert r.json()["results"] == want
+    r = client.post("/rerank", json={"vector": q, "ids": ids, "scores": scores[:3]})
+    assert r.status_code == 422 and r.json()["error"] == "DimensionMismatchError"
+    r = client.post("/rerank", json={"vector": q, "ids": list(range(51))})
+    assert r.status_code == 413 and r.json()["error"] == "InputTooLargeError"
+
+
+def test_search_filter_equals_python_api(client, ref, ds):
+    q = ds.queries[5].tolist()
+    allow = list(range(0, 600, 3))
+    r = client.post("/search", json={"vector": q, "k": 5, "filter": allow[:50]})
+    assert r.status_code == 200, r.text
+    got = r.json()["results"][0]
+    assert got == [h.to_dict() for h in ref.default.search(q, 5, filter=allow[:50])]
+    assert got and all(h["id"] in set(allow[:50]) for h in got)

@@ -17,7 +17,8 @@ from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, SCORERS, Graph
 __all__ = ["Limits", "Engine"]
 
 _PARAMS = ("scorer", "hops", "candidates", "temperature", "blend", "direction", "max_neighbors")
-_LAYER_SCORERS = ("gat", "sage", "gin")
+#: aliases that need a trained layer / loaded module (``layers[name]``)
+_LAYER_SCORERS = ("gat", "sage", "gin", "multihead")
 
 
 @dataclass(frozen=True)
