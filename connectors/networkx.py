@@ -440,6 +440,62 @@ class NetworkXGraph:
             edge_origin=org,
         )
 
+    # ------------------------------------------------------------------ traversal
+    def traverse(self, start_ids: Sequence[Hashable], steps: Any, query: Any = None,
+                 temperature: float = 1.0, allow_revisit: bool = False, step_scorer: Any = None,
+                 type_key: str = "type") -> list:
+        """Attention-ranked paths from ``start_ids``: the rules of ``connectors/traversal.py``,
+        shared with :meth:`Neo4jGraph.traverse <ruvector_graph_attn.connectors.Neo4jGraph.traverse>`,
+        so the same graph gives the same paths and scores.
+
+        A step's ``relationship_types`` select edges whose ``type_key`` attribute (default
+        ``"type"``) is one of them (``None``: every edge). ``"out"`` follows successors,
+        ``"in"`` predecessors, ``"both"`` either (all three coincide on an undirected graph);
+        self-loops count; parallel edges of a multigraph give one neighbour. Features come from
+        the snapshot (see :meth:`refresh`). Returns a list of
+        :class:`~ruvector_graph_attn.connectors.traversal.TraversalPath`.
+        """
+        from .traversal import run_traversal
+
+        if not isinstance(type_key, str) or not type_key:
+            raise InvalidInputError(f"type_key must be a non-empty string, got {type_key!r}")
+        snap = self._snapshot()
+        G = self.G
+        multi = G.is_multigraph()
+
+        def fetch_start(starts: list) -> dict:
+            p = self.positions(starts)
+            return {i: int(k) for i, k in zip(starts, p.tolist()) if k >= 0}
+
+        def typed(data: Any, types: Optional[set]) -> bool:
+            if types is None:
+                return True
+            if multi:
+                return any(d.get(type_key) in types for d in data.values())
+            return data.get(type_key) in types
+
+        def fetch_step(end_ids: list, step: Any) -> dict:
+            types = None if step.relationship_types is None else set(step.relationship_types)
+            if G.is_directed():
+                views = {"out": (G.succ,), "in": (G.pred,), "both": (G.succ, G.pred)}[step.direction]
+            else:
+                views = (G.adj,)
+            out: dict = {}
+            for u in end_ids:
+                nbrs: dict = {}
+                for view in views:
+                    for v, data in view[u].items():
+                        if v not in nbrs and typed(data, types):
+                            nbrs[v] = None
+                if nbrs:
+                    keys = list(nbrs)
+                    out[u] = list(zip(keys, self.positions(keys).tolist()))
+            return out
+
+        return run_traversal(start_ids, steps, snap.dim, fetch_start, fetch_step,
+                             lambda ids, rows: snap.x[np.asarray(rows, dtype=np.int64)], query=query,
+                             temperature=temperature, allow_revisit=allow_revisit, step_scorer=step_scorer)
+
     def __repr__(self) -> str:
         kind = type(self.G).__name__
         state = "not snapshotted" if self._snap is None else \

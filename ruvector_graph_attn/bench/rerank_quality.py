@@ -10,13 +10,15 @@ embeddings are a noisy view of that geometry and the graph is a second, independ
 view: re-ranking can only help by combining them.
 
 Protocol: two disjoint query sets drawn with different seeds. Every tunable parameter
-(temperature and blend of "attention" and "hyperbolic"; blend and the self/neighbour mix of
-the propagation layers) is chosen by nDCG@10 on the **tuning** split; all figures are
+(temperature and blend of the attention scorers -- "attention", "hyperbolic", sphere, sparse
+top-k (and its k), multi-head (query scale); alpha, temperature and blend of personalised
+PageRank; blend and the self/neighbour mix of the propagation layers) is chosen by nDCG@10 on the **tuning** split; all figures are
 reported on the **test** split. The GNN scorers use fixed propagation weights (identity
 projections: SAGE ``h = a * mean_j x_j + (1 - a) * x``, GIN ``(1 + eps) x + sum_j x_j``,
 GAT with zero attention vectors = uniform weights over neighbours and self), because a
 trained layer needs training data this zero-shot protocol does not give them; they show
-what plain propagation does, not what a trained layer can do.
+what plain propagation does, not what a trained layer can do. The multi-head scorer likewise
+uses identity projections (4 heads, each attending within its own block of coordinates).
 """
 from __future__ import annotations
 
@@ -89,6 +91,19 @@ def propagation_layer(kind: str, dim: int, mix: float) -> Any:
         layer.load_state_dict(sd)
         return layer
     raise ValueError(kind)
+
+
+def identity_multihead(dim: int, heads: int, query_scale: float) -> Any:
+    """A MultiHeadAttention with identity projections (the query's scaled by ``query_scale``,
+    acting as an inverse temperature): each head attends within its own block of coordinates."""
+    from ..attention.multihead import MultiHeadAttention
+
+    eye = np.eye(dim, dtype=np.float32)
+    mha = MultiHeadAttention(embed_dim=dim, num_heads=heads, bias=True)
+    mha.load_state_dict({"in_proj_weight": np.concatenate([query_scale * eye, eye, eye]),
+                         "in_proj_bias": np.zeros(3 * dim, np.float32),
+                         "out_proj.weight": eye, "out_proj.bias": np.zeros(dim, np.float32)})
+    return mha
 
 
 def _search_fn(rr) -> Callable[[np.ndarray], np.ndarray]:
@@ -164,6 +179,26 @@ def run(args: argparse.Namespace) -> int:
     htemps = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0] if not args.quick else [2.0, 10.0]
     hgrid = [{"temperature": t, "blend": b} for t in htemps for b in blends]
     tune("hyperbolic (tuned)", hgrid, lambda c: make("hyperbolic", **c))
+    # the other scorer objects, on the same queries
+    from ..manifold import Sphere
+    from ..rerank import scorers as S
+
+    tune("sphere (geodesic attention, tuned)", hgrid,
+         lambda c: make(S.GeometricScorer(Sphere(1.0), c["temperature"], c["blend"])))
+    ks = [2, 4, 8] if not args.quick else [4]
+    stemps = [0.05, 0.2, 0.5] if not args.quick else [0.2]
+    tune("sparse top-k attention (tuned)",
+         [{"k": k, "temperature": t, "blend": b} for k in ks for t in stemps for b in blends],
+         lambda c: make(S.SparseTopKScorer(c["k"], c["temperature"], c["blend"])))
+    scales = [1.0, 4.0, 16.0] if not args.quick else [4.0]
+    tune("multi-head (4 heads, identity projections, tuned)",
+         [{"query_scale": sc, "blend": b} for sc in scales for b in blends],
+         lambda c: make(S.MultiHeadScorer(identity_multihead(args.dim, 4, c["query_scale"]), c["blend"])))
+    alphas = [0.3, 0.5, 0.7, 0.85] if not args.quick else [0.5]
+    ptemps = [0.02, 0.05, 0.2] if not args.quick else [0.05]
+    tune("personalised PageRank (tuned)",
+         [{"alpha": a, "temperature": t, "blend": b} for a in alphas for t in ptemps for b in (0.5, 0.8, 1.0)],
+         lambda c: make(S.PersonalizedPageRankScorer(c["alpha"], 30, c["temperature"], c["blend"])))
     for kind in ("sage", "gin", "gat"):
         try:
             propagation_layer(kind, args.dim, mixes[kind][0])

@@ -38,7 +38,9 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     q.add_argument("--query-id", action="append",
                    help="use the stored vector of this index id as the query (repeatable)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--scorer", default="attention", choices=("vector", "attention", "hyperbolic", "gat", "sage", "gin"),
+    p.add_argument("--scorer", default="attention",
+                   choices=("vector", "attention", "hyperbolic", "sphere", "euclidean", "sparse_topk", "ppr",
+                            "gat", "sage", "gin"),
                    help="gat/sage/gin score with the trained layer given by --layer")
     p.add_argument("--layer", metavar="CKPT",
                    help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
