@@ -259,3 +259,19 @@ def test_search_filter_equals_python_api(client, ref, ds):
     got = r.json()["results"][0]
     assert got == [h.to_dict() for h in ref.default.search(q, 5, filter=allow[:50])]
     assert got and all(h["id"] in set(allow[:50]) for h in got)
+
+
+def test_traverse_equals_python_api(client, ref, ds):
+    q = ds.queries[1].tolist()
+    steps = [{"direction": "out", "top_k": 2}, {"direction": "both", "top_k": 3}]
+    r = client.post("/traverse", json={"start_ids": [4, 40], "steps": steps, "query": q, "temperature": 0.7})
+    assert r.status_code == 200, r.text
+    want = ref.graph.traverse([4, 40], steps, query=q, temperature=0.7)
+    got = r.json()["paths"]
+    assert len(got) == len(want) > 2
+    assert got == [{"nodes": list(p.nodes), "weights": list(p.weights), "score": p.score, "rank": p.rank}
+                   for p in want]
+    r = client.post("/traverse", json={"start_ids": [4], "steps": [{"top_k": 1}] * 9})
+    assert r.status_code == 413 and r.json()["error"] == "InputTooLargeError"
+    r = client.post("/traverse", json={"start_ids": [4], "steps": [{"top_k": 0}]})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInputError"

@@ -99,12 +99,8 @@ test('embed equals the Python API', async () => {
   assert.deepEqual(v, expected.embed);
 });
 
-test('traverse equals the Python API', async (t) => {
-  if (!expected.traverse) {
-    // the graph source of this build cannot traverse: the service says so with a typed error
-    await assert.rejects(client.traverse([7], [{ topK: 2 }]), (e) => e instanceof RgaServiceError && e.status === 422);
-    return;
-  }
+test('traverse equals the Python API', async () => {
+  assert.ok(expected.traverse.length >= 2);
   const paths = await client.traverse([7], [{ topK: 2 }, { topK: 2 }], { query: expected.queries[2] });
   assert.deepEqual(paths, expected.traverse);
 });

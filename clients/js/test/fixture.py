@@ -32,8 +32,7 @@ expected = {
     "rerank": {"ids": cand, "scores": scores, "hits": [h.to_dict() for h in rr.rerank(Q[1], cand, candidate_scores=scores, k=5)]},
     "embed": [float(v) for v in rr.embed_subgraph([1, 2, 3], method="attention", query=Q[2]).tolist()],
 }
-if hasattr(eng.graph, "traverse"):
-    paths = eng.graph.traverse([7], [{"direction": "out", "top_k": 2}, {"direction": "out", "top_k": 2}], query=Q[2])
-    expected["traverse"] = [{"nodes": [int(n) for n in p.nodes], "weights": [float(w) for w in p.weights],
-                             "score": float(p.score), "rank": int(p.rank)} for p in paths]
+paths = eng.graph.traverse([7], [{"direction": "out", "top_k": 2}, {"direction": "out", "top_k": 2}], query=Q[2])
+expected["traverse"] = [{"nodes": [int(n) for n in p.nodes], "weights": [float(w) for w in p.weights],
+                         "score": float(p.score), "rank": int(p.rank)} for p in paths]
 (out / "expected.json").write_text(json.dumps(expected))
