@@ -275,3 +275,17 @@ def test_traverse_equals_python_api(client, ref, ds):
     assert r.status_code == 413 and r.json()["error"] == "InputTooLargeError"
     r = client.post("/traverse", json={"start_ids": [4], "steps": [{"top_k": 0}]})
     assert r.status_code == 422 and r.json()["error"] == "InvalidInputError"
+
+
+@pytest.mark.slow
+def test_bench_serve_small_run():
+    r = subprocess.run([sys.executable, "-m", "ruvector_graph_attn.cli", "bench", "serve", "--n", "800", "--dim", "16",
+                        "--requests", "120", "--inproc", "50", "--concurrency", "1,4", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert [lv["concurrency"] for lv in res["levels"]] == [1, 4]
+    for lv in res["levels"]:
+        assert lv["requests"] == 120 and lv["errors"] == 0 and lv["first_answer_equals_inproc"]
+        assert lv["p99_ms"] >= lv["p50_ms"] > 0 and lv["rss_end_mb"] > 0
+    assert res["zero_errors"] and "overhead_p50_ms" in res
