@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from _require import unavailable
 
@@ -57,6 +58,18 @@ def reference_engine(ds: Dataset, **kw):
     args = build_parser().parse_args(["--index", str(ds.index_dir), "--graph", str(ds.graph_file),
                                       "--layer", f"gat={ds.layer_file}", *kw.get("extra", [])])
     return load_engine(args)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    """The dataset's files (a fixture: import it into a test module to use it)."""
+    return make_dataset(tmp_path_factory.mktemp("svc"))
+
+
+@pytest.fixture(scope="module")
+def ref(ds):
+    """The in-process engine over ``ds`` (index, graph, layers, default re-ranker)."""
+    return reference_engine(ds)
 
 
 @dataclass

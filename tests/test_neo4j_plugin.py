@@ -8,22 +8,12 @@ import uuid
 import pytest
 
 from _require import import_or_unavailable
-from _service import make_dataset, reference_engine, start_service
+from _service import ds, ref, start_service  # noqa: F401  (ds, ref: shared fixtures)
 
 import_or_unavailable("fastapi")
 import_or_unavailable("uvicorn")
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("plugin"))
-
-
-@pytest.fixture(scope="module")
-def ref(ds):
-    return reference_engine(ds)
 
 
 @pytest.fixture(scope="module")

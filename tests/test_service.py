@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 
 from _require import import_or_unavailable
-from _service import DIM, make_dataset, reference_engine, start_service
+from _service import DIM, ds, ref, start_service  # noqa: F401  (ds, ref: shared fixtures)
 
 httpx = import_or_unavailable("httpx")
 import_or_unavailable("fastapi")
 import_or_unavailable("uvicorn")
-
-
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("svc"))
-
-
-@pytest.fixture(scope="module")
-def ref(ds):
-    return reference_engine(ds)
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +279,22 @@ def test_bench_serve_small_run():
         assert lv["requests"] == 120 and lv["errors"] == 0 and lv["first_answer_equals_inproc"]
         assert lv["p99_ms"] >= lv["p50_ms"] > 0 and lv["rss_end_mb"] > 0
     assert res["zero_errors"] and "overhead_p50_ms" in res
+
+
+def test_concurrent_requests_equal_sequential_python_api(svc, ref, ds):
+    """Requests run on several worker threads at once; each answer equals the Python API's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(ds.queries[i % 8].tolist(), ("attention", "hyperbolic", "gat", "vector")[i % 4]) for i in range(32)]
+    rrs = {s: reranker(ref, s) for s in ("attention", "hyperbolic", "gat", "vector")}
+    want = [[h.to_dict() for h in rrs[s].search(q, 6)] for q, s in jobs]
+
+    def call(job):
+        q, s = job
+        with httpx.Client(base_url=svc.url, headers=svc.headers(), timeout=120) as c:
+            return c.post("/search", json={"vector": q, "k": 6, "scorer": s})
+
+    with ThreadPoolExecutor(16) as ex:
+        got = list(ex.map(call, jobs))
+    assert [r.status_code for r in got] == [200] * 32
+    assert [r.json()["results"][0] for r in got] == want

@@ -45,6 +45,14 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--layer", metavar="CKPT",
                    help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
                         "used by --scorer gat|sage|gin")
+    add_pipeline_args(p)
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    return p
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The re-ranker's options shared by ``search`` and ``serve``: --hops, --candidates,
+    --temperature, --blend, --direction, --max-neighbors."""
     p.add_argument("--hops", type=int, default=None,
                    help="expansion depth (default 1; for --scorer gat|sage|gin the number of graph layers of the "
                         "model, so that it sees its whole receptive field)")
@@ -53,8 +61,6 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--blend", type=float, default=None)
     p.add_argument("--direction", default="both", choices=("out", "in", "both"))
     p.add_argument("--max-neighbors", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    return p
 
 
 def _queries(args, index) -> tuple[np.ndarray, list]:

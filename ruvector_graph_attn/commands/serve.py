@@ -23,6 +23,7 @@ import socket
 import sys
 
 from ..errors import ConfigError, InvalidInputError
+from .search import add_pipeline_args
 
 READY_PREFIX = "RGA-SERVICE-READY "
 TOKEN_ENV = "RGA_SERVICE_TOKEN"
@@ -45,12 +46,7 @@ def build_parser(prog: str = "ruvector-graph-attn serve") -> argparse.ArgumentPa
     p.add_argument("--layer", action="append", default=[], metavar="SCORER=CKPT",
                    help="trained layer for a layer scorer, e.g. gat=model.ckpt (repeatable)")
     p.add_argument("--scorer", default="attention", help="default scorer (requests may choose another)")
-    p.add_argument("--hops", type=int, default=None)
-    p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--blend", type=float, default=None)
-    p.add_argument("--direction", default="both", choices=("out", "in", "both"))
-    p.add_argument("--max-neighbors", type=int, default=None)
+    add_pipeline_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: a free one)")
     p.add_argument("--token-env", default=TOKEN_ENV,
