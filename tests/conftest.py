@@ -45,3 +45,17 @@ def neo4j_server():
         yield srv.uri, srv.auth, srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def label(neo4j_server):
+    """A fresh Neo4j label for one test; its nodes are deleted afterwards."""
+    import uuid
+
+    uri, auth, _ = neo4j_server
+    name = "T" + uuid.uuid4().hex[:12]
+    yield name
+    from neo4j import GraphDatabase
+
+    with GraphDatabase.driver(uri, auth=auth) as d:
+        d.execute_query(f"MATCH (n:`{name}`) DETACH DELETE n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import uuid
 
 import networkx as nx
 import numpy as np
@@ -81,18 +80,6 @@ def test_credentials_not_in_repr_or_errors():
 
 
 # ----------------------------------------------------------------------------- fixtures (server)
-
-
-@pytest.fixture
-def label(neo4j_server):
-    """A fresh label for one test; its nodes are deleted afterwards."""
-    uri, auth, _ = neo4j_server
-    name = "T" + uuid.uuid4().hex[:12]
-    yield name
-    from neo4j import GraphDatabase
-
-    with GraphDatabase.driver(uri, auth=auth) as d:
-        d.execute_query(f"MATCH (n:`{name}`) DETACH DELETE n")
 
 
 def make_graph(neo4j_server, label, **kw):

@@ -369,5 +369,10 @@ def test_aliases_and_resolution():
             raise AssertionError("not called")
 
     assert rga.GraphReranker(index, graph, scorer=Deep()).hops == 3
+    for alias in ("attention", "ppr", "sparse_topk", "hyperbolic"):       # any radius, default 1
+        assert rga.GraphReranker(index, graph, scorer=alias).hops == 1
+        rr0 = rga.GraphReranker(index, graph, scorer=alias, hops=0, candidates=5)
+        hits = rr0.search(rng.standard_normal(6).astype(np.float32), k=5)
+        assert all(set(h.attention) == {h.id} for h in hits)           # N(c) = {c} at radius 0
     with pytest.raises(ConfigError, match="hops"):
         rga.GraphReranker(index, graph, scorer=Deep(), hops=2)

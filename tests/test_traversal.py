@@ -3,7 +3,6 @@ side by side with Neo4jGraph.traverse on the same graph (real server)."""
 from __future__ import annotations
 
 import math
-import uuid
 
 import networkx as nx
 import numpy as np
@@ -108,17 +107,6 @@ def test_undirected_and_pluggable_step_scorer():
 
 
 # ------------------------------------------------------------------------------ side by side
-@pytest.fixture
-def label(neo4j_server):
-    uri, auth, _ = neo4j_server
-    name = "T" + uuid.uuid4().hex[:12]
-    yield name
-    from neo4j import GraphDatabase
-
-    with GraphDatabase.driver(uri, auth=auth) as d:
-        d.execute_query(f"MATCH (n:`{name}`) DETACH DELETE n")
-
-
 def _random_typed_digraph(n=60, m=220, dim=6, seed=4, string_ids=False):
     rng = np.random.default_rng(seed)
     ids = [f"n{i:03d}" for i in range(n)] if string_ids else list(range(n))

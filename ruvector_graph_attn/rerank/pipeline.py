@@ -15,7 +15,7 @@ expansion for the union of all candidates, one scoring call for every (query, ca
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Any, Hashable, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, Unk
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
-    ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _unit_rows,
+    ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
     graph_depth, resolve_scorer,
 )
 
@@ -83,7 +83,7 @@ class GraphReranker:
         index: an :class:`~ruvector_graph_attn.HNSWIndex` (anything with ``search(queries,
             k, ef=..., filter=...)`` returning ``(ids, dists)`` hnswlib-style, ``to_similarity``
             and ``dim``) -- the candidate source of :meth:`search`. May be ``None`` when only
-            :meth:`rerank` is used.
+            :meth:`rerank` is used (similarities are then cosine).
         graph: a :class:`~ruvector_graph_attn.connectors.GraphSource` whose node ids are the
             candidates' ids and whose features live in the query space.
         scorer: a scorer object (:mod:`ruvector_graph_attn.rerank.scorers`: anything with
@@ -160,17 +160,8 @@ class GraphReranker:
         if self.space not in ("cosine", "ip", "l2"):
             raise InvalidInputError(f"index.space must be 'cosine', 'ip' or 'l2', got {self.space!r}")
 
-    @staticmethod
-    def _check_float(v: Any, name: str, lo: float | None = None, hi: float | None = None,
-                     lo_open: bool = False) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-            raise InvalidInputError(f"{name} must be a number, got {type(v).__name__}")
-        f = float(v)
-        if not np.isfinite(f) or (lo is not None and (f < lo or (lo_open and f == lo))) \
-                or (hi is not None and f > hi):
-            rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-            raise InvalidInputError(f"{name} must be finite and in {rng}, got {v!r}")
-        return f
+    #: range check of a float parameter (the scorers' check)
+    _check_float = staticmethod(_number)
 
     def __repr__(self) -> str:
         return (f"GraphReranker(scorer={self.scorer!r}, hops={self.hops}, candidates={self.candidates}, "
@@ -250,8 +241,8 @@ class GraphReranker:
         expansion for the union of all candidates, one batched scoring pass."""
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
-        ids, own, valid = self._candidates(Qa, k, filter)
-        return self._run(Qa, ids, own, valid, k)
+        ids, own, valid, t_index = self._candidates(Qa, k, filter)
+        return self._run(Qa, ids, own, valid, k, t_index)
 
     def rerank(self, q: Any, candidate_ids: Sequence[Hashable], candidate_scores: Any = None,
                k: int = 10) -> list[RankedNeighbour]:
@@ -333,7 +324,10 @@ class GraphReranker:
                 if isinstance(filter, (str, bytes)) or not hasattr(filter, "__iter__"):
                     raise InvalidInputError(f"filter must be an allow-list of ids or a predicate id -> bool, "
                                             f"got {type(filter).__name__}")
-                filter = set(filter.tolist() if isinstance(filter, np.ndarray) else filter)
+                try:
+                    filter = set(filter.tolist() if isinstance(filter, np.ndarray) else filter)
+                except TypeError as exc:
+                    raise InvalidInputError(f"filter: ids must be hashable (integers or strings): {exc}") from exc
             ids, dists = self.index.search(Q, n_cand, ef=ef, filter=filter)
         ids = np.asarray(ids)
         dists = np.asarray(dists, dtype=np.float64)
@@ -350,18 +344,19 @@ class GraphReranker:
             flat = ids.reshape(-1).tolist()
             valid = np.fromiter((bool(ok(i)) for i in flat), dtype=bool, count=len(flat)).reshape(ids.shape)
             own = np.where(valid, own, -np.inf)
-        self._index_time = time.perf_counter() - t0
-        return ids, own, valid
+        return ids, own, valid, time.perf_counter() - t0
 
     # ------------------------------------------------------------------ the shared flow
-    def _run(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray], k: int):
-        ranked = self._rank(Q, ids, own, valid, k)
+    def _run(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray], k: int,
+             t_index: float = 0.0):
+        ranked = self._rank(Q, ids, own, valid, k, t_index)
         t0 = time.perf_counter()
         out = self._results(*ranked, k=k)
         self.last_timings["results"] = time.perf_counter() - t0
         return out
 
-    def _rank(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray], k: int):
+    def _rank(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray], k: int,
+              t_index: float = 0.0):
         """Scores of every candidate of every query; returns what _results needs.
 
         Wall time of each stage goes to ``self.last_timings`` (seconds): ``index`` (the
@@ -369,8 +364,7 @@ class GraphReranker:
         (scoring and ordering).
         """
         t1 = time.perf_counter()
-        timings = {"index": getattr(self, "_index_time", 0.0), "expand": 0.0, "score": 0.0, "results": 0.0}
-        self._index_time = 0.0
+        timings = {"index": t_index, "expand": 0.0, "score": 0.0, "results": 0.0}
         self.last_timings = timings
         B, C = ids.shape
         if C == 0:
@@ -474,8 +468,8 @@ class GraphReranker:
         than ``k`` allowed candidates, the missing places hold scores of ``-inf``."""
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
-        ids, own, valid = self._candidates(Qa, k, filter)
-        ids, own, score, order, info, valid = self._rank(Qa, ids, own, valid, k)
+        ids, own, valid, t_index = self._candidates(Qa, k, filter)
+        ids, own, score, order, info, valid = self._rank(Qa, ids, own, valid, k, t_index)
         kk = min(k, order.shape[1])
         sel = order[:, :kk]
         return np.take_along_axis(ids, sel, 1), np.take_along_axis(score, sel, 1)

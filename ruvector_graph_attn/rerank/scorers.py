@@ -4,7 +4,7 @@ neighbourhood into a score.
 The protocol (:class:`Scorer`) is small::
 
     class MyScorer:
-        hops_needed = 1                     # minimum expansion radius the scorer reads
+        hops_needed = 1                     # minimum expansion radius the scorer needs
         uses_graph = True                   # optional (default True); False: no expansion,
                                             # score() gets subgraph=None
         def score(self, queries, candidates, subgraph) -> Scores: ...
@@ -299,9 +299,10 @@ def _finish(cand: Candidates, s: np.ndarray, ctx: np.ndarray, explanation: Optio
 
 
 class _Blended:
-    """Temperature / blend validation shared by the attention-like scorers."""
+    """Temperature / blend validation shared by the attention-like scorers (they read whatever
+    radius the re-ranker expands: ``hops_needed = 0``, default radius 1)."""
 
-    hops_needed = 1
+    hops_needed = 0
     uses_graph = True
 
     def __init__(self, temperature: float = DEFAULT_TEMPERATURE, blend: float = DEFAULT_BLEND) -> None:
@@ -670,7 +671,7 @@ class PersonalizedPageRankScorer:
     """
 
     uses_graph = True
-    hops_needed = 1
+    hops_needed = 0
 
     def __init__(self, alpha: float = 0.5, iterations: int = 30, temperature: float = DEFAULT_TEMPERATURE,
                  blend: float = 1.0) -> None:
