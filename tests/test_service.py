@@ -88,8 +88,13 @@ def test_health_is_open_and_reports_what_is_loaded(svc, ds):
     assert h["status"] == "ok" and h["dim"] == DIM and h["index_size"] == 600
     assert h["graph"] == "NetworkXGraph" and h["default_scorer"] == "attention"
     assert "gat" in h["scorers"] and "sage" not in h["scorers"]     # only the loaded layer
-    assert httpx.get(svc.url + "/openapi.json").json()["paths"].keys() >= {"/search", "/rerank", "/embed",
-                                                                           "/traverse", "/health", "/metrics"}
+    api = httpx.get(svc.url + "/openapi.json").json()
+    assert api["paths"].keys() >= {"/search", "/rerank", "/embed", "/traverse", "/health", "/metrics"}
+    for path, model in (("/search", "Search"), ("/rerank", "Rerank"), ("/embed", "Embed"), ("/traverse", "Traverse")):
+        op = api["paths"][path]["post"]
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}Request")
+        assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}Response")
+        assert "413" in op["responses"] and "401" in op["responses"]
 
 
 # ----------------------------------------------------------------------------- bad requests

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import json
 import logging
 import time
@@ -304,25 +305,22 @@ def create_app(engine: Engine, settings: Optional[ServiceSettings] = None, *, wa
 
     errors = {c: {"model": ErrorResponse} for c in (400, 401, 404, 409, 413, 422, 503, 504)}
 
-    @app.post("/search", response_model=SearchResponse, responses=errors,
-              summary="re-ranked nearest neighbours of one or many query vectors")
-    async def search(req: SearchRequest):
-        return await run(engine.search, req)
+    def post(path: str, model: type, response: type, fn: Callable, summary: str) -> None:
+        async def endpoint(req):
+            return await run(fn, req)
 
-    @app.post("/rerank", response_model=RerankResponse, responses=errors,
-              summary="re-rank candidates from another retriever with the graph")
-    async def rerank(req: RerankRequest):
-        return await run(engine.rerank, req)
+        # FastAPI reads the body model from the signature
+        endpoint.__signature__ = inspect.Signature(
+            [inspect.Parameter("req", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)])
+        endpoint.__name__ = path.strip("/")
+        app.post(path, response_model=response, responses=errors, summary=summary)(endpoint)
 
-    @app.post("/embed", response_model=EmbedResponse, responses=errors,
-              summary="one attention-pooled vector for the subgraph around ids")
-    async def embed(req: EmbedRequest):
-        return await run(engine.embed, req)
-
-    @app.post("/traverse", response_model=TraverseResponse, responses=errors,
-              summary="attention-ranked paths from start ids")
-    async def traverse(req: TraverseRequest):
-        return await run(engine.traverse, req)
+    post("/search", SearchRequest, SearchResponse, engine.search,
+         "re-ranked nearest neighbours of one or many query vectors")
+    post("/rerank", RerankRequest, RerankResponse, engine.rerank,
+         "re-rank candidates from another retriever with the graph")
+    post("/embed", EmbedRequest, EmbedResponse, engine.embed, "one attention-pooled vector for the subgraph around ids")
+    post("/traverse", TraverseRequest, TraverseResponse, engine.traverse, "attention-ranked paths from start ids")
 
     @app.get("/health", response_model=HealthResponse, summary="liveness and what is loaded (no token needed)")
     async def health():
