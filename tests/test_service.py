@@ -131,6 +131,15 @@ def test_bad_bodies_give_documented_4xx_and_service_keeps_serving(client, ref, d
         assert out["status"] == status and out["message"], what
         if error == "UnknownIdError":
             assert 99999 in out["ids"] and "nope" in out["ids"]
+    # a chunked body (no content-length) over the limit is cut off while it is read
+    def chunks():
+        yield b'{"vectors": ['
+        for _ in range(2000):
+            yield b"[" + b",".join([b"0.5"] * 16) + b"],"
+        yield b"[0.5]]}"
+
+    r = client.post("/search", content=chunks())
+    assert r.status_code == 413 and r.json()["error"] == "InputTooLargeError"
     q = ds.queries[2].tolist()
     r = client.post("/search", json={"vector": q, "k": 5})
     assert r.status_code == 200
