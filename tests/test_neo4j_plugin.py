@@ -139,3 +139,33 @@ def test_rerank_with_ids_and_errors(db, svc, ref, ds):
     with pytest.raises(ClientError) as ei:
         drv.execute_query("CALL rga.rerank($v, [1.5], 4, $o) YIELD id RETURN id", v=q, o=opts(svc, label))
     assert "422 InvalidInputError" in ei.value.message
+
+
+@pytest.mark.slow
+def test_url_and_token_from_the_server_environment(svc, ref, ds, monkeypatch):
+    """Without url/token in the options the procedures use RGA_SERVICE_URL / RGA_SERVICE_TOKEN of
+    the Neo4j process (a second server of this test's own, started with them)."""
+    from neo4j import GraphDatabase
+
+    from ruvector_graph_attn.connectors import Neo4jGraph
+    from ruvector_graph_attn.connectors.neo4j.server import Neo4jServer, Neo4jServerError
+
+    monkeypatch.setenv("RGA_SERVICE_URL", svc.url)
+    monkeypatch.setenv("RGA_SERVICE_TOKEN", svc.token)
+    srv = Neo4jServer(heap="512m", pagecache="32m")
+    try:
+        srv.start()
+    except Neo4jServerError as exc:
+        from _require import unavailable
+        unavailable("a second Neo4j test server", str(exc))
+    try:
+        g = Neo4jGraph(srv.uri, auth=srv.auth, label="Item")
+        g.load_networkx(ref.graph.G)
+        g.close()
+        q = ds.queries[0].tolist()
+        with GraphDatabase.driver(srv.uri, auth=srv.auth) as d:
+            recs = d.execute_query("CALL rga.search($v, 5) YIELD node, score RETURN node.id AS id, score", v=q).records
+        want = ref.default.search(q, 5)
+        assert [(r["id"], r["score"]) for r in recs] == [(h.id, h.score) for h in want]
+    finally:
+        srv.stop()
