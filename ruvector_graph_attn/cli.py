@@ -12,20 +12,6 @@ from typing import Sequence
 
 from .errors import RgaError
 
-#: subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("commands.demo", "build a small graph dataset, index it and show vector-only vs re-ranked results"),
-    "search": ("commands.search", "re-ranked search over your own index and graph files"),
-    "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
-    "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
-    "export": ("commands.export", "export a checkpointed model to ONNX (onnxruntime-ready) or a PyG state_dict"),
-    "visualize": ("commands.visualize", "draw a query's re-ranked neighbourhood or training curves (PNG/SVG)"),
-    "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
-    "bench": ("", "run a benchmark: " + ", ".join([
-        "attention", "graph", "sparse", "manifold", "index", "rerank", "rerank-quality", "rerank-real", "poincare",
-        "neo4j", "train", "compress", "distributed"])),
-}
-
 #: benchmark name -> module
 BENCHES: dict[str, str] = {
     "attention": "bench.attention",
@@ -41,13 +27,27 @@ BENCHES: dict[str, str] = {
     "train": "bench.train",
     "compress": "bench.compress",
     "distributed": "bench.distributed",
+    "serve": "bench.serve",
+}
+
+#: subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("commands.demo", "build a small graph dataset, index it and show vector-only vs re-ranked results"),
+    "search": ("commands.search", "re-ranked search over your own index and graph files"),
+    "index": ("commands.index", "build or inspect an HNSW index from .npy/.csv vectors"),
+    "train": ("commands.train", "train a graph layer (node classification / link prediction) and write a checkpoint"),
+    "export": ("commands.export", "export a checkpointed model to ONNX (onnxruntime-ready) or a PyG state_dict"),
+    "visualize": ("commands.visualize", "draw a query's re-ranked neighbourhood or training curves (PNG/SVG)"),
+    "doctor": ("commands.doctor", "check the installation (Numba, hnswlib, extras, Java/Maven) and how to fix it"),
+    "serve": ("commands.serve", "the HTTP/JSON service (search, rerank, embed, traverse) over an index and a graph"),
+    "bench": ("", "run a benchmark: " + ", ".join(BENCHES)),
 }
 
 
 def _usage() -> str:
     lines = ["usage: ruvector-graph-attn <command> [options]", "", "commands:"]
     for name, (_, text) in COMMANDS.items():
-        lines.append(f"  {name:<8} {text}")
+        lines.append(f"  {name:<9} {text}")
     lines.append("")
     lines.append("`ruvector-graph-attn <command> --help` describes a command's options.")
     return "\n".join(lines)

@@ -97,3 +97,14 @@ __all__ = [
     "ConfigError", "NotFittedError", "GraphSourceError", "ConnectionFailedError",
     "UnsafeNameError", "ExportError",
 ]
+
+
+class AuthenticationError(RgaError, PermissionError):
+    """A request to the service carried no bearer token or a wrong one (the token is never shown)."""
+
+
+class RequestTimeoutError(RgaError, TimeoutError):
+    """A service request did not finish within the configured per-request time limit."""
+
+
+__all__ += ["AuthenticationError", "RequestTimeoutError"]

@@ -14,6 +14,13 @@ into the local Maven repository) to the build folder -- ``connectors/neo4j/serve
 sources; a later start rebuilds only when that hash changed or a classpath entry disappeared.
 The first build downloads Neo4j's jars into ``~/.m2`` (minutes); later ones take seconds.
 
+Plugin: by default the server also loads the plugin jar of ``connectors/neo4j/plugin/`` (the
+``rga.search``/``rga.rerank`` procedures; built the same way, cached by its own source hash in
+``connectors/neo4j/plugin/target/`` or ``$RGA_NEO4J_BUILD_DIR/plugin``). The embedded DBMS does
+not scan its classpath for procedures; it loads jars from its plugin directory, so the jar is
+copied into a fresh folder and the launcher sets ``server.directories.plugins`` to it
+(``--plugins DIR``), the same mechanism a standalone server uses for its ``plugins/`` folder.
+
 Auth is on: the password of user ``neo4j`` is random per server unless given, handed to the
 JVM through an environment variable (not the command line), and never printed.
 """
@@ -34,9 +41,12 @@ from typing import Optional, Union
 
 from ruvector_graph_attn.errors import GraphSourceError
 
-__all__ = ["Neo4jServer", "Neo4jServerError", "build_server", "free_port", "SERVER_DIR"]
+__all__ = ["Neo4jServer", "Neo4jServerError", "build_server", "build_plugin", "free_port", "SERVER_DIR",
+           "PLUGIN_DIR"]
 
 SERVER_DIR = Path(__file__).resolve().parent / "server"
+PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
+PLUGIN_JAR = "rga-neo4j-plugin-0.1.0.jar"
 MAIN_CLASS = "org.ruvector.rga.EmbeddedNeo4j"
 READY_PREFIX = "RGA-NEO4J-READY "
 PASSWORD_ENV = "RGA_NEO4J_PASSWORD"
@@ -55,25 +65,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _source_hash(server_dir: Path) -> str:
+def _source_hash(src_dir: Path) -> str:
     h = hashlib.sha256()
-    files = [server_dir / "pom.xml"] + sorted((server_dir / "src").rglob("*.java"))
+    files = [src_dir / "pom.xml"] + sorted(f for f in (src_dir / "src").rglob("*") if f.is_file())
     for f in files:
-        h.update(str(f.relative_to(server_dir)).encode())
+        h.update(str(f.relative_to(src_dir)).encode())
         h.update(b"\0")
         h.update(f.read_bytes())
         h.update(b"\0")
     return h.hexdigest()
 
 
-def _default_build_dir(server_dir: Path) -> Path:
+def _default_build_dir(src_dir: Path, sub: str = "") -> Path:
     env = os.environ.get("RGA_NEO4J_BUILD_DIR")
     if env:
-        return Path(env).resolve()
-    target = server_dir / "target"
-    if os.access(server_dir, os.W_OK):
+        return Path(env).resolve() / sub if sub else Path(env).resolve()
+    target = src_dir / "target"
+    if os.access(src_dir, os.W_OK):
         return target
-    return Path(tempfile.gettempdir()) / "rga-neo4j-server-build"
+    return Path(tempfile.gettempdir()) / f"rga-neo4j-{sub or 'server'}-build"
 
 
 def _classpath_ok(build_dir: Path) -> bool:
@@ -82,6 +92,36 @@ def _classpath_ok(build_dir: Path) -> bool:
         return False
     entries = [e for e in cp.read_text().strip().split(os.pathsep) if e]
     return bool(entries) and all(os.path.exists(e) for e in entries)
+
+
+def _maven_build(src_dir: Path, bdir: Path, ok, what: str, force: bool, timeout: float) -> None:
+    """``mvn package`` of ``src_dir`` into ``bdir`` unless the stamp there holds the sha256 of the
+    sources and ``ok(bdir)`` holds."""
+    if not (src_dir / "pom.xml").is_file():
+        raise Neo4jServerError(f"the {what} sources are missing: {src_dir / 'pom.xml'} not found")
+    with _build_lock:
+        want = _source_hash(src_dir)
+        stamp = bdir / _STAMP
+        if not force and stamp.is_file() and stamp.read_text().strip() == want and ok(bdir):
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise Neo4jServerError(f"Maven ('mvn') is not on PATH; it is needed to build the {what}")
+        if shutil.which("java") is None:
+            raise Neo4jServerError(f"Java ('java') is not on PATH; the {what} needs Java 17+")
+        bdir.mkdir(parents=True, exist_ok=True)
+        cmd = [mvn, "-B", "-q", "-f", str(src_dir / "pom.xml"), f"-Drga.build.dir={bdir}", "package"]
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise Neo4jServerError(f"building the {what} took over {timeout:.0f} s") from exc
+        if proc.returncode != 0 or not ok(bdir):
+            tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
+            raise Neo4jServerError(f"building the {what} failed (mvn exit {proc.returncode}):\n{tail}")
+        tmp = stamp.with_suffix(".tmp")
+        tmp.write_text(want + "\n")
+        os.replace(tmp, stamp)
 
 
 def build_server(build_dir: Optional[Union[str, os.PathLike]] = None, *, force: bool = False,
@@ -93,33 +133,20 @@ def build_server(build_dir: Optional[Union[str, os.PathLike]] = None, *, force: 
     """
     server_dir = Path(server_dir)
     bdir = Path(build_dir).resolve() if build_dir is not None else _default_build_dir(server_dir)
-    if not (server_dir / "pom.xml").is_file():
-        raise Neo4jServerError(f"the Neo4j launcher sources are missing: {server_dir / 'pom.xml'} not found")
-    with _build_lock:
-        want = _source_hash(server_dir)
-        stamp = bdir / _STAMP
-        fresh = (not force and stamp.is_file() and stamp.read_text().strip() == want and _classpath_ok(bdir))
-        if not fresh:
-            mvn = shutil.which("mvn")
-            if mvn is None:
-                raise Neo4jServerError("Maven ('mvn') is not on PATH; it is needed to build the Neo4j test server")
-            if shutil.which("java") is None:
-                raise Neo4jServerError("Java ('java') is not on PATH; the Neo4j test server needs Java 17+")
-            bdir.mkdir(parents=True, exist_ok=True)
-            cmd = [mvn, "-B", "-q", "-f", str(server_dir / "pom.xml"), f"-Drga.build.dir={bdir}", "package"]
-            try:
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      timeout=timeout, stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired as exc:
-                raise Neo4jServerError(f"building the Neo4j test server took over {timeout:.0f} s") from exc
-            if proc.returncode != 0 or not _classpath_ok(bdir):
-                tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
-                raise Neo4jServerError(f"building the Neo4j test server failed (mvn exit {proc.returncode}):\n{tail}")
-            tmp = stamp.with_suffix(".tmp")
-            tmp.write_text(want + "\n")
-            os.replace(tmp, stamp)
-        deps = (bdir / "classpath.txt").read_text().strip()
-        return str(bdir / "classes") + os.pathsep + deps
+    _maven_build(server_dir, bdir, _classpath_ok, "Neo4j test server", force, timeout)
+    deps = (bdir / "classpath.txt").read_text().strip()
+    return str(bdir / "classes") + os.pathsep + deps
+
+
+def build_plugin(build_dir: Optional[Union[str, os.PathLike]] = None, *, force: bool = False,
+                 timeout: float = 1800.0, plugin_dir: Path = PLUGIN_DIR) -> Path:
+    """Build the Neo4j plugin jar (procedures ``rga.search`` / ``rga.rerank``, sources in
+    ``connectors/neo4j/plugin/``) if its sources changed; return the jar's path. Cached like
+    :func:`build_server` (sha256 stamp of ``pom.xml`` and ``src/``)."""
+    plugin_dir = Path(plugin_dir)
+    bdir = Path(build_dir).resolve() if build_dir is not None else _default_build_dir(plugin_dir, "plugin")
+    _maven_build(plugin_dir, bdir, lambda d: (d / PLUGIN_JAR).is_file(), "Neo4j plugin", force, timeout)
+    return bdir / PLUGIN_JAR
 
 
 class Neo4jServer:
@@ -133,6 +160,9 @@ class Neo4jServer:
             disables authentication.
         heap: JVM ``-Xmx`` (default ``1g``); ``pagecache``: Neo4j page cache (default ``128m``).
         start_timeout: seconds to wait for the ready line and Bolt (the first build is not counted).
+        plugins: load the plugin jar (procedures ``rga.search``/``rga.rerank``, built by
+            :func:`build_plugin`): it is copied into a fresh plugins folder that the DBMS is
+            pointed at (``--plugins``, i.e. ``server.directories.plugins``).
 
     Attributes ``uri`` (``bolt://127.0.0.1:PORT``) and ``auth`` (``("neo4j", password)`` or
     ``None``) are what :class:`~ruvector_graph_attn.connectors.Neo4jGraph` needs. ``repr`` never
@@ -142,7 +172,7 @@ class Neo4jServer:
     def __init__(self, port: Optional[int] = None, data_dir: Optional[Union[str, os.PathLike]] = None,
                  password: Optional[str] = None, auth: bool = True, heap: str = "1g",
                  pagecache: str = "128m", start_timeout: float = 180.0,
-                 build_dir: Optional[Union[str, os.PathLike]] = None):
+                 build_dir: Optional[Union[str, os.PathLike]] = None, plugins: bool = True):
         if password is not None and len(password) < 8:
             raise Neo4jServerError("the Neo4j password must have at least 8 characters")
         self.port = int(port) if port is not None else None
@@ -154,6 +184,8 @@ class Neo4jServer:
         self.pagecache = pagecache
         self.start_timeout = float(start_timeout)
         self.build_dir = build_dir
+        self.plugins = bool(plugins)
+        self._plugin_tmp: Optional[str] = None
         self.proc: Optional[subprocess.Popen] = None
         self._log_path: Optional[Path] = None
         self._log_file = None
@@ -197,6 +229,13 @@ class Neo4jServer:
         if java is None:
             raise Neo4jServerError("Java ('java') is not on PATH; the Neo4j test server needs Java 17+")
         cp = build_server(self.build_dir)
+        plugin_args: list = []
+        if self.plugins:
+            jar = build_plugin(None if self.build_dir is None else Path(self.build_dir) / "plugin")
+            if self._plugin_tmp is None:
+                self._plugin_tmp = tempfile.mkdtemp(prefix="rga-neo4j-plugins-")
+            shutil.copy2(jar, Path(self._plugin_tmp) / jar.name)
+            plugin_args = ["--plugins", self._plugin_tmp]
         if self.data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="rga-neo4j-")
             self.data_dir = Path(self._tmp) / "data"
@@ -208,7 +247,7 @@ class Neo4jServer:
         env = dict(os.environ)
         args = [java, f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError", "-cp", cp, MAIN_CLASS,
                 "--port", str(self.port), "--data", str(self.data_dir), "--pagecache", self.pagecache,
-                "--exit-on-stdin-eof"]
+                "--exit-on-stdin-eof", *plugin_args]
         if self._password is None:
             args.append("--no-auth")
             env.pop(PASSWORD_ENV, None)
@@ -280,6 +319,9 @@ class Neo4jServer:
                 self.proc.kill()
                 self.proc.wait(10)
         self._cleanup_process()
+        if self._plugin_tmp is not None:
+            shutil.rmtree(self._plugin_tmp, ignore_errors=True)
+            self._plugin_tmp = None
         if remove_data is None:
             remove_data = self._own_dir
         if remove_data and self._tmp is not None:

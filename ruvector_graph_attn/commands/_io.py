@@ -116,3 +116,30 @@ def print_summary(summary: dict, as_json: bool, width: int = 16) -> None:
         return
     for k, v in summary.items():
         print(f"{k:>{width}}: {v}")
+def attach_features(G, index, features: Any = None, feature_ids: Any = None) -> list:
+    """Give every node of ``G`` its feature vector under ``"embedding"``, in place, and return
+    the nodes that had none (they are removed from ``G``).
+
+    Features come from ``features`` (a .npy/.csv file whose rows belong to ``feature_ids``, a
+    file of ids, default the index's ids in insertion order) or, without ``features``, from the
+    vectors stored in ``index``. Raises :class:`InvalidInputError` when no node is left.
+    """
+    import networkx as nx
+
+    if features:
+        F = read_vectors(features, "features")
+        fids = read_ids(feature_ids, F.shape[0]) if feature_ids else index.ids().tolist()
+        if len(fids) != F.shape[0]:
+            raise InvalidInputError(f"{F.shape[0]} feature rows but {len(fids)} feature ids")
+        feat = dict(zip(fids, F))
+    else:
+        live = set(index.ids().tolist())
+        nodes = [n for n in G.nodes() if n in live]
+        feat = dict(zip(nodes, index.get(nodes))) if nodes else {}
+    dropped = [n for n in G.nodes() if n not in feat]
+    if dropped:
+        G.remove_nodes_from(dropped)
+    if G.number_of_nodes() == 0:
+        raise InvalidInputError("no graph node has features (are the graph ids the index's ids?)")
+    nx.set_node_attributes(G, {n: feat[n] for n in G.nodes()}, "embedding")
+    return dropped

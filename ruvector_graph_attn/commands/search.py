@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from ._io import parse_ids, read_graph, read_ids, read_vectors
+from ._io import attach_features, parse_ids, read_graph, read_vectors
 
 
 def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentParser:
@@ -45,6 +45,14 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--layer", metavar="CKPT",
                    help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
                         "used by --scorer gat|sage|gin")
+    add_pipeline_args(p)
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    return p
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The re-ranker's options shared by ``search`` and ``serve``: --hops, --candidates,
+    --temperature, --blend, --direction, --max-neighbors."""
     p.add_argument("--hops", type=int, default=None,
                    help="expansion depth (default 1; for --scorer gat|sage|gin the number of graph layers of the "
                         "model, so that it sees its whole receptive field)")
@@ -53,8 +61,6 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--blend", type=float, default=None)
     p.add_argument("--direction", default="both", choices=("out", "in", "both"))
     p.add_argument("--max-neighbors", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    return p
 
 
 def _queries(args, index) -> tuple[np.ndarray, list]:
@@ -129,7 +135,6 @@ def load_scorer_layer(path, scorer: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import networkx as nx
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -155,26 +160,11 @@ def run(args: argparse.Namespace) -> int:
         prog.update(task, advance=1, description="reading graph")
         G = read_graph(args.graph)
         prog.update(task, advance=1, description="attaching features")
-        if args.features:
-            F = read_vectors(args.features, "features")
-            fids = read_ids(args.feature_ids, F.shape[0]) if args.feature_ids else index.ids().tolist()
-            if len(fids) != F.shape[0]:
-                raise InvalidInputError(f"{F.shape[0]} feature rows but {len(fids)} feature ids")
-            feat = dict(zip(fids, F))
-        else:
-            live = set(index.ids().tolist())
-            nodes = [n for n in G.nodes() if n in live]
-            feat = dict(zip(nodes, index.get(nodes))) if nodes else {}
-        dropped = [n for n in G.nodes() if n not in feat]
-        if dropped:
-            G.remove_nodes_from(dropped)
-        nx.set_node_attributes(G, {n: feat[n] for n in G.nodes()}, "embedding")
+        dropped = attach_features(G, index, args.features, args.feature_ids)
         prog.update(task, advance=1)
     if dropped and not args.json:
         err.print(f"[yellow]warning:[/] {len(dropped)} graph node(s) without features were dropped "
                   f"(e.g. {dropped[0]!r})")
-    if G.number_of_nodes() == 0:
-        raise InvalidInputError("no graph node has features (are the graph ids the index's ids?)")
     graph = NetworkXGraph(G)
     rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
                        temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,

@@ -22,8 +22,12 @@ import org.neo4j.io.ByteUnit;
  *
  * <pre>
  * java -Xmx1g -cp ... org.ruvector.rga.EmbeddedNeo4j --port 7687 --data /tmp/dir
- *      [--no-auth] [--pagecache 64m] [--exit-on-stdin-eof]
+ *      [--no-auth] [--pagecache 64m] [--exit-on-stdin-eof] [--plugins DIR]
  * </pre>
+ *
+ * {@code --plugins DIR} sets the DBMS's plugin directory ({@code server.directories.plugins}): the embedded DBMS
+ * loads procedure jars from there exactly as a standalone server loads its {@code plugins/} folder (the
+ * procedure classes do not need to be on the launcher's classpath).
  *
  * With auth (the default) the password of user {@code neo4j} is read from the environment variable
  * {@code RGA_NEO4J_PASSWORD} (never from the command line, so it does not show in process lists) and
@@ -41,7 +45,7 @@ public final class EmbeddedNeo4j {
 
     private static void usage(String why) {
         System.err.println("EmbeddedNeo4j: " + why);
-        System.err.println("usage: EmbeddedNeo4j --port N --data DIR [--no-auth] [--pagecache SIZE] [--exit-on-stdin-eof]");
+        System.err.println("usage: EmbeddedNeo4j --port N --data DIR [--no-auth] [--pagecache SIZE] [--exit-on-stdin-eof] [--plugins DIR]");
         System.exit(2);
     }
 
@@ -57,6 +61,7 @@ public final class EmbeddedNeo4j {
     public static void main(String[] args) throws Exception {
         int port = -1;
         Path data = null;
+        Path plugins = null;
         boolean auth = true;
         boolean exitOnEof = false;
         long pagecache = ByteUnit.mebiBytes(64);
@@ -75,6 +80,10 @@ public final class EmbeddedNeo4j {
                     if (++i >= args.length) usage("--pagecache needs a value");
                     try { pagecache = parseSize(args[i]); } catch (NumberFormatException e) { usage("bad size " + args[i]); }
                     break;
+                case "--plugins":
+                    if (++i >= args.length) usage("--plugins needs a value");
+                    plugins = Path.of(args[i]).toAbsolutePath();
+                    break;
                 case "--no-auth": auth = false; break;
                 case "--exit-on-stdin-eof": exitOnEof = true; break;
                 default: usage("unknown argument " + a);
@@ -90,7 +99,11 @@ public final class EmbeddedNeo4j {
 
         final DatabaseManagementService dbms;
         try {
-            dbms = new DatabaseManagementServiceBuilder(data)
+            DatabaseManagementServiceBuilder builder = new DatabaseManagementServiceBuilder(data);
+            if (plugins != null) {
+                builder.setConfig(GraphDatabaseSettings.plugin_dir, plugins);
+            }
+            dbms = builder
                     .setConfig(BoltConnector.enabled, true)
                     .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                     .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
