@@ -31,6 +31,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from ..errors import (
@@ -41,16 +42,19 @@ from .engine import Engine
 from .metrics import CONTENT_TYPE, Metrics
 from .models import (
     EmbedRequest, EmbedResponse, ErrorResponse, HealthResponse, RerankRequest, RerankResponse, SearchRequest,
-    SearchResponse, TraverseRequest, TraverseResponse,
+    SearchResponse, TraverseRequest, TraverseResponse, VectorsRequest, VectorsResponse,
 )
+
+#: the explorer page served at ``/`` (one self-contained HTML file)
+EXPLORER_PAGE = Path(__file__).resolve().parent / "static" / "explorer.html"
 
 __all__ = ["create_app", "ServiceSettings", "error_status", "OPEN_PATHS", "ENDPOINTS"]
 
 log = logging.getLogger("ruvector_graph_attn.service")
 
 #: paths answered without a token (the API description and the liveness probe)
-OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
-ENDPOINTS = ("/search", "/rerank", "/embed", "/traverse", "/health", "/metrics")
+OPEN_PATHS = ("/", "/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+ENDPOINTS = ("/search", "/rerank", "/embed", "/traverse", "/vectors", "/health", "/metrics")
 MIN_TOKEN_LENGTH = 16
 
 
@@ -321,6 +325,16 @@ def create_app(engine: Engine, settings: Optional[ServiceSettings] = None, *, wa
          "re-rank candidates from another retriever with the graph")
     post("/embed", EmbedRequest, EmbedResponse, engine.embed, "one attention-pooled vector for the subgraph around ids")
     post("/traverse", TraverseRequest, TraverseResponse, engine.traverse, "attention-ranked paths from start ids")
+    post("/vectors", VectorsRequest, VectorsResponse, engine.vectors, "stored vectors of index ids")
+
+    @app.get("/", response_class=Response, include_in_schema=False)
+    async def explorer():
+        # the explorer page: static, self-contained (no external resources); its API calls carry
+        # the token the user types in, so the page itself needs none
+        return Response(EXPLORER_PAGE.read_bytes(), media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                                                            "script-src 'unsafe-inline'; img-src 'self' data:",
+                                 "X-Content-Type-Options": "nosniff"})
 
     @app.get("/health", response_model=HealthResponse, summary="liveness and what is loaded (no token needed)")
     async def health():

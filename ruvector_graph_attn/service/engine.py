@@ -10,6 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
+
 from ..errors import InputTooLargeError, InvalidInputError
 from ..rerank.results import _plain
 from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, SCORERS, GraphReranker
@@ -125,6 +127,14 @@ class Engine:
                 raise InvalidInputError("vectors is empty; expected at least one query vector")
             rows = rr.search_batch(req.vectors, req.k, **kw)
         return {"results": [[h.to_dict() for h in hits] for hits in rows]}
+
+    def vectors(self, req: Any) -> dict:
+        """``/vectors``: the index's stored vectors of ``ids`` (unknown ids: UnknownIdError)."""
+        if not req.ids:
+            raise InvalidInputError("ids is empty; expected at least one index id")
+        _check_limit(len(req.ids), self.limits.max_ids, "number of ids")
+        vecs = np.asarray(self.index.get(req.ids), dtype=np.float64)
+        return {"vectors": vecs.tolist(), "dim": int(vecs.shape[1])}
 
     def rerank(self, req: Any) -> dict:
         """``/rerank``: ``{"results": [hit, ...]}`` for candidates from another retriever."""

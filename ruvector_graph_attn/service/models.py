@@ -15,7 +15,7 @@ Vector = list[float]
 
 __all__ = [
     "Id", "Vector", "ScorerParams", "SearchRequest", "RerankRequest", "EmbedRequest", "TraverseStep",
-    "TraverseRequest", "Hit", "SearchResponse", "RerankResponse", "EmbedResponse", "TraversePath",
+    "TraverseRequest", "VectorsRequest", "VectorsResponse", "Hit", "SearchResponse", "RerankResponse", "EmbedResponse", "TraversePath",
     "TraverseResponse", "HealthResponse", "ErrorResponse",
 ]
 
@@ -64,6 +64,17 @@ class EmbedRequest(_Body):
     method: Literal["attention", "mean", "sum", "max"] = "attention"
     query: Optional[Vector] = Field(None, description="attention query (default: the mean feature of ids)")
     hops: Optional[int] = Field(None, description="neighbourhood radius (the server's default when omitted)")
+
+
+class VectorsRequest(_Body):
+    """Stored vectors of index ids (what a client needs to query "like node X")."""
+
+    ids: list[Id] = Field(..., description="index ids")
+
+
+class VectorsResponse(BaseModel):
+    vectors: list[Vector]
+    dim: int
 
 
 class TraverseStep(_Body):
