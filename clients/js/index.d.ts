@@ -87,6 +87,7 @@ export class RgaClient {
   searchBatch(vectors: number[][], opts?: SearchOptions): Promise<Hit[][]>;
   rerank(vector: number[], ids: Id[], opts?: RerankOptions): Promise<Hit[]>;
   embed(ids: Id[], opts?: EmbedOptions): Promise<number[]>;
+  vectors(ids: Id[]): Promise<number[][]>;
   traverse(startIds: Id[], steps: TraverseStep[], opts?: TraverseOptions): Promise<TraversePath[]>;
   health(): Promise<Health>;
   metrics(): Promise<string>;

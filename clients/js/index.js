@@ -150,6 +150,16 @@ export class RgaClient {
   }
 
   /**
+   * Stored vectors of index ids (to query "like node X").
+   * @param {(number|string)[]} ids
+   * @returns {Promise<number[][]>}
+   */
+  async vectors(ids) {
+    const out = await this._call('POST', '/vectors', { ids });
+    return out.vectors;
+  }
+
+  /**
    * Attention-ranked paths from start ids.
    * @param {(number|string)[]} startIds
    * @param {import('./index').TraverseStep[]} steps

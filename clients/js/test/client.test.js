@@ -99,6 +99,10 @@ test('embed equals the Python API', async () => {
   assert.deepEqual(v, expected.embed);
 });
 
+test('vectors equals the index', async () => {
+  assert.deepEqual(await client.vectors([4, 9]), expected.vectors);
+});
+
 test('traverse equals the Python API', async () => {
   assert.ok(expected.traverse.length >= 2);
   const paths = await client.traverse([7], [{ topK: 2 }, { topK: 2 }], { query: expected.queries[2] });
@@ -118,6 +122,7 @@ test('service errors become RgaServiceError with the error class', async () => {
     [() => client.search(q, { k: 0 }), 422, 'InvalidInputError'],
     [() => client.searchBatch(Array(9).fill(q)), 413, 'InputTooLargeError'],
     [() => client.embed([1, 123456]), 404, 'UnknownIdError'],
+    [() => client.vectors([123456]), 404, 'UnknownIdError'],
     [() => client.search(q, { scorer: 'nope' }), 422, 'ConfigError'],
     [() => new RgaClient({ url, token: 'x'.repeat(32) }).search(q), 401, 'AuthenticationError'],
     [() => new RgaClient({ url }).search(q), 401, 'AuthenticationError'],

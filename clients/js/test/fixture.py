@@ -31,6 +31,7 @@ expected = {
     "batch_vector": [[h.to_dict() for h in hits] for hits in vec.search_batch(Q, 4)],
     "rerank": {"ids": cand, "scores": scores, "hits": [h.to_dict() for h in rr.rerank(Q[1], cand, candidate_scores=scores, k=5)]},
     "embed": [float(v) for v in rr.embed_subgraph([1, 2, 3], method="attention", query=Q[2]).tolist()],
+    "vectors": [[float(v) for v in row] for row in index.get([4, 9]).astype(np.float64)],
 }
 paths = eng.graph.traverse([7], [{"direction": "out", "top_k": 2}, {"direction": "out", "top_k": 2}], query=Q[2])
 expected["traverse"] = [{"nodes": [int(n) for n in p.nodes], "weights": [float(w) for w in p.weights],
