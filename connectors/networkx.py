@@ -61,7 +61,7 @@ from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from .base import Subgraph, check_direction, check_hops
 
-__all__ = ["NetworkXGraph"]
+__all__ = ["NetworkXGraph", "snapshot_from_arrays"]
 
 
 def _is_int_id(n: Any) -> bool:
@@ -102,6 +102,60 @@ class _Snapshot:
 
     __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
                  "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys")
+
+
+def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.ndarray, directed: bool,
+                         edge_attr: Optional[np.ndarray] = None, pos: Optional[dict] = None) -> _Snapshot:
+    """A snapshot from plain arrays: ``nodes`` (ids, one per row of ``x``), the edges
+    ``src[k] -> dst[k]`` as row positions (``edge_attr[k]`` their features, or ``None``), and
+    whether they are directed. Other sources (a Neo4j projection) build the same in-process
+    structure this way and expand on it with :class:`NetworkXGraph`'s code."""
+    n = len(nodes)
+    m = int(src.shape[0])
+    if pos is None:
+        pos = {node: i for i, node in enumerate(nodes)}
+    dim = int(x.shape[1])
+    eids = np.arange(m, dtype=np.int64)
+    neg = np.full(m, -1, np.int64)
+    csr = {}
+    if directed:
+        csr["out"] = _merge_pairs(src, dst, eids, neg, n)
+        csr["in"] = _merge_pairs(dst, src, neg, eids, n)
+        csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
+                                   np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
+    else:
+        loops = src == dst
+        u = np.concatenate([src, dst[~loops]])
+        v = np.concatenate([dst, src[~loops]])
+        e = np.concatenate([eids, eids[~loops]])
+        both = _merge_pairs(u, v, e, e, n)
+        csr["out"] = csr["in"] = csr["both"] = both
+
+    snap = _Snapshot()
+    snap.nodes = nodes
+    snap.node_arr = np.empty(n, dtype=object)
+    snap.node_arr[:] = nodes
+    snap.pos = pos
+    if all(_is_int_id(node) for node in nodes):
+        ints = np.fromiter((int(node) for node in nodes), dtype=np.int64, count=n)
+        order = np.argsort(ints, kind="stable")
+        snap.int_sorted = ints[order]
+        snap.int_order = order.astype(np.int64)
+        snap.keys = ints
+    else:
+        snap.int_sorted = None
+        snap.int_order = None
+        snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
+    snap.x = x
+    snap.edge_attr = edge_attr
+    snap.csr = csr
+    snap.num_nodes = n
+    snap.num_edges = m
+    snap.dim = int(dim)
+    snap.directed = directed
+    snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
+    snap.scratch_lock = threading.Lock()
+    return snap
 
 
 class NetworkXGraph:
@@ -212,47 +266,7 @@ class NetworkXGraph:
         if self.edge_feature_keys:
             edge_attr = self._edge_features(edge_list)
 
-        eids = np.arange(m, dtype=np.int64)
-        neg = np.full(m, -1, np.int64)
-        csr = {}
-        if directed:
-            csr["out"] = _merge_pairs(src, dst, eids, neg, n)
-            csr["in"] = _merge_pairs(dst, src, neg, eids, n)
-            csr["both"] = _merge_pairs(np.concatenate([src, dst]), np.concatenate([dst, src]),
-                                       np.concatenate([eids, neg]), np.concatenate([neg, eids]), n)
-        else:
-            loops = src == dst
-            u = np.concatenate([src, dst[~loops]])
-            v = np.concatenate([dst, src[~loops]])
-            e = np.concatenate([eids, eids[~loops]])
-            both = _merge_pairs(u, v, e, e, n)
-            csr["out"] = csr["in"] = csr["both"] = both
-
-        snap = _Snapshot()
-        snap.nodes = nodes
-        snap.node_arr = np.empty(n, dtype=object)
-        snap.node_arr[:] = nodes
-        snap.pos = pos
-        if all(_is_int_id(node) for node in nodes):
-            ints = np.fromiter((int(node) for node in nodes), dtype=np.int64, count=n)
-            order = np.argsort(ints, kind="stable")
-            snap.int_sorted = ints[order]
-            snap.int_order = order.astype(np.int64)
-            snap.keys = ints
-        else:
-            snap.int_sorted = None
-            snap.int_order = None
-            snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
-        snap.x = x
-        snap.edge_attr = edge_attr
-        snap.csr = csr
-        snap.num_nodes = n
-        snap.num_edges = m
-        snap.dim = int(dim)
-        snap.directed = directed
-        snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
-        snap.scratch_lock = threading.Lock()
-        return snap
+        return snapshot_from_arrays(nodes, x, src, dst, directed, edge_attr, pos)
 
     def _edge_features(self, edge_list: list) -> np.ndarray:
         cols = []
