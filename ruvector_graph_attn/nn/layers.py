@@ -159,7 +159,11 @@ class Linear(Module):
         object.__setattr__(self, "_x", x)
         y = x @ self.weight.data.T
         if self.bias is not None:
-            y = y + self.bias.data
+            b = self.bias.data
+            if b.dtype == y.dtype and y.ndim >= 1 and y.base is None:
+                y += b  # the product is a fresh array: add the bias in place (no second [.., out] array)
+            else:
+                y = y + b
         return y
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
