@@ -14,6 +14,7 @@ _LAZY = {
     "NetworkXGraph": ".networkx:NetworkXGraph",
     "Neo4jGraph": ".neo4j:Neo4jGraph",
     "Neo4jVectorIndex": ".neo4j:Neo4jVectorIndex",
+    "Neo4jProjection": ".neo4j:Neo4jProjection",
 }
 
 ENTRY_POINT_GROUP = "ruvector_graph_attn.connectors"
@@ -42,4 +43,4 @@ def get_connector(name: str) -> Any:
     raise InvalidInputError(f"no graph connector named {name!r}; registered: {known}")
 
 
-__all__ = ["GraphSource", "Subgraph", "NetworkXGraph", "Neo4jGraph", "Neo4jVectorIndex", "get_connector"]
+__all__ = ["GraphSource", "Subgraph", "NetworkXGraph", "Neo4jGraph", "Neo4jVectorIndex", "Neo4jProjection", "get_connector"]

@@ -61,7 +61,7 @@ from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from .base import Subgraph, check_direction, check_hops
 
-__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs"]
+__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs", "snapshot_from_arrays"]
 
 
 def _is_int_id(n: Any) -> bool:
@@ -180,6 +180,46 @@ class _Snapshot:
                  "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys")
 
 
+def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.ndarray, directed: bool,
+                         edge_attr: Optional[np.ndarray] = None, pos: Optional[dict] = None) -> _Snapshot:
+    """A snapshot from plain arrays: ``nodes`` (ids, one per row of ``x``), the edges
+    ``src[k] -> dst[k]`` as row positions (``edge_attr[k]`` their features, or ``None``), and
+    whether they are directed. Other sources (a Neo4j projection) build the same in-process
+    structure this way and expand on it with :class:`NetworkXGraph`'s code."""
+    n = len(nodes)
+    m = int(src.shape[0])
+    if pos is None:
+        pos = {node: i for i, node in enumerate(nodes)}
+    dim = int(x.shape[1])
+    csr = direction_csrs(src, dst, n, directed)
+
+    snap = _Snapshot()
+    snap.nodes = nodes
+    snap.node_arr = np.empty(n, dtype=object)
+    snap.node_arr[:] = nodes
+    snap.pos = pos
+    if all(_is_int_id(node) for node in nodes):
+        ints = np.fromiter((int(node) for node in nodes), dtype=np.int64, count=n)
+        order = np.argsort(ints, kind="stable")
+        snap.int_sorted = ints[order]
+        snap.int_order = order.astype(np.int64)
+        snap.keys = ints
+    else:
+        snap.int_sorted = None
+        snap.int_order = None
+        snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
+    snap.x = x
+    snap.edge_attr = edge_attr
+    snap.csr = csr
+    snap.num_nodes = n
+    snap.num_edges = m
+    snap.dim = int(dim)
+    snap.directed = directed
+    snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
+    snap.scratch_lock = threading.Lock()
+    return snap
+
+
 class NetworkXGraph:
     """A NetworkX graph with per-node feature vectors, read through array snapshots.
 
@@ -288,33 +328,7 @@ class NetworkXGraph:
         if self.edge_feature_keys:
             edge_attr = self._edge_features(edge_list)
 
-        csr = direction_csrs(src, dst, n, directed)
-
-        snap = _Snapshot()
-        snap.nodes = nodes
-        snap.node_arr = np.empty(n, dtype=object)
-        snap.node_arr[:] = nodes
-        snap.pos = pos
-        if all(_is_int_id(node) for node in nodes):
-            ints = np.fromiter((int(node) for node in nodes), dtype=np.int64, count=n)
-            order = np.argsort(ints, kind="stable")
-            snap.int_sorted = ints[order]
-            snap.int_order = order.astype(np.int64)
-            snap.keys = ints
-        else:
-            snap.int_sorted = None
-            snap.int_order = None
-            snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
-        snap.x = x
-        snap.edge_attr = edge_attr
-        snap.csr = csr
-        snap.num_nodes = n
-        snap.num_edges = m
-        snap.dim = int(dim)
-        snap.directed = directed
-        snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
-        snap.scratch_lock = threading.Lock()
-        return snap
+        return snapshot_from_arrays(nodes, x, src, dst, directed, edge_attr, pos)
 
     def _edge_features(self, edge_list: list) -> np.ndarray:
         cols = []

@@ -5,7 +5,9 @@ lists are converted once here; nothing is clipped or reshaped silently.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -69,12 +71,38 @@ def as_float_array(
     if not allow_empty and arr.size == 0:
         raise InvalidInputError(f"{name} is empty (shape {arr.shape}); expected at least one element")
     out = np.ascontiguousarray(arr, dtype=_dtype_for(arr, dtype))
-    if finite and out.size and not np.isfinite(out).all():
+    if finite and out.size and not _TRUSTED.get() and not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
         raise InvalidInputError(
             f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}); expected finite values"
         )
     return out
+
+
+#: set inside :func:`trusted_arrays`: the finiteness scan of :func:`as_float_array` is skipped
+_TRUSTED: ContextVar[bool] = ContextVar("rga_trusted_arrays", default=False)
+
+
+@contextmanager
+def trusted_arrays() -> Iterator[None]:
+    """Within the block :func:`as_float_array` still converts and checks shapes and dtypes
+    but skips the O(size) NaN/Inf scan. A model container enters it after validating the
+    user's inputs once at its boundary, so the internal tensors its children pass each
+    other (derived from checked inputs) are not rescanned on every call."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise :class:`InvalidInputError` when the float array ``x`` holds NaN or Inf (always scans)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "fc" and arr.size and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InvalidInputError(
+            f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}); expected finite values")
 
 
 def as_index_array(x: Any, name: str, ndim: int = 1, allow_empty: bool = True) -> np.ndarray:

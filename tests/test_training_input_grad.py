@@ -256,18 +256,19 @@ def test_sage_small_graph_runs_numba_serial(rng, monkeypatch):
     import ruvector_graph_attn.graph.sage as sage_mod
 
     log = []
-    orig_mean, orig_sum = sage_mod.scatter_mean, sage_mod.scatter_sum
+    # SAGEConv(4, 3) projects first: sage_combine forward, scaled_transpose_sum backward
+    orig_fwd, orig_bwd = sage_mod.sage_combine, sage_mod.scaled_transpose_sum
 
-    def mean_spy(*a):
+    def fwd_spy(*a):
         log.append(numba.get_num_threads())
-        return orig_mean(*a)
+        return orig_fwd(*a)
 
-    def sum_spy(*a):
+    def bwd_spy(*a):
         log.append(numba.get_num_threads())
-        return orig_sum(*a)
+        return orig_bwd(*a)
 
-    monkeypatch.setattr(sage_mod, "scatter_mean", mean_spy)
-    monkeypatch.setattr(sage_mod, "scatter_sum", sum_spy)
+    monkeypatch.setattr(sage_mod, "sage_combine", fwd_spy)
+    monkeypatch.setattr(sage_mod, "scaled_transpose_sum", bwd_spy)
     conv = SAGEConv(4, 3, rng=0)
     y = conv(rng.standard_normal((N, 4)), EDGES)
     conv.backward(np.ones_like(y))

@@ -201,3 +201,39 @@ def test_trained_layer_plugs_into_graph_reranker():
     assert [h.rank for h in hits] == [0, 1, 2, 3, 4]
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert all(np.isfinite(h.score) for h in hits)
+
+
+@pytest.mark.parametrize("kind", ["sage", "gat2"])
+def test_reranker_trainer_subgraph_batches_equal_full_graph(kind):
+    """Exact L-hop computation subgraphs (the default) give the full-graph losses and weights;
+    sampled fanouts still learn."""
+    from ruvector_graph_attn import nn
+    from ruvector_graph_attn.graph import GATConv, GraphSequential
+
+    ei, _ = sbm(300, 4, p_in=0.05, p_out=0.004, seed=5)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 8)).astype(np.float64)
+    q, pos = graph_query_pairs(x, ei, 240, seed=2)
+
+    def build():
+        if kind == "sage":
+            return SAGEConv(8, 8, rng=0).double()
+        return GraphSequential([GATConv(8, 4, heads=2, rng=1), nn.ELU(), GATConv(8, 8, heads=1, rng=2)]).double()
+
+    runs = {}
+    for full in (False, True):
+        layer = build()
+        tr = RerankerTrainer(layer, Adam(layer.parameters(), lr=0.01), max_epochs=3, batch_size=60,
+                             num_negatives=16, progress=False, full_graph=full, restore_best=False)
+        runs[full] = ([h["loss"] for h in tr.fit(x, ei, q, pos)], layer.state_dict())
+    np.testing.assert_allclose(runs[False][0], runs[True][0], rtol=1e-9)
+    for name in runs[True][1]:
+        np.testing.assert_allclose(runs[False][1][name], runs[True][1][name], rtol=1e-7, atol=1e-9, err_msg=name)
+    layer = build()
+    tr = RerankerTrainer(layer, Adam(layer.parameters(), lr=0.01), max_epochs=8, batch_size=60,
+                         num_negatives=16, progress=False, fanouts=[3] * (1 if kind == "sage" else 2))
+    before = tr.evaluate(x, ei, q, pos)["mrr"]
+    tr.fit(x, ei, q, pos)
+    assert tr.evaluate(x, ei, q, pos)["mrr"] > before
+    with pytest.raises(InvalidInputError):
+        RerankerTrainer(layer, Adam(layer.parameters()), fanouts=[0])

@@ -465,6 +465,13 @@ class Neo4jGraph:
             raise GraphSourceError(f"edge properties {self.edge_properties} are missing on some relationship, or NaN/Inf")
         return np.ascontiguousarray(out, dtype=self.dtype)
 
+    def project(self, **kwargs: Any) -> Any:
+        """An in-process :class:`~ruvector_graph_attn.connectors.neo4j.Neo4jProjection` of this
+        graph (read once, expanded locally; keyword arguments go to its constructor)."""
+        from .projection import Neo4jProjection
+
+        return Neo4jProjection(self, **kwargs)
+
     # ------------------------------------------------------------------ more API (other modules)
     from .traversal import subgraph_from_cypher, traverse  # noqa: E402  (methods)
     from .writeback import (  # noqa: E402  (methods)

@@ -14,9 +14,12 @@ Starts its own embedded Neo4j 5.26 (``connectors/neo4j/server.py``) unless ``--u
    (``blob_property``; the load writes both). The
    batched result is checked to equal the union of the per-seed ones; the in-process
    ``NetworkXGraph`` on the same graph is timed as a reference;
+   The ``Neo4jProjection`` (the graph read once into process memory, ``Neo4jGraph.project``)
+   is timed on the same batched expansion and checked to equal the server-side result;
 3. **re-ranked search** (``GraphReranker``, attention scorer, hops 1, 100 candidates, k 10):
    per-query latency with HNSW candidates + Neo4j expansion, with Neo4j's vector index +
-   Neo4j expansion, and with HNSW + NetworkX in process (the baseline of the ratios);
+   Neo4j expansion, with HNSW + the Neo4j projection, and with HNSW + NetworkX in process (the
+   baseline of the ratios);
 4. **write-back**: ``write_embeddings`` / ``write_scores`` / ``write_similarity`` rows per second.
 
 Timings are medians; every figure comes from this one run on this machine.
@@ -132,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
             G.nodes[i]["embedding"] = X[i]
         ref = NetworkXGraph(G)
         ref.refresh()
+        t0 = time.perf_counter()
+        proj = gb.project()
+        results["projection_build_s"] = time.perf_counter() - t0
+        results["projection_stats"] = dict(proj.stats)
+        print(f"Neo4jProjection built in {results['projection_build_s']:.1f} s ({proj.stats})", flush=True)
 
         # 2. expansion: batched vs per seed -------------------------------------------------------
         seeds = rng.choice(n, size=min(args.seeds, n), replace=False).astype(np.int64)
@@ -170,6 +178,22 @@ def run(args: argparse.Namespace) -> int:
             rows.append(["NetworkX in process: 1 expand() (reference)", t_nx, sg.num_nodes, sg.num_edges,
                          t_nx / t_ref, "", ""])
             res["networkx_s"] = t_nx
+            proj.expand(seeds[:10], hops=hops)
+            psg = None
+
+            def projected():
+                nonlocal psg
+                psg = proj.expand(seeds, hops=hops)
+
+            t_proj = _median(projected, args.repeat)
+            p_edges = {(psg.node_ids[a], psg.node_ids[b]) for a, b in psg.edge_index.T.tolist()}
+            s_edges = {(sg.node_ids[a], sg.node_ids[b]) for a, b in sg.edge_index.T.tolist()}
+            same_proj = set(psg.node_ids) == set(sg.node_ids) and p_edges == s_edges
+            rows.append(["Neo4jProjection in process: 1 expand()", t_proj, psg.num_nodes, psg.num_edges,
+                         t_proj / t_ref, "", "== server: " + ("yes" if same_proj else "NO")])
+            res["projection_s"] = t_proj
+            res["projection_vs_networkx"] = t_proj / t_nx
+            res["projection_equals_server"] = same_proj
             results[f"expand_{hops}hop"] = res
             print_table(["case", "time (s)", "nodes", "edges", "vs batched list", "per-seed / batched",
                          "batched == union"], rows, title=f"Expansion, {hops} hops")
@@ -186,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         Q = X[rng.choice(n, size=args.queries, replace=False)] + 0.1 * rng.normal(size=(args.queries, dim)).astype(np.float32)
         cfg = dict(hops=1, candidates=args.candidates, scorer="attention")
         cases = [("HNSW + NetworkX in process (baseline)", GraphReranker(index=hidx, graph=ref, **cfg)),
+                 ("HNSW + Neo4jProjection in process", GraphReranker(index=hidx, graph=proj, **cfg)),
                  ("HNSW candidates + Neo4j expansion (float list)", GraphReranker(index=hidx, graph=g, **cfg)),
                  ("HNSW candidates + Neo4j expansion (float32 blob)", GraphReranker(index=hidx, graph=gb, **cfg)),
                  ("Neo4j vector index + Neo4j expansion (float32 blob)", GraphReranker(index=nidx, graph=gb, **cfg))]

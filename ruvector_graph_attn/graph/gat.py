@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
+from ..kernels.dropout import dropout_scale, dropout_threshold
 from ..kernels.segment import (
     csr_with_self_loops,
     gat_fused_backward_sources, gat_fused_backward_targets, gat_fused_forward,
@@ -230,8 +231,10 @@ class _AttentionConvBase(Module):
             return None
         if self.dropout == 1.0:
             return np.zeros((num_edges, self.heads), dtype=dt)
-        keep = self._gen.random((num_edges, self.heads)) >= self.dropout
-        return keep.astype(dt) * dt.type(1.0 / (1.0 - self.dropout))
+        seed = int(self._gen.integers(0, 2**63))  # counter-based mask: one fused pass, no random array
+        flat = dropout_scale(num_edges * self.heads, seed, dropout_threshold(self.dropout),
+                             1.0 / (1.0 - self.dropout), dt)
+        return flat.reshape(num_edges, self.heads)
 
     def _finish(self, out3: np.ndarray, x_dst: np.ndarray, dt: np.dtype) -> np.ndarray:
         n = out3.shape[0]

@@ -10,7 +10,8 @@ when ``train_eps`` else a buffer, shape ``[1]``, so it is in ``state_dict`` eith
 projection as ``lin`` (``lin.weight``, ``lin.bias``) when ``edge_dim`` is given.
 
 The sum runs on the Numba scatter kernels over a CSR of the edges by target, built
-once per call (O(E + N)); the backward pass reuses it plus a CSR by source, so it is
+once per call (O(E + N)); GIN's sum and root term are one fused pass
+(``kernels.aggregate.gin_combine``); the backward pass reuses it plus a CSR by source, so it is
 O(E * F) as well. ``backward(grad_out, need_input_grad=False)`` accumulates the parameter
 gradients only and skips the gradient for ``x`` (and ``edge_attr``): ``nn``'s first layer
 is not asked for its input gradient unless ``eps`` or GINE's ``lin`` needs it, and nothing
@@ -25,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
+from ..kernels.aggregate import gin_combine
 from ..kernels.segment import gather_rows, scatter_sum
 from ..nn.layers import Linear, Sequential, run_backward
 from ..nn.module import Module, Parameter
-from ..validation import as_float_array
+from ..validation import as_float_array, trusted_arrays
 from .utils import CSR, build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["GINConv", "GINEConv"]
@@ -115,10 +117,11 @@ class GINConv(_GINBase):
             raise InvalidInputError("GINConv does not use edge features (edge_attr); use GINEConv")
         x = _node_features(x, _infer_in_channels(self.nn), "GINConv")
         ei, csr = self._graph(x, edge_index)
-        aggr = scatter_sum(x, csr.indptr, csr.col)  # sum_{j->i} x_j without materialising [E, F]
-        h = self._combine(x, aggr)
+        # (1 + eps) x_i + sum_{j->i} x_j in one pass, without materialising [E, F]
+        h = gin_combine(x, csr.indptr, csr.col, float(1.0 + self._eps_value()[0]))
         object.__setattr__(self, "_cache", (x, ei))
-        return np.asarray(self.nn(h))
+        with trusted_arrays():  # h derives from the checked x: nn's layers need not rescan it
+            return np.asarray(self.nn(h))
 
     def _backward(self, grad_output: Any, need_input_grad: bool) -> np.ndarray | None:
         x, ei = self._cache

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InvalidInputError, NotFittedError
 from ..nn.layers import has_parameters, named_children, run_backward
 from ..nn.module import Module
+from ..validation import check_finite, trusted_arrays
 
 __all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
 
@@ -92,6 +93,14 @@ class GraphSequential(Module):
         return mods[int(idx)]
 
     def forward(self, x: Any, edge_index: Any = None, edge_attr: Any = None) -> np.ndarray:
+        # user input is scanned for NaN/Inf once here; the children trust the tensors they pass on
+        check_finite(x, "x")
+        if edge_attr is not None:
+            check_finite(edge_attr, "edge_attr")
+        with trusted_arrays():
+            return self._forward(x, edge_index, edge_attr)
+
+    def _forward(self, x: Any, edge_index: Any, edge_attr: Any) -> np.ndarray:
         used = []
         has_graph = False
         for mod in self._modules.values():
@@ -118,6 +127,11 @@ class GraphSequential(Module):
         return x
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
+        check_finite(grad_output, "grad_output")
+        with trusted_arrays():
+            return self._backward(grad_output, need_input_grad)
+
+    def _backward(self, grad_output: Any, need_input_grad: bool) -> Any:
         used = self._edge_used
         if used is None:
             raise NotFittedError("GraphSequential.backward called before forward")

@@ -23,7 +23,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
-from ..validation import as_float_array, check_positive_int
+from ..kernels.dropout import dropout_apply, dropout_threshold
+from ..validation import as_float_array, check_positive_int, trusted_arrays
 from .module import Module, Parameter
 
 __all__ = [
@@ -158,7 +159,11 @@ class Linear(Module):
         object.__setattr__(self, "_x", x)
         y = x @ self.weight.data.T
         if self.bias is not None:
-            y = y + self.bias.data
+            b = self.bias.data
+            if b.dtype == y.dtype and y.ndim >= 1 and y.base is None:
+                y += b  # the product is a fresh array: add the bias in place (no second [.., out] array)
+            else:
+                y = y + b
         return y
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
@@ -226,8 +231,13 @@ class Sequential(Module):
         return items[i % n][1]
 
     def forward(self, x: Any) -> Any:
-        for mod in self._modules.values():
-            x = mod(x)
+        mods = list(self._modules.values())
+        if not mods:
+            return x
+        x = mods[0](x)  # the first child checks the user's input; the rest get checked tensors
+        with trusted_arrays():
+            for mod in mods[1:]:
+                x = mod(x)
         return x
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
@@ -334,7 +344,12 @@ class Dropout(Module):
     """Inverted dropout as ``torch.nn.Dropout``: in training mode each element is zeroed with
     probability ``p`` and survivors are scaled by ``1 / (1 - p)``; in eval mode it is the
     identity. ``rng`` (seed or Generator) makes the masks reproducible; otherwise the
-    module-level generator (see :func:`seed`) is used."""
+    module-level generator (see :func:`seed`) is used.
+
+    Each training call draws one 64-bit seed from the generator; the mask is a function of
+    that seed and the element index (``kernels.dropout``: a counter-based hash in one fused
+    Numba pass, no random array and no mask are materialised), and ``backward`` regenerates
+    the same mask from the seed."""
 
     def __init__(self, p: float = 0.5, rng: Any = None) -> None:
         super().__init__()
@@ -343,30 +358,33 @@ class Dropout(Module):
             raise InvalidInputError(f"dropout probability must be in [0, 1], got {p}")
         self.p = pf
         object.__setattr__(self, "_rng", None if rng is None else _resolve_rng(rng))
-        object.__setattr__(self, "_scale", None)
+        object.__setattr__(self, "_mask", None)
         object.__setattr__(self, "_shape", None)
 
     def forward(self, x: Any) -> np.ndarray:
         x = _check_input(x)
         object.__setattr__(self, "_shape", x.shape)
         if not self.training or self.p == 0.0:
-            object.__setattr__(self, "_scale", None)
+            object.__setattr__(self, "_mask", None)
             return x
         if self.p == 1.0:
-            scale = np.zeros_like(x)
-        else:
-            gen = self._rng if self._rng is not None else _GLOBAL_RNG
-            keep = gen.random(x.shape) >= self.p
-            scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        object.__setattr__(self, "_scale", scale)
-        return x * scale
+            object.__setattr__(self, "_mask", "zero")
+            return np.zeros_like(x)
+        gen = self._rng if self._rng is not None else _GLOBAL_RNG
+        mask = (int(gen.integers(0, 2**63)), dropout_threshold(self.p), 1.0 / (1.0 - self.p))
+        object.__setattr__(self, "_mask", mask)
+        return dropout_apply(x.reshape(-1), *mask).reshape(x.shape)
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         shape = _need(self._shape, self)
         g = _grad_like(grad_output, shape, self)
         if not need_input_grad:
             return None
-        return g if self._scale is None else g * self._scale
+        if self._mask is None:
+            return g
+        if isinstance(self._mask, str):
+            return np.zeros_like(g)
+        return dropout_apply(g.reshape(-1), *self._mask).reshape(g.shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -60,6 +60,16 @@ def _scatter_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return scatter_sum(np.ascontiguousarray(values), indptr, perm)
 
 
+def _graph_depth(model: Any) -> int:
+    """Number of message-passing layers in ``model`` (1 for a single graph layer): the hops a
+    node's output depends on."""
+    from ..graph.sequential import GraphSequential, is_graph_layer
+
+    if isinstance(model, GraphSequential):
+        return max(1, sum(_graph_depth(m) for m in model if is_graph_layer(m)))
+    return 1
+
+
 # -- shared machinery ----------------------------------------------------------------------
 class _Progress:
     def __init__(self, enabled: bool, total: int, description: str):
@@ -451,15 +461,28 @@ class RerankerTrainer(_BaseTrainer):
     the batch and ``num_negatives`` random nodes (cosine scores / ``temperature``). Validation
     reports MRR and recall@``k`` of the relevant node among all nodes. Pass the same
     ``edge_index`` the re-ranker's layer sees (for ``direction="both"`` both orientations).
+
+    Each batch runs the layer only on the computation subgraph of the nodes it scores (the
+    batch's positives and negatives), as mini-batch GNN training does: their ``L``-hop
+    incoming neighbourhoods, ``L`` = the number of graph layers of the model
+    (:class:`~ruvector_graph_attn.training.sampling.NeighborSampler`). With ``fanouts=None``
+    every neighbour is kept, so the outputs at the scored nodes -- and the loss and the
+    gradients -- equal the full-graph ones; ``fanouts=[f1, f2, ...]`` (one per layer, ``-1`` =
+    all) samples at most ``f`` incoming edges per node and hop (cheaper on hubs, stochastic).
+    ``full_graph=True`` runs the layer over the whole graph for every batch instead.
     """
 
     def __init__(self, layer: Module, optimizer: Optimizer, max_epochs: int = 50, patience: Optional[int] = None,
                  monitor: str = "val_mrr", temperature: float = 0.1, num_negatives: int = 64,
                  batch_size: int = 256, k: int = 10, scheduler: Optional[LRScheduler] = None,
                  clip_grad_norm: Optional[float] = None, seed: int = 0, progress: bool = True,
-                 restore_best: bool = True):
+                 restore_best: bool = True, fanouts: Optional[Sequence[int]] = None, full_graph: bool = False):
         super().__init__(layer, optimizer, max_epochs, patience, monitor, scheduler, clip_grad_norm, seed,
                          progress, restore_best)
+        self.full_graph = bool(full_graph)
+        self.fanouts = None if fanouts is None else [int(f) for f in fanouts]
+        if self.fanouts is not None and (not self.fanouts or any(f == 0 or f < -1 for f in self.fanouts)):
+            raise InvalidInputError(f"fanouts must be a non-empty list of positive ints or -1 (all), got {list(fanouts)}")
         if not temperature > 0:
             raise InvalidInputError(f"temperature must be > 0, got {temperature}")
         if int(num_negatives) < 0 or int(batch_size) <= 0 or int(k) <= 0:
@@ -497,6 +520,11 @@ class RerankerTrainer(_BaseTrainer):
         elif self.monitor.startswith("val_"):
             self.monitor = "loss"
         self._seed_everything()
+        sampler = None
+        if not self.full_graph:
+            fanouts = self.fanouts if self.fanouts is not None else [-1] * _graph_depth(self.model)
+            sampler = NeighborSampler(ei, n, fanouts, seed=self.seed)
+        local = np.full(n, -1, dtype=np.int64)
 
         def epoch_fn(epoch: int) -> dict[str, Any]:
             self.model.train()
@@ -505,15 +533,27 @@ class RerankerTrainer(_BaseTrainer):
             for start in range(0, order.size, self.batch_size):
                 b = order[start:start + self.batch_size]
                 self.model.zero_grad()
-                h = self._embed(x, ei)
+                negs = self._rng.integers(0, n, size=self.num_negatives) if self.num_negatives else None
+                pos_rows, neg_rows = p[b], negs
+                if sampler is None:
+                    h = self._embed(x, ei)
+                    rows = n
+                else:  # the layer on the scored nodes' computation subgraph only
+                    scored = np.unique(p[b] if negs is None else np.concatenate([p[b], negs]))
+                    sub = sampler.sample(scored)
+                    local[scored] = np.arange(scored.size)
+                    pos_rows = local[p[b]]
+                    neg_rows = None if negs is None else local[negs]
+                    local[scored] = -1
+                    h = self._embed(x[sub.nodes], sub.edge_index)
+                    rows = h.shape[0]
                 if h.shape[1] != q.shape[1]:
                     raise DimensionMismatchError(q.shape[1], h.shape[1], "layer output dimension (must equal query dimension)")
-                negs = self._rng.integers(0, n, size=self.num_negatives) if self.num_negatives else None
-                loss, (_, gp, gn) = info_nce(q[b], h[p[b]], None if negs is None else h[negs],
+                loss, (_, gp, gn) = info_nce(q[b], h[pos_rows], None if negs is None else h[neg_rows],
                                              temperature=self.temperature, in_batch=True, normalize=True)
-                gh = _scatter_rows(p[b], gp.astype(h.dtype), n)
+                gh = _scatter_rows(pos_rows, gp.astype(h.dtype), rows)
                 if negs is not None:
-                    gh += _scatter_rows(negs, gn.astype(h.dtype), n)
+                    gh += _scatter_rows(neg_rows, gn.astype(h.dtype), rows)
                 run_backward(self.model, gh, need_input_grad=False)
                 self._step()
                 total += loss * b.size
