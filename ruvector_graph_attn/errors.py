@@ -87,9 +87,18 @@ class UnsafeNameError(InvalidInputError):
     """A label, relationship type or property name failed the strict name check."""
 
 
+class StorageError(RgaError, OSError):
+    """A file or folder could not be read or written (missing folder, permissions, disk full,
+    a directory where a file was expected). The message names the path and the reason."""
+
+
+class ThreadingLayerError(ConfigError):
+    """The configured Numba threading layer cannot be used safely by this library."""
+
+
 __all__ = [
     "RgaError", "InvalidInputError", "DimensionMismatchError", "InputTooLargeError",
     "UnknownIdError", "StateDictError", "CorruptFileError", "FormatVersionError",
     "ConfigError", "NotFittedError", "GraphSourceError", "ConnectionFailedError",
-    "UnsafeNameError",
+    "UnsafeNameError", "StorageError", "ThreadingLayerError",
 ]

@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import Any, Union
 
-from .errors import InvalidInputError
+from .errors import CorruptFileError, InvalidInputError, StorageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -65,3 +65,58 @@ def fsync_dir(path: PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+#: largest .npy header numpy itself accepts without ``max_header_size``
+_NPY_MAX_HEADER = 10000
+
+
+def read_npy_checked(source: Union[PathLike, bytes], what: str, error: type = CorruptFileError):
+    """Read a ``.npy`` (path or bytes) without pickles and without trusting its header.
+
+    The header is parsed first; the array is read only when its dtype is plain numeric,
+    bool or unicode and the declared shape times the item size equals the bytes that
+    follow, so a header declaring terabytes never allocates anything. Problems raise
+    ``error`` (default :class:`CorruptFileError`) naming ``what``.
+    """
+    import io
+
+    import numpy as np
+    from numpy.lib import format as npf
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        label = what
+    else:
+        label = f"{what} {os.fspath(source)!r}"
+        try:
+            with open(source, "rb") as fh:
+                data = fh.read()
+        except IsADirectoryError as exc:
+            raise error(f"{label} is a directory, not a .npy file") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {label}: {exc.strerror or exc}") from exc
+    if not data:
+        raise error(f"{label} is empty (0 bytes); expected a .npy array")
+    fh = io.BytesIO(data)
+    try:
+        version = npf.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fh, max_header_size=_NPY_MAX_HEADER)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npf.read_array_header_2_0(fh, max_header_size=_NPY_MAX_HEADER)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, RecursionError) as exc:
+        raise error(f"{label} is not a valid .npy array ({exc})") from exc
+    if dtype.hasobject or dtype.kind not in "biufU" or dtype.fields is not None or dtype.subdtype is not None:
+        raise error(f"{label} holds dtype {dtype}; only plain numbers, bools or unicode are read (never pickles)")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    if count * dtype.itemsize != len(data) - fh.tell():
+        raise error(f"{label}: header declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes) but "
+                    f"{len(data) - fh.tell()} bytes follow (truncated or crafted)")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
+    arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
+    return np.array(arr, copy=True)
