@@ -33,19 +33,26 @@ def write_atomic(path: PathLike, data: Union[bytes, str]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InvalidInputError(f"folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise InvalidInputError(f"{path!r} is a directory; expected a file path")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise StorageError(f"cannot write in {folder!r}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(f"cannot write {path!r}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -120,3 +127,18 @@ def read_npy_checked(source: Union[PathLike, bytes], what: str, error: type = Co
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
     arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
     return np.array(arr, copy=True)
+
+
+def read_text_file(path: PathLike, what: str) -> str:
+    """A UTF-8 text file's contents; binary or unreadable files raise a typed error naming ``what``."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{what} file {os.fspath(path)!r} is a directory") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {what} file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{what} file {os.fspath(path)!r} is not UTF-8 text (binary at byte {exc.start})") from exc

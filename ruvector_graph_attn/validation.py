@@ -97,9 +97,12 @@ def as_index_array(x: Any, name: str, ndim: int = 1, allow_empty: bool = True) -
 
 def check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
     """Validate a PyG-style ``[2, E]`` integer edge index against ``num_nodes``."""
-    arr = np.asarray(edge_index) if edge_index is not None else None
-    if arr is None:
+    if edge_index is None:
         raise InvalidInputError(f"{name} is None; expected an int64 array of shape [2, E]")
+    try:
+        arr = np.asarray(edge_index)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise InvalidInputError(f"{name} is not a rectangular [2, E] integer array ({exc})") from exc
     if arr.ndim != 2 or arr.shape[0] != 2:
         raise InvalidInputError(f"{name} must have shape [2, E], got {arr.shape}")
     ei = as_index_array(arr, name, ndim=2)

@@ -100,8 +100,12 @@ class Neo4jGraph:
         self._rel = rel_type_pattern(self.relationship_types)
         self.direction = check_direction(direction)
         self.undirected = bool(undirected)
+        if edge_properties is None:
+            edge_properties = ()
         if isinstance(edge_properties, str):
             edge_properties = (edge_properties,)
+        if not isinstance(edge_properties, Iterable):
+            raise InvalidInputError(f"edge_properties must be a list of property names, got {type(edge_properties).__name__}")
         self.edge_properties = tuple(check_name(p, "edge property") for p in edge_properties)
         if not isinstance(database, str) or not database or len(database) > 63:
             raise InvalidInputError(f"database must be a non-empty name, got {database!r}")

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import read_npy_checked, read_text_file
+
 from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
 from ..fileio import write_json_atomic
 
@@ -63,10 +65,7 @@ def build_parser(prog: str = "ruvector-graph-attn train") -> argparse.ArgumentPa
 def _load_npy(path: str, what: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise InvalidInputError(f"{what} file {path!r} does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise CorruptFileError(f"cannot read {what} from {path!r} (expected a .npy array): {exc}") from exc
+    return read_npy_checked(path, f"{what} file")
 
 
 def load_edge_index(path: str) -> np.ndarray:
@@ -86,8 +85,7 @@ def load_edge_index(path: str) -> np.ndarray:
             raise CorruptFileError(f"cannot read {path!r}: {exc}") from exc
     else:
         rows = []
-        with open(path, "r", encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text_file(path, "graph")
         for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:

@@ -28,7 +28,7 @@ from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import gather_rows, scatter_sum
 from ..nn.layers import Linear, Sequential, run_backward
 from ..nn.module import Module, Parameter
-from ..validation import as_float_array
+from ..validation import as_float_array, check_float
 from .utils import CSR, build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["GINConv", "GINEConv"]
@@ -55,9 +55,7 @@ class _GINBase(Module):
         super().__init__()
         if not callable(nn):
             raise InvalidInputError(f"nn must be a Module (or callable), got {type(nn).__name__}")
-        e = float(eps)
-        if not np.isfinite(e):
-            raise InvalidInputError(f"eps must be finite, got {eps}")
+        e = check_float(eps, "eps")
         self.nn = nn
         self.initial_eps = e
         self.train_eps = bool(train_eps)
