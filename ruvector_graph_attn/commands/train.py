@@ -140,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         import numba
 
         numba.config.THREADING_LAYER = args.threading_layer  # effective before the first parallel kernel
+        from ..threading_policy import guard_kernels
+
+        guard_kernels()  # a workqueue choice serialises kernel calls (see threading_policy)
     x = as_float_array(_load_npy(args.features, "features"), "features", ndim=2)
     n = x.shape[0]
     ei = check_edge_index(load_edge_index(args.graph), n, "graph edges")
