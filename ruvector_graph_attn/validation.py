@@ -242,3 +242,14 @@ def check_norm_bound(x: np.ndarray, name: str, zero_ok: bool = True) -> None:
             f"(limit {np.sqrt(MAX_SQ_NORM_F32):.3g}); rescale the vectors")
     if not zero_ok and sq.size and (sq == 0).any():
         raise InvalidInputError(f"{name} row {int(np.argmax(sq == 0))} is a zero vector: cosine space needs non-zero vectors")
+
+
+def check_finite_result(out: Any, what: str, stage: str = "output") -> Any:
+    """``out`` (an array, or a tuple whose first item is one) unchanged when finite; otherwise
+    :class:`InvalidInputError`: finite inputs gave Inf/NaN, i.e. float32 overflowed."""
+    arr = out[0] if isinstance(out, tuple) else out
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        raise InvalidInputError(
+            f"{what}: the {stage} overflowed to Inf/NaN although the inputs are finite; the inputs or "
+            f"weights are too large for {arr.dtype} (rescale the features, or use float64)")
+    return out

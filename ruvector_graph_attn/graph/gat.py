@@ -59,6 +59,7 @@ from ..kernels.segment import (
 from ..nn.layers import _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array, check_edge_index, check_positive_int
+from ..validation import check_finite_result
 from .utils import build_csr, check_fill_value, kernel_threads, self_loop_attr, self_loop_attr_backward
 
 __all__ = ["GATConv", "GATv2Conv"]
@@ -291,7 +292,8 @@ class _AttentionConvBase(Module):
         ``(out, (edge_index_used, alpha))``; see the class docstring."""
         shape = np.shape(edge_index) if isinstance(edge_index, np.ndarray) or edge_index is None else ()
         with kernel_threads(shape[-1] if len(shape) == 2 else 0):
-            return self._forward(x, edge_index, edge_attr, return_attention_weights)
+            return check_finite_result(self._forward(x, edge_index, edge_attr, return_attention_weights),
+                                       type(self).__name__)
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         """Accumulate parameter gradients; return ``grad_x`` (pairs for bipartite input) and,

@@ -28,7 +28,7 @@ from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import gather_rows, scatter_sum
 from ..nn.layers import Linear, Sequential, run_backward
 from ..nn.module import Module, Parameter
-from ..validation import as_float_array, check_float
+from ..validation import as_float_array, check_finite_result, check_float
 from .utils import CSR, build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["GINConv", "GINEConv"]
@@ -116,7 +116,8 @@ class GINConv(_GINBase):
         aggr = scatter_sum(x, csr.indptr, csr.col)  # sum_{j->i} x_j without materialising [E, F]
         h = self._combine(x, aggr)
         object.__setattr__(self, "_cache", (x, ei))
-        return np.asarray(self.nn(h))
+        check_finite_result(h, type(self).__name__, "aggregated input of nn")
+        return check_finite_result(np.asarray(self.nn(h)), type(self).__name__)
 
     def _backward(self, grad_output: Any, need_input_grad: bool) -> np.ndarray | None:
         x, ei = self._cache
@@ -183,7 +184,8 @@ class GINEConv(_GINBase):
         aggr = scatter_sum(msg, csr.indptr, csr.perm)
         h = self._combine(x, aggr)
         object.__setattr__(self, "_cache", (x, ei, csr, pre, was_1d))
-        return np.asarray(self.nn(h))
+        check_finite_result(h, type(self).__name__, "aggregated input of nn")
+        return check_finite_result(np.asarray(self.nn(h)), type(self).__name__)
 
     def _backward(self, grad_output: Any, need_input_grad: bool) -> tuple[Any, Any]:
         x, ei, csr, pre, was_1d = self._cache
