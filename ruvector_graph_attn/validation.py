@@ -132,6 +132,8 @@ def check_positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidInputError(f"{name} must be an integer, got {type(value).__name__}")
     v = int(value)
+    if v > 2 ** 63 - 1:
+        raise InvalidInputError(f"{name} must fit in int64, got {v}")
     if v < 0 or (v == 0 and not allow_zero):
         raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
     return v
@@ -253,3 +255,12 @@ def check_finite_result(out: Any, what: str, stage: str = "output") -> Any:
             f"{what}: the {stage} overflowed to Inf/NaN although the inputs are finite; the inputs or "
             f"weights are too large for {arr.dtype} (rescale the features, or use float64)")
     return out
+
+
+def safe_ndim(x: Any) -> int:
+    """``np.ndim(x)``, or ``-1`` when ``x`` is not array-like (ragged lists): the caller's
+    array check then raises the typed error."""
+    try:
+        return int(np.ndim(x))
+    except (ValueError, TypeError):
+        return -1

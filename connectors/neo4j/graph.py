@@ -129,8 +129,11 @@ class Neo4jGraph:
             edge_properties = ()
         if isinstance(edge_properties, str):
             edge_properties = (edge_properties,)
-        if not isinstance(edge_properties, Iterable):
-            raise InvalidInputError(f"edge_properties must be a list of property names, got {type(edge_properties).__name__}")
+        try:
+            edge_properties = list(edge_properties)
+        except TypeError:
+            raise InvalidInputError(
+                f"edge_properties must be a list of property names, got {type(edge_properties).__name__}") from None
         self.edge_properties = tuple(check_name(p, "edge property") for p in edge_properties)
         if not isinstance(database, str) or not database or len(database) > 63:
             raise InvalidInputError(f"database must be a non-empty name, got {database!r}")

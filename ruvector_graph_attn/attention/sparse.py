@@ -41,6 +41,7 @@ from ..kernels.sparse import (
     window_pattern_fill,
 )
 from ..nn.module import Module
+from ..validation import safe_ndim
 from ..validation import (
     DEFAULT_MAX_KEYS,
     as_float_array,
@@ -431,7 +432,7 @@ class SparseAttention(Module):
         """Per query, attention over the ``k`` keys with the highest scores (exact; ties go to the
         lower key index). Scores are computed in ``score_block`` tiles, so memory is
         O(B*k + tile), never ``[B, N]``."""
-        one = np.asarray(queries).ndim == 1
+        one = safe_ndim(queries) == 1
         q, kk, v = self._inputs(queries, keys, values, query_ndim=1 if one else 2)
         if one:
             q = q[None, :]
@@ -504,7 +505,7 @@ class SparseAttention(Module):
         return mask
 
     def _dispatch(self, queries: Any, keys: Any, values: Any, mask: SparseMask) -> np.ndarray:
-        one = np.asarray(queries).ndim == 1
+        one = safe_ndim(queries) == 1
         q, k, v = self._inputs(queries, keys, values, query_ndim=1 if one else 2)
         out = self._run(q[None, :] if one else q, k, v, mask)
         self._one = one

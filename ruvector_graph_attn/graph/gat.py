@@ -59,7 +59,7 @@ from ..kernels.segment import (
 from ..nn.layers import _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array, check_edge_index, check_positive_int
-from ..validation import check_finite_result
+from ..validation import check_finite_result, check_float
 from .utils import build_csr, check_fill_value, kernel_threads, self_loop_attr, self_loop_attr_backward
 
 __all__ = ["GATConv", "GATv2Conv"]
@@ -131,14 +131,8 @@ class _AttentionConvBase(Module):
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.heads = check_positive_int(heads, "heads")
         self.concat = bool(concat)
-        ns = float(negative_slope)
-        if not math.isfinite(ns):
-            raise InvalidInputError(f"negative_slope must be finite, got {negative_slope}")
-        self.negative_slope = ns
-        p = float(dropout)
-        if not 0.0 <= p <= 1.0:
-            raise InvalidInputError(f"dropout must be in [0, 1], got {dropout}")
-        self.dropout = p
+        self.negative_slope = check_float(negative_slope, "negative_slope")
+        self.dropout = check_float(dropout, "dropout", 0.0, 1.0)
         self.add_self_loops = bool(add_self_loops)
         self.edge_dim = None if edge_dim is None else check_positive_int(edge_dim, "edge_dim")
         self.fill_value = check_fill_value(fill_value)

@@ -58,6 +58,8 @@ BRUTE_FORCE_FILTER_MAX = 4096
 
 _HEADER = struct.Struct("<QQQQQQiIQQQdQ")
 _INT64_MAX = 2 ** 63 - 1
+#: hnswlib takes ``ef`` as a C size; beyond this it is an error, not a beam width
+_MAX_EF = 2 ** 31 - 1
 #: hnswlib levels are ~ -ln(U) / ln(M): above this a file is crafted, not built
 _MAX_LEVEL = 64
 
@@ -313,13 +315,15 @@ class HNSWIndex:
             ``(ids, dists)``: ``[k]`` arrays for one query, ``[B, k]`` for a batch; ids are int64
             (or object for string ids), distances as in the module table (smaller is closer).
         """
-        single = np.ndim(queries) == 1
         q = as_float_array(queries, "queries", ndim=(1, 2))
+        single = q.ndim == 1
         q2 = q.reshape(1, -1) if q.ndim == 1 else q
         if q2.shape[1] != self.dim:
             raise DimensionMismatchError(self.dim, q2.shape[1], "query dimension")
         k = check_positive_int(k, "k")
         ef_val = self.ef if ef is None else check_positive_int(ef, "ef")
+        if ef_val > _MAX_EF:
+            raise InvalidInputError(f"ef must be at most {_MAX_EF}, got {ef_val}")
         threads = self.num_threads if num_threads is None else check_num_threads(num_threads)
         check_norm_bound(q2, "queries", zero_ok=self.space != "cosine")
         with self._lock:  # ids, deletes and the filter are read as one consistent state
