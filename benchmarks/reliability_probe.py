@@ -18,6 +18,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests"
+sys.path.insert(0, str(TESTS))
+from _reliability import corruption_child_code  # noqa: E402  (shared with tests/test_fuzz_files.py)
+
+#: the library checkout the children import (set RGA_PROBE_LIBRARY to probe another checkout,
+#: e.g. an older version, with that checkout's interpreter)
+LIBRARY = os.environ.get("RGA_PROBE_LIBRARY", str(HERE.parent))
 
 _CHILD = r"""
 import sys, json, os
@@ -37,7 +43,7 @@ for i in range(start, total):
 
 
 def _run_child(code: str, cwd: Path) -> tuple[int, list[dict]]:
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, PYTHONPATH=LIBRARY)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(cwd), env=env)
     rows = []
     for line in proc.stdout.splitlines():
@@ -70,68 +76,13 @@ def probe_api(area: str, total: int, cwd: Path) -> dict:
     return {"counts": counts, "examples": examples}
 
 
-_FILES_CHILD = r"""
-import sys, os, json, shutil, hashlib, struct
-sys.path.insert(0, {tests!r})
-import numpy as np
-import ruvector_graph_attn as rga
-from _reliability import reseal, small_index, classify
-kind, start, total, work = {kind!r}, {start}, {total}, {work!r}
-rng0 = np.random.default_rng(0)
-os.makedirs(work, exist_ok=True)
-src = os.path.join(work, "src")
-if not os.path.exists(src):
-    if kind == "index":
-        small_index(__import__("pathlib").Path(src))
-    else:
-        m = rga.nn.Sequential(rga.nn.Linear(4, 8), rga.nn.ReLU(), rga.nn.Linear(8, 2))
-        rga.save_checkpoint(m, src)
-
-def use_index(p):
-    idx = rga.HNSWIndex.load(p)
-    q = np.ones((2, idx.dim), np.float32)
-    out = idx.search(q, k=min(5, len(idx)))
-    idx.add([10 ** 6], q[0])
-    return out
-
-def use_ckpt(p):
-    m = rga.load_checkpoint(p)
-    return m(np.ones((2, 4), np.float32))
-
-for i in range(start, total):
-    rng = np.random.default_rng(i)
-    mode = ("truncate", "flip", "flip_resealed", "truncate_resealed")[i % 4]
-    dst = os.path.join(work, f"case{{i}}")
-    if kind == "index":
-        shutil.copytree(src, dst)
-        target = os.path.join(dst, ("index.bin", "ids.npy", "alive.npy", "manifest.json")[int(rng.integers(4)) if mode.startswith("flip") else 0])
-    else:
-        shutil.copy(src, dst)
-        target = dst
-    data = bytearray(open(target, "rb").read())
-    if mode.startswith("truncate"):
-        data = data[: int(rng.integers(0, len(data)))]
-    else:
-        for _ in range(int(rng.integers(1, 4))):
-            data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
-    open(target, "wb").write(bytes(data))
-    if mode.endswith("resealed") and kind == "index" and not target.endswith("manifest.json"):
-        reseal(__import__("pathlib").Path(dst), os.path.basename(target))
-    print(json.dumps({{"i": i, "start": mode}}), flush=True)
-    verdict, detail = classify(lambda: use_index(dst) if kind == "index" else use_ckpt(dst))
-    print(json.dumps({{"i": i, "name": mode, "verdict": verdict, "detail": detail}}), flush=True)
-    shutil.rmtree(dst, ignore_errors=True) if os.path.isdir(dst) else os.unlink(dst)
-"""
-
-
 def probe_files(kind: str, total: int, cwd: Path) -> dict:
     counts = {"tried": 0, "ok": 0, "typed": 0, "untyped": 0, "crash": 0, "nonfinite": 0}
     examples: list[str] = []
     start = 0
     work = str(cwd / f"files-{kind}")
     while start < total:
-        rc, rows = _run_child(_FILES_CHILD.format(tests=str(TESTS), kind=kind, start=start, total=total,
-                                                  work=work), cwd)
+        rc, rows = _run_child(corruption_child_code(kind, start, total, work), cwd)
         for r in (r for r in rows if "verdict" in r):
             counts["tried"] += 1
             counts[r["verdict"]] += 1
@@ -165,7 +116,7 @@ def probe_cli(cwd: Path) -> dict:
     (d / "folder" / "keep.txt").write_text("x")
     counts = {"tried": 0, "ok": 0, "typed": 0, "untyped": 0, "crash": 0, "nonfinite": 0}
     examples = []
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, PYTHONPATH=LIBRARY)
     for args, code, _word in T.CASES:
         proc = subprocess.run([sys.executable, "-m", "ruvector_graph_attn.cli", *args], capture_output=True,
                               text=True, cwd=str(d), env=env)

@@ -66,7 +66,8 @@ def reseal(path: Path, *names: str) -> None:
         data = (Path(path) / name).read_bytes()
         m["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     body = {k: v for k, v in m.items() if k != "manifest_sha256"}
-    m["manifest_sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if "manifest_sha256" in m or not names:  # files from before the manifest checksum have none
+        m["manifest_sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     mpath.write_text(json.dumps(m))
 
 
@@ -249,3 +250,72 @@ def _add_delete(idx, ids, vecs):
     idx.delete(ids)
     assert len(idx) == before
     return None
+
+
+# ---------------------------------------------------------------------- corrupted files
+_CORRUPTION_CHILD = r"""
+import sys, os, json, shutil, hashlib, struct
+sys.path.insert(0, {tests!r})
+import pathlib
+import numpy as np
+import ruvector_graph_attn as rga
+from _reliability import reseal, small_index, classify
+kind, start, total, work = {kind!r}, {start}, {total}, {work!r}
+rng0 = np.random.default_rng(0)
+os.makedirs(work, exist_ok=True)
+src = os.path.join(work, "src")
+if not os.path.exists(src):
+    if kind == "index":
+        small_index(__import__("pathlib").Path(src))
+    else:
+        m = rga.nn.Sequential(rga.nn.Linear(4, 8), rga.nn.ReLU(), rga.nn.Linear(8, 2))
+        rga.save_checkpoint(m, src)
+
+def use_index(p):
+    idx = rga.HNSWIndex.load(p)
+    q = np.ones((2, idx.dim), np.float32)
+    out = idx.search(q, k=min(5, len(idx)))
+    idx.add([10 ** 6], q[0])
+    return out
+
+def use_ckpt(p):
+    m = rga.load_checkpoint(p)
+    return m(np.ones((2, 4), np.float32))
+
+for i in range(start, total):
+    rng = np.random.default_rng(i)
+    mode = ("truncate", "flip", "flip_resealed", "truncate_resealed")[i % 4]
+    # truncation offsets sweep the file (header bytes first), flips hit random bits
+    dst = os.path.join(work, f"case{{i}}")
+    if kind == "index":
+        shutil.copytree(src, dst)
+        target = os.path.join(dst, ("index.bin", "ids.npy", "alive.npy", "manifest.json")[int(rng.integers(4)) if mode.startswith("flip") else 0])
+    else:
+        shutil.copy(src, dst)
+        target = dst
+    data = bytearray(open(target, "rb").read())
+    if mode.startswith("truncate"):
+        cut = (i // 4) if (i // 4) < 120 else int(rng.integers(0, len(data)))
+        data = data[: min(cut, len(data) - 1)]
+    else:
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+    open(target, "wb").write(bytes(data))
+    if mode.endswith("resealed") and kind == "index" and not target.endswith("manifest.json"):
+        reseal(__import__("pathlib").Path(dst), os.path.basename(target))
+    print(json.dumps({{"i": i, "start": mode}}), flush=True)
+    verdict, detail = classify(lambda: use_index(dst) if kind == "index" else use_ckpt(dst))
+    print(json.dumps({{"i": i, "name": mode, "verdict": verdict, "detail": detail}}), flush=True)
+    shutil.rmtree(dst, ignore_errors=True) if os.path.isdir(dst) else os.unlink(dst)
+"""
+
+
+
+
+def corruption_child_code(kind: str, start: int, total: int, work: str) -> str:
+    """Python source of a child that corrupts copies of a saved ``kind`` ("index" or
+    "checkpoint") file -- truncations sweeping the first bytes then random offsets, bit
+    flips, each also with checksums recomputed -- loads and uses each, and prints one JSON
+    line per case (``{"i", "name", "verdict", "detail"}``, verdicts as :func:`classify`)."""
+    return _CORRUPTION_CHILD.format(tests=str(Path(__file__).resolve().parent), kind=kind, start=start,
+                                    total=total, work=work)
