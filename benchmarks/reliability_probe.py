@@ -98,6 +98,121 @@ def probe_files(kind: str, total: int, cwd: Path) -> dict:
     return {"counts": counts, "examples": examples}
 
 
+_CRAFTED_INDEX = {
+    "entry point without upper levels": "levels, _ = upper_levels(bytes(d)); write_header(d, enter=int(np.flatnonzero(levels == 0)[0]))",
+    "max_elements = 2**63": "write_header(d, max_el=2 ** 63)",
+    "upper link to a level-0 element": (
+        "levels, st = upper_levels(bytes(d)); s = int(np.flatnonzero(levels >= 1)[0]); "
+        "struct.pack_into('<I', d, st[s], 1); struct.pack_into('<I', d, st[s] + 4, int(np.flatnonzero(levels == 0)[0]))"),
+    "NaN level multiplier": "write_header(d, mult=float('nan'))",
+    "negative level multiplier": "write_header(d, mult=-1.0)",
+    "NaN stored vector": "h = HEADER.unpack_from(d, 0); struct.pack_into('<f', d, HEADER.size + 7 * h[3] + h[5], float('nan'))",
+}
+
+_CRAFTED_INDEX_CHILD = r"""
+import sys, struct, pathlib
+sys.path.insert(0, {tests!r})
+import numpy as np
+import ruvector_graph_attn as rga
+from _reliability import HEADER, reseal, small_index, upper_levels, write_header, classify
+p = pathlib.Path({path!r})
+small_index(p)
+d = bytearray((p / "index.bin").read_bytes())
+{mutation}
+(p / "index.bin").write_bytes(bytes(d))
+reseal(p, "index.bin")
+def use():
+    idx = rga.HNSWIndex.load(p)
+    q = np.random.default_rng(1).normal(size=(5, idx.dim)).astype(np.float32)
+    out = idx.search(q, k=min(10, len(idx)))
+    idx.add([10 ** 6], q[0])
+    return out, idx.search(q, k=len(idx))
+v, det = classify(use)
+print("VERDICT", v, det[:150])
+"""
+
+_CRAFTED_CKPT_CHILD = r"""
+import sys, io, json, zipfile, hashlib, struct
+sys.path.insert(0, {tests!r})
+import ruvector_graph_attn as rga
+from _reliability import classify
+path = {path!r}
+rga.save_checkpoint(rga.nn.Sequential(rga.nn.Linear(4, 8), rga.nn.ReLU(), rga.nn.Linear(8, 2)), path)
+with zipfile.ZipFile(path) as zf:
+    mem = {{n: zf.read(n) for n in zf.namelist()}}
+def npy(shape):
+    hdr = repr({{"descr": "<f4", "fortran_order": False, "shape": shape}}).encode()
+    hdr += b" " * (63 - (10 + len(hdr)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr
+case = {case!r}
+comp = zipfile.ZIP_STORED
+if case == "config Linear(2**20, 2**20)":
+    cfg = json.loads(mem["config.json"]); cfg["model"]["modules"]["0"]["args"].update(in_features=2 ** 20, out_features=2 ** 20)
+    mem["config.json"] = json.dumps(cfg).encode()
+elif case == "npy header of 4 TiB":
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(mem["arrays.npz"])) as z, zipfile.ZipFile(buf, "w") as out:
+        for n in z.namelist():
+            out.writestr(n, npy((2 ** 20, 2 ** 20)) + bytes(64) if n == "0.weight.npy" else z.read(n))
+    mem["arrays.npz"] = buf.getvalue()
+elif case == "config nested 5000 deep":
+    spec = '{{"type": "Sequential", "modules": {{"0": ' * 5000 + '{{"type": "Identity"}}' + "}}}}" * 5000
+    mem["config.json"] = ('{{"model": ' + spec + ', "dtype": "float32", "metadata": {{}}}}').encode()
+elif case == "manifest nested 100000 deep":
+    mem["manifest.json"] = b"[" * 100000 + b"]" * 100000
+elif case == "zip bomb (1 GB member, deflated)":
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as inner:
+        with inner.open("0.weight.npy", "w", force_zip64=True) as fh:
+            fh.write(npy((2 ** 28,)))
+            for _ in range(64):
+                fh.write(bytes(1 << 24))
+    mem["arrays.npz"] = raw.getvalue()
+    comp = zipfile.ZIP_DEFLATED
+if case != "manifest nested 100000 deep":
+    man = json.loads(mem["manifest.json"])
+    for n in ("config.json", "arrays.npz"):
+        man["files"][n] = {{"sha256": hashlib.sha256(mem[n]).hexdigest(), "size": len(mem[n])}}
+    mem["manifest.json"] = json.dumps(man).encode()
+with zipfile.ZipFile(path, "w", compression=comp) as zf:
+    for k, v in mem.items():
+        zf.writestr(k, v)
+import resource
+v, det = classify(lambda: rga.load_checkpoint(path))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+if v == "typed" and rss > 1500:
+    v, det = "nonfinite", f"refused only after reaching {{rss}} MB RSS"
+print("VERDICT", v, det[:150])
+"""
+
+
+def probe_crafted(cwd: Path) -> dict:
+    """Targeted crafted files (checksums recomputed), each in its own child process."""
+    counts = {"tried": 0, "ok": 0, "typed": 0, "untyped": 0, "crash": 0, "nonfinite": 0}
+    examples = []
+    jobs = [(f"index: {name}", _CRAFTED_INDEX_CHILD.format(tests=str(TESTS), path=str(cwd / f"crafted{i}"),
+                                                            mutation=code))
+            for i, (name, code) in enumerate(_CRAFTED_INDEX.items())]
+    jobs += [(f"checkpoint: {case}", _CRAFTED_CKPT_CHILD.format(tests=str(TESTS), path=str(cwd / f"ck{i}.ckpt"),
+                                                                 case=case))
+             for i, case in enumerate(["config Linear(2**20, 2**20)", "npy header of 4 TiB", "config nested 5000 deep",
+                                       "manifest nested 100000 deep", "zip bomb (1 GB member, deflated)"])]
+    for name, code in jobs:
+        env = dict(os.environ, PYTHONPATH=LIBRARY)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(cwd), env=env)
+        counts["tried"] += 1
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("VERDICT")), None)
+        if proc.returncode != 0 or line is None:
+            counts["crash"] += 1
+            examples.append(f"{name}: child died with {proc.returncode} ({proc.stderr.strip().splitlines()[-1][:100] if proc.stderr.strip() else ''})")
+            continue
+        verdict = line.split()[1]
+        counts[verdict] += 1
+        if verdict in ("untyped", "nonfinite"):
+            examples.append(f"{name}: {line[8:]}")
+    return {"counts": counts, "examples": examples}
+
+
 def probe_cli(cwd: Path) -> dict:
     sys.path.insert(0, str(TESTS))
     import test_reliability_cli as T  # the same bad invocations the tests use
@@ -150,6 +265,7 @@ def main() -> int:
         results[area] = probe_api(area, args.cases, work)
     results["index files"] = probe_files("index", args.files, work)
     results["checkpoint files"] = probe_files("checkpoint", args.files, work)
+    results["crafted files"] = probe_crafted(work)
     results["cli"] = probe_cli(work)
     if args.json:
         print(json.dumps(results, indent=1))
