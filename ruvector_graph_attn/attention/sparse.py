@@ -416,6 +416,7 @@ class SparseAttention(Module):
                          global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Local attention: query ``i`` (position ``i + query_offset``) attends to keys ``j`` with
         ``|i + query_offset - j| <= window_size``, plus ``global_tokens``."""
+        window_size = check_positive_int(window_size, "window_size", allow_zero=True)
         key = ("windowed", window_size, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()), query_offset)
         return self._dispatch(queries, keys, values, self._pattern(
             key, lambda: SparseMask.windowed(window_size, global_tokens, query_offset=query_offset)))
@@ -423,6 +424,8 @@ class SparseAttention(Module):
     def forward_strided(self, queries: Any, keys: Any, values: Any, window_size: int, stride: int,
                         global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Longformer-style: local window + keys at multiples of ``stride`` away + global tokens."""
+        window_size = check_positive_int(window_size, "window_size", allow_zero=True)
+        stride = check_positive_int(stride, "stride")
         key = ("strided", window_size, stride, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()),
                query_offset)
         return self._dispatch(queries, keys, values, self._pattern(
