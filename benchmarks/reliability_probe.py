@@ -54,35 +54,14 @@ def _run_child(code: str, cwd: Path) -> tuple[int, list[dict]]:
     return proc.returncode, rows
 
 
-def probe_api(area: str, total: int, cwd: Path) -> dict:
+def _probe_children(make_code, total: int, cwd: Path) -> dict:
+    """Run cases ``0..total-1`` in children built by ``make_code(start)``; a child that dies is
+    counted as one crash (its last started case) and a new child resumes after that case."""
     counts = {"tried": 0, "ok": 0, "typed": 0, "untyped": 0, "crash": 0, "nonfinite": 0}
     examples: list[str] = []
     start = 0
     while start < total:
-        rc, rows = _run_child(_CHILD.format(tests=str(TESTS), area=area, start=start, total=total), cwd)
-        done = [r for r in rows if "verdict" in r]
-        for r in done:
-            counts["tried"] += 1
-            counts[r["verdict"]] += 1
-            if r["verdict"] in ("untyped", "nonfinite") and len(examples) < 5:
-                examples.append(f"{r['name']}: {r['detail']}")
-        last = max([r["i"] for r in rows], default=start - 1)
-        if rc == 0:
-            break
-        counts["tried"] += 1
-        counts["crash"] += 1
-        examples.append(f"case {last}: child died with {rc}")
-        start = last + 1
-    return {"counts": counts, "examples": examples}
-
-
-def probe_files(kind: str, total: int, cwd: Path) -> dict:
-    counts = {"tried": 0, "ok": 0, "typed": 0, "untyped": 0, "crash": 0, "nonfinite": 0}
-    examples: list[str] = []
-    start = 0
-    work = str(cwd / f"files-{kind}")
-    while start < total:
-        rc, rows = _run_child(corruption_child_code(kind, start, total, work), cwd)
+        rc, rows = _run_child(make_code(start), cwd)
         for r in (r for r in rows if "verdict" in r):
             counts["tried"] += 1
             counts[r["verdict"]] += 1
@@ -96,6 +75,16 @@ def probe_files(kind: str, total: int, cwd: Path) -> dict:
         examples.append(f"case {last}: child died with {rc}")
         start = last + 1
     return {"counts": counts, "examples": examples}
+
+
+def probe_api(area: str, total: int, cwd: Path) -> dict:
+    return _probe_children(lambda start: _CHILD.format(tests=str(TESTS), area=area, start=start, total=total),
+                           total, cwd)
+
+
+def probe_files(kind: str, total: int, cwd: Path) -> dict:
+    work = str(cwd / f"files-{kind}")
+    return _probe_children(lambda start: corruption_child_code(kind, start, total, work), total, cwd)
 
 
 _CRAFTED_INDEX = {

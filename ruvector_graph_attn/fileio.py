@@ -96,13 +96,7 @@ def read_npy_checked(source: Union[PathLike, bytes], what: str, error: type = Co
         label = what
     else:
         label = f"{what} {os.fspath(source)!r}"
-        try:
-            with open(source, "rb") as fh:
-                data = fh.read()
-        except IsADirectoryError as exc:
-            raise error(f"{label} is a directory, not a .npy file") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read {label}: {exc.strerror or exc}") from exc
+        data = _read_bytes(source, label, error)
     if not data:
         raise error(f"{label} is empty (0 bytes); expected a .npy array")
     fh = io.BytesIO(data)
@@ -131,14 +125,19 @@ def read_npy_checked(source: Union[PathLike, bytes], what: str, error: type = Co
 
 def read_text_file(path: PathLike, what: str) -> str:
     """A UTF-8 text file's contents; binary or unreadable files raise a typed error naming ``what``."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except IsADirectoryError as exc:
-        raise InvalidInputError(f"{what} file {os.fspath(path)!r} is a directory") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    data = _read_bytes(path, f"{what} file {os.fspath(path)!r}", InvalidInputError)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{what} file {os.fspath(path)!r} is not UTF-8 text (binary at byte {exc.start})") from exc
+
+
+def _read_bytes(path: PathLike, label: str, error: type) -> bytes:
+    """A file's bytes; a directory raises ``error``, other OS errors :class:`StorageError`."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except IsADirectoryError as exc:
+        raise error(f"{label} is a directory, not a file") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {label}: {exc.strerror or exc}") from exc

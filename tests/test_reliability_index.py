@@ -95,22 +95,19 @@ def test_bad_level_multiplier_is_refused(tmp_path, mult):
         rga.HNSWIndex.load(path)
 
 
-def test_non_finite_stored_vector_is_refused(tmp_path):
-    def mutate(data):
-        h = HEADER.unpack_from(data, 0)
-        size_el, off_data = h[3], h[5]
-        struct.pack_into("<f", data, HEADER.size + 7 * size_el + off_data, float("nan"))
+def _nan_vector(data):
+    h = HEADER.unpack_from(data, 0)
+    struct.pack_into("<f", data, HEADER.size + 7 * h[3] + h[5], float("nan"))  # element 7, first value
+
+
+def _extra_deleted_mark(data):
+    data[HEADER.size + 10 * HEADER.unpack_from(data, 0)[3] + 2] |= 1  # element 10 deleted only in index.bin
+
+
+@pytest.mark.parametrize("mutate,message", [(_nan_vector, "NaN"), (_extra_deleted_mark, "deleted marks")])
+def test_stored_vectors_and_deleted_marks_are_checked(tmp_path, mutate, message):
     path = _crafted(tmp_path, mutate, space="l2")
-    with pytest.raises(CorruptFileError, match="NaN"):
-        rga.HNSWIndex.load(path)
-
-
-def test_deleted_marks_must_agree_with_alive_table(tmp_path):
-    def mutate(data):
-        size_el = HEADER.unpack_from(data, 0)[3]
-        data[HEADER.size + 10 * size_el + 2] |= 1  # mark element 10 deleted only in index.bin
-    path = _crafted(tmp_path, mutate)
-    with pytest.raises(CorruptFileError, match="deleted marks"):
+    with pytest.raises(CorruptFileError, match=message):
         rga.HNSWIndex.load(path)
 
 
