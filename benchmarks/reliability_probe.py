@@ -169,7 +169,7 @@ with zipfile.ZipFile(path, "w", compression=comp) as zf:
 import resource
 v, det = classify(lambda: rga.load_checkpoint(path))
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-if v == "typed" and rss > 1500:
+if v == "typed" and rss > 600:
     v, det = "nonfinite", f"refused only after reaching {{rss}} MB RSS"
 print("VERDICT", v, det[:150])
 """
