@@ -250,7 +250,7 @@ def main() -> int:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="rga-probe-"))
     results = {}
-    for area in ("attention", "graph", "index", "rerank", "connectors"):
+    for area in ("attention", "graph", "index", "rerank", "connectors", "checkpoints"):
         results[area] = probe_api(area, args.cases, work)
     results["index files"] = probe_files("index", args.files, work)
     results["checkpoint files"] = probe_files("checkpoint", args.files, work)

@@ -141,3 +141,13 @@ def _read_bytes(path: PathLike, label: str, error: type) -> bytes:
         raise error(f"{label} is a directory, not a file") from exc
     except OSError as exc:
         raise StorageError(f"cannot read {label}: {exc.strerror or exc}") from exc
+
+
+def check_path(path: Any, what: str) -> str:
+    """``path`` as a string: a ``str`` or ``os.PathLike`` without NUL bytes, not empty."""
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise InvalidInputError(f"{what} must be a non-empty path without NUL bytes, got {text!r:.80}")
+    return text

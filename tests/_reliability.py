@@ -229,7 +229,31 @@ def entry_cases(fx: Fixtures, rng) -> list[tuple[str, str, object]]:
               ("connectors", "Neo4jGraph(args)", lambda: rga.connectors.Neo4jGraph(
                   "bolt://127.0.0.1:1", auth=("u", "p"), verify=False, label=h("ids") if rng.random() < 0.3 else "Item",
                   edge_properties=h("ids") if rng.random() < 0.5 else None, timeout=h("float")))]
+    cases += [("checkpoints", "load_checkpoint", lambda: rga.load_checkpoint(_path(rng, fx))),
+              ("checkpoints", "save_checkpoint", lambda: rga.save_checkpoint(
+                  fx.layers["SAGEConv"], _path(rng, fx, fresh=True), metadata=_metadata(rng))),
+              ("checkpoints", "HNSWIndex.load", lambda: rga.HNSWIndex.load(_path(rng, fx), dim=h("k"))),
+              ("checkpoints", "HNSWIndex.save", lambda: fx.index.save(_path(rng, fx, fresh=True)))]
     return cases
+
+
+def _path(rng, fx, fresh: bool = False):
+    import tempfile
+
+    base = Path(getattr(fx, "_tmp", None) or tempfile.mkdtemp(prefix="rga-fuzz-"))
+    fx._tmp = str(base)
+    good = base / f"new{int(rng.integers(10 ** 9))}" if fresh else base / "ck"
+    if not fresh and not good.exists():
+        import ruvector_graph_attn as rga
+
+        rga.save_checkpoint(fx.layers["SAGEConv"], good)
+    pool = [good, str(good), None, 5, b"/tmp/x", "", "a\0b", base, "/", "/proc/no/such", [str(good)]]
+    return pool[int(rng.integers(len(pool)))] if rng.random() < 0.6 else good
+
+
+def _metadata(rng):
+    pool = [None, {}, {"a": 1}, {"a": float("nan")}, {1: 2}, {"x": object()}, [1, 2], "meta"]
+    return pool[int(rng.integers(len(pool)))]
 
 
 def _small(v):

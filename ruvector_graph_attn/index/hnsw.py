@@ -39,7 +39,7 @@ from ..errors import (
     UnknownIdError,
 )
 from ..fileio import (
-    fsync_dir as _fsync_dir, read_npy_checked, sha256_file as _sha256, write_atomic as _write_atomic,
+    check_path, fsync_dir as _fsync_dir, read_npy_checked, sha256_file as _sha256, write_atomic as _write_atomic,
 )
 from ..validation import (
     MAX_SQ_NORM_F32, as_float_array, check_id_list, check_norm_bound, check_num_threads, check_positive_int,
@@ -403,7 +403,7 @@ class HNSWIndex:
         ``load``. Temporary folders left by dead processes are removed. An existing
         directory that is not an index is never replaced (:class:`InvalidInputError`).
         """
-        path = Path(path)
+        path = Path(check_path(path, "index path"))
         if not path.name or path.name in (".", ".."):
             raise InvalidInputError(f"{str(path)!r} is not a usable index directory name")
         parent = path.parent if str(path.parent) else Path(".")
@@ -477,7 +477,7 @@ class HNSWIndex:
         ``dim``/``space``, when given, must match the file (else :class:`DimensionMismatchError`
         / :class:`InvalidInputError`).
         """
-        path = Path(path)
+        path = Path(check_path(path, "index path"))
         if not path.name or path.name in (".", ".."):
             path = path.resolve()
         if not path.name:

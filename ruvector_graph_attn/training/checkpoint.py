@@ -43,7 +43,7 @@ from ..config import RgaConfig
 from ..errors import (
     RgaError, ConfigError, CorruptFileError, FormatVersionError, InputTooLargeError, InvalidInputError, StateDictError, StorageError,
 )
-from ..fileio import read_npy_checked, sha256_bytes as _sha256, write_atomic as _write_atomic
+from ..fileio import check_path, read_npy_checked, sha256_bytes as _sha256, write_atomic as _write_atomic
 from ..nn.module import Module, Parameter
 
 __all__ = [
@@ -313,7 +313,7 @@ def save_checkpoint(model: Module, path: str | os.PathLike, metadata: Mapping[st
     """Write ``model`` (architecture + weights) to ``path`` atomically; returns the path."""
     from .. import __version__
 
-    path = os.fspath(path)
+    path = check_path(path, "checkpoint path")
     spec = get_config(model)
     sd = model.state_dict()
     meta = dict(metadata or {})
@@ -490,7 +490,7 @@ def _check_config_size(cfg: CheckpointConfig, arrays: Mapping[str, np.ndarray], 
 
 def read_checkpoint_config(path: str | os.PathLike) -> CheckpointConfig:
     """Verify a checkpoint and return its :class:`CheckpointConfig` (architecture + metadata)."""
-    return _read_verified(os.fspath(path))[0]
+    return _read_verified(check_path(path, "checkpoint path"))[0]
 
 
 def load_checkpoint(path: str | os.PathLike, model: Module | None = None, strict: bool = True) -> Module:
@@ -500,7 +500,7 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None, strict
     loaded into it. With ``model`` the stored architecture must equal ``model``'s
     (otherwise :class:`StateDictError`) and the weights are loaded into ``model`` in place.
     """
-    cfg, arrays = _read_verified(os.fspath(path))
+    cfg, arrays = _read_verified(check_path(path, "checkpoint path"))
     if model is not None:
         try:
             mine = get_config(model)
