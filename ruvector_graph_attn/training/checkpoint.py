@@ -316,6 +316,8 @@ def save_checkpoint(model: Module, path: str | os.PathLike, metadata: Mapping[st
     path = check_path(path, "checkpoint path")
     spec = get_config(model)
     sd = model.state_dict()
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a mapping (str keys, JSON values), got {type(metadata).__name__}")
     meta = dict(metadata or {})
     if not _is_json_value(meta):
         raise InvalidInputError("metadata must be JSON-serialisable (str keys; numbers, strings, lists, dicts)")
