@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,3 +353,37 @@ def test_overflowing_vectors_are_refused(space):
 def test_index_info_on_root_is_a_typed_error():
     with pytest.raises(CorruptFileError):
         rga.HNSWIndex.load("/")
+
+
+@pytest.mark.slow
+def test_kill_9_during_saves_always_leaves_a_loadable_index(tmp_path):
+    """A writer process saving in a loop is killed with SIGKILL at varied moments; each time a
+    complete index is found (the previous or the new copy), and the next save cleans up."""
+    import signal
+    import time
+
+    path = tmp_path / "idx"
+    small_index(path, n=400)
+    code = f"""
+import numpy as np, ruvector_graph_attn as rga
+idx = rga.HNSWIndex.load({str(path)!r})
+i = 0
+while True:
+    idx.add([10 ** 6 + i], np.ones(8, np.float32) + i)
+    idx.save({str(path)!r})
+    i += 1
+"""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    rng = np.random.default_rng(0)
+    for round_ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        time.sleep(2.0 + float(rng.uniform(0.0, 1.0)))  # start-up, then a few saves
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        loaded = rga.HNSWIndex.load(path)
+        assert len(loaded) >= 398, round_
+        loaded.search(np.ones(8, np.float32), k=5)
+    loaded.save(path)  # the next save removes what the killed writers left behind
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "idx"]
+    assert leftovers == [], leftovers
