@@ -15,7 +15,7 @@ import ruvector_graph_attn as rga
 from ruvector_graph_attn.errors import CorruptFileError, InputTooLargeError, RgaError
 from ruvector_graph_attn.training import checkpoint as C
 
-from _reliability import assert_child_ok, reseal, run_child, small_index
+from _reliability import assert_child_ok, run_child, small_index
 
 
 def _model():

@@ -18,7 +18,7 @@ import ruvector_graph_attn as rga
 from ruvector_graph_attn.errors import CorruptFileError, InvalidInputError, RgaError, UnknownIdError
 
 from _reliability import (
-    HEADER, assert_child_ok, edit_manifest, header, reseal, run_child, small_index, upper_levels, write_header,
+    HEADER, assert_child_ok, edit_manifest, reseal, run_child, small_index, upper_levels, write_header,
 )
 
 # a child loads the crafted index and, if loading succeeds, uses it; any non-library

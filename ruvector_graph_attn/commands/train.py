@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import read_npy_checked, read_text_file
-
 from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
-from ..fileio import write_json_atomic
+from ..fileio import read_npy_checked, read_text_file, write_json_atomic
 
 METRICS_FORMAT_VERSION = 1
 

@@ -41,7 +41,8 @@ from pydantic import Field, ValidationError
 
 from ..config import RgaConfig
 from ..errors import (
-    RgaError, ConfigError, CorruptFileError, FormatVersionError, InputTooLargeError, InvalidInputError, StateDictError, StorageError,
+    ConfigError, CorruptFileError, FormatVersionError, InputTooLargeError, InvalidInputError, RgaError,
+    StateDictError, StorageError,
 )
 from ..fileio import check_path, read_npy_checked, sha256_bytes as _sha256, write_atomic as _write_atomic
 from ..nn.module import Module, Parameter
