@@ -34,10 +34,6 @@ def assert_child_ok(proc: subprocess.CompletedProcess) -> None:
                                   f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}")
 
 
-def header(path: Path) -> dict:
-    return dict(zip(FIELDS, HEADER.unpack_from((Path(path) / "index.bin").read_bytes(), 0)))
-
-
 def write_header(data: bytearray, **changes) -> None:
     h = dict(zip(FIELDS, HEADER.unpack_from(data, 0)))
     h.update(changes)
