@@ -96,6 +96,11 @@ def _hostile_common(rng):
 def hostile(rng, kind: str, n: int = 6, f: int = 8):
     """A value for an argument of ``kind``: half the time a valid one, else something hostile
     (wrong type, rank, size, dtype, NaN/Inf, values near float32 max, empty, huge)."""
+    with np.errstate(all="ignore"):  # the hostile values overflow on purpose
+        return _hostile(rng, kind, n, f)
+
+
+def _hostile(rng, kind: str, n: int, f: int):
     valid = rng.random() < 0.5
     if kind == "x":        # [n, f] features
         good = rng.normal(size=(n, f)).astype(np.float32)
