@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from _reliability import Fixtures, classify, entry_cases
 
 AREAS = ("attention", "graph", "index", "rerank", "connectors", "checkpoints")
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
