@@ -6,6 +6,7 @@ Subcommands live in ``ruvector_graph_attn.commands.<name>`` and benchmarks in
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from typing import Sequence
@@ -53,22 +54,51 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+class UsageError(Exception):
+    """A command line the parser refused (exit code 2)."""
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` (and its sub-parsers) raise :class:`UsageError` instead of printing
+    the usage block and exiting, so every error is one line."""
+    def error(message: str, _prog: str = parser.prog) -> None:
+        raise UsageError(f"{_prog}: {message} (see --help)")
+
+    parser.error = error  # type: ignore[method-assign]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _one_line_errors(sub)
+
+
 def _run_module(module: str, prog: str, argv: Sequence[str]) -> int:
     try:
         mod = importlib.import_module(f"ruvector_graph_attn.{module}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("ruvector_graph_attn"):
-            print(f"error: {prog} is not available in this installation ({exc.name} missing)", file=sys.stderr)
-            return 2
+            raise UsageError(f"{prog} is not available in this installation ({exc.name} missing)") from exc
         raise
     parser = mod.build_parser(prog)
+    _one_line_errors(parser)
     args = parser.parse_args(list(argv))
     return int(mod.run(args) or 0)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code: 0 success, 1 failure, 2 usage error, 130
+    interrupted. Errors are one line on stderr; ``--debug`` (anywhere) re-raises them with
+    the traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv:
+        print("error: no command given; run `ruvector-graph-attn --help` for the commands", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
@@ -79,24 +109,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     try:
         if cmd == "bench":
-            if not rest or rest[0] in ("-h", "--help"):
+            if rest and rest[0] in ("-h", "--help"):
                 print("usage: ruvector-graph-attn bench <name> [options]\n\nbenchmarks: " + ", ".join(BENCHES))
                 return 0
+            if not rest:
+                raise UsageError(f"bench needs a benchmark name: {', '.join(BENCHES)}")
             name = rest[0]
             if name not in BENCHES:
-                print(f"error: unknown benchmark {name!r}; choose from {', '.join(BENCHES)}", file=sys.stderr)
-                return 2
+                raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHES)}")
             return _run_module(BENCHES[name], f"ruvector-graph-attn bench {name}", rest[1:])
         if cmd not in COMMANDS:
-            print(f"error: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
-            return 2
+            raise UsageError(f"unknown command {cmd!r}; choose from {', '.join(COMMANDS)} (see --help)")
         return _run_module(COMMANDS[cmd][0], f"ruvector-graph-attn {cmd}", rest)
-    except RgaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RgaError as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if debug:
+            raise
+        msg = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else _one_line(exc)
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001  a bug or an unforeseen input: still one line
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,11 +91,20 @@ class ExportError(RgaError, ValueError):
     """A model (or one of its modules) has no form in the requested export format."""
 
 
+class StorageError(RgaError, OSError):
+    """A file or folder could not be read or written (missing folder, permissions, disk full,
+    a directory where a file was expected). The message names the path and the reason."""
+
+
+class ThreadingLayerError(ConfigError):
+    """The configured Numba threading layer cannot be used safely by this library."""
+
+
 __all__ = [
     "RgaError", "InvalidInputError", "DimensionMismatchError", "InputTooLargeError",
     "UnknownIdError", "StateDictError", "CorruptFileError", "FormatVersionError",
     "ConfigError", "NotFittedError", "GraphSourceError", "ConnectionFailedError",
-    "UnsafeNameError", "ExportError",
+    "UnsafeNameError", "ExportError", "StorageError", "ThreadingLayerError",
 ]
 
 

@@ -125,9 +125,12 @@ def as_index_array(x: Any, name: str, ndim: int = 1, allow_empty: bool = True) -
 
 def check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
     """Validate a PyG-style ``[2, E]`` integer edge index against ``num_nodes``."""
-    arr = np.asarray(edge_index) if edge_index is not None else None
-    if arr is None:
+    if edge_index is None:
         raise InvalidInputError(f"{name} is None; expected an int64 array of shape [2, E]")
+    try:
+        arr = np.asarray(edge_index)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise InvalidInputError(f"{name} is not a rectangular [2, E] integer array ({exc})") from exc
     if arr.ndim != 2 or arr.shape[0] != 2:
         raise InvalidInputError(f"{name} must have shape [2, E], got {arr.shape}")
     ei = as_index_array(arr, name, ndim=2)
@@ -157,6 +160,8 @@ def check_positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidInputError(f"{name} must be an integer, got {type(value).__name__}")
     v = int(value)
+    if v > 2 ** 63 - 1:
+        raise InvalidInputError(f"{name} must fit in int64, got {v}")
     if v < 0 or (v == 0 and not allow_zero):
         raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
     return v
@@ -198,3 +203,92 @@ def check_positive_float(value: Any, name: str, error: type = InvalidInputError,
     if not np.isfinite(v) or v <= 0:
         raise error(f"{name} must be a positive finite number{note}, got {value!r}")
     return v
+
+
+# -- ids, plain numbers and finite-range checks (reliability) --------------------------------
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def check_id_list(items: Sequence[Any], name: str = "ids") -> list:
+    """A list of external ids, all integers within int64 or all strings (never both, never
+    bools, never converted silently: ``[1, "a"]`` is refused, not stored as ``["1", "a"]``)."""
+    out: list = []
+    kinds = set()
+    for v in items:
+        if isinstance(v, (bool, np.bool_)):
+            raise InvalidInputError(f"{name} must be integers or strings, got a bool ({v!r})")
+        if isinstance(v, (int, np.integer)):
+            iv = int(v)
+            if not _INT64_MIN <= iv <= _INT64_MAX:
+                raise InvalidInputError(f"{name} must fit in int64; got {iv}")
+            out.append(iv)
+            kinds.add("int")
+        elif isinstance(v, (str, np.str_)):
+            out.append(str(v))
+            kinds.add("str")
+        else:
+            raise InvalidInputError(f"{name} must be integers or strings, got {type(v).__name__} ({v!r:.40})")
+        if len(kinds) > 1:
+            raise InvalidInputError(f"{name} mix integers and strings; one call (and one index) holds one kind")
+    return out
+
+
+def check_float(value: Any, name: str, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> float:
+    """A finite real number (bools and strings refused) within ``[low, high]``
+    (``low_open``: ``low`` itself excluded)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name} must be a number, got {type(value).__name__} ({value!r:.40})")
+    v = float(value)
+    if not np.isfinite(v):
+        raise InvalidInputError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise InvalidInputError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and v > high:
+        raise InvalidInputError(f"{name} must be <= {high}, got {v}")
+    return v
+
+
+def check_num_threads(value: Any, name: str = "num_threads") -> int:
+    """``-1`` (all cores) or a positive integer."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value == 0 or value < -1:
+        raise InvalidInputError(f"{name} must be -1 (all cores) or a positive integer, got {value!r:.40}")
+    return int(value)
+
+
+#: vectors whose squared norm exceeds this overflow float32 dot products and distances
+#: (``||q - x||^2 <= 2 (||q||^2 + ||x||^2)`` must stay below float32's max)
+MAX_SQ_NORM_F32 = float(np.finfo(np.float32).max) / 8.0
+
+
+def check_norm_bound(x: np.ndarray, name: str, zero_ok: bool = True) -> None:
+    """Refuse rows of ``x`` ([n, d]) whose float32 products would overflow (squared norm above
+    :data:`MAX_SQ_NORM_F32`), and zero rows unless ``zero_ok``."""
+    sq = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64))
+    if sq.size and float(sq.max()) > MAX_SQ_NORM_F32:
+        i = int(np.argmax(sq))
+        raise InvalidInputError(
+            f"{name} row {i} has norm {np.sqrt(sq[i]):.3g}, too large for float32 distances "
+            f"(limit {np.sqrt(MAX_SQ_NORM_F32):.3g}); rescale the vectors")
+    if not zero_ok and sq.size and (sq == 0).any():
+        raise InvalidInputError(f"{name} row {int(np.argmax(sq == 0))} is a zero vector: cosine space needs non-zero vectors")
+
+
+def check_finite_result(out: Any, what: str, stage: str = "output") -> Any:
+    """``out`` (an array, or a tuple whose first item is one) unchanged when finite; otherwise
+    :class:`InvalidInputError`: finite inputs gave Inf/NaN, i.e. float32 overflowed."""
+    arr = out[0] if isinstance(out, tuple) else out
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        raise InvalidInputError(
+            f"{what}: the {stage} overflowed to Inf/NaN although the inputs are finite; the inputs or "
+            f"weights are too large for {arr.dtype} (rescale the features, or use float64)")
+    return out
+
+
+def safe_ndim(x: Any) -> int:
+    """``np.ndim(x)``, or ``-1`` when ``x`` is not array-like (ragged lists): the caller's
+    array check then raises the typed error."""
+    try:
+        return int(np.ndim(x))
+    except (ValueError, TypeError):
+        return -1

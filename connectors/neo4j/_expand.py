@@ -160,7 +160,11 @@ def plain_ids(ids: Any, what: str = "ids") -> list:
     if not out:
         return out
     if all(_is_int(i) for i in out):
-        return [int(i) for i in out]
+        vals = [int(i) for i in out]
+        big = next((v for v in vals if not -(2 ** 63) <= v < 2 ** 63), None)
+        if big is not None:
+            raise InvalidInputError(f"{what}: id {big} does not fit Neo4j's 64-bit integers")
+        return vals
     if all(isinstance(i, str) for i in out):
         return out
     bad = next(i for i in out if not (_is_int(i) or isinstance(i, str)))

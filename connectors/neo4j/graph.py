@@ -27,6 +27,7 @@ URI (never the credentials).
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any, Callable, Hashable, Iterable, Optional, Sequence
@@ -45,6 +46,29 @@ from .cypher import check_name, quote, rel_type_pattern, safe_uri
 __all__ = ["Neo4jGraph"]
 
 _ARROWS = {"out": ("-", "->"), "in": ("<-", "-"), "both": ("-", "-")}
+
+
+#: the driver's own records (retries, routing, notices) are re-emitted here
+LOG = logging.getLogger("ruvector_graph_attn.connectors.neo4j")
+logging.getLogger("ruvector_graph_attn").addHandler(logging.NullHandler())
+
+
+class _ForwardDriverLogs(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if LOG.isEnabledFor(record.levelno):
+            LOG.handle(record)
+
+
+def route_driver_logs() -> None:
+    """Send the ``neo4j`` driver's log records through this library's logger
+    (``ruvector_graph_attn.connectors.neo4j``) instead of letting Python's last-resort
+    handler print them on stderr (the driver logs a warning for each retry while a server
+    is down, before the typed error arrives). Applications see them once they configure
+    ``logging``; handlers attached to the ``neo4j`` logger itself keep working."""
+    drv = logging.getLogger("neo4j")
+    if not any(isinstance(h, _ForwardDriverLogs) for h in drv.handlers):
+        drv.addHandler(_ForwardDriverLogs())
+        drv.propagate = False
 
 
 class Neo4jGraph:
@@ -86,6 +110,7 @@ class Neo4jGraph:
                  blob_property: Optional[str] = None):
         import neo4j
 
+        route_driver_logs()
         self._label = quote(label, "label")
         self._idp = quote(id_property, "id property")
         self._embp = quote(embedding_property, "embedding property")
@@ -100,8 +125,15 @@ class Neo4jGraph:
         self._rel = rel_type_pattern(self.relationship_types)
         self.direction = check_direction(direction)
         self.undirected = bool(undirected)
+        if edge_properties is None:
+            edge_properties = ()
         if isinstance(edge_properties, str):
             edge_properties = (edge_properties,)
+        try:
+            edge_properties = list(edge_properties)
+        except TypeError:
+            raise InvalidInputError(
+                f"edge_properties must be a list of property names, got {type(edge_properties).__name__}") from None
         self.edge_properties = tuple(check_name(p, "edge property") for p in edge_properties)
         if not isinstance(database, str) or not database or len(database) > 63:
             raise InvalidInputError(f"database must be a non-empty name, got {database!r}")

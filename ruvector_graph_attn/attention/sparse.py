@@ -41,6 +41,7 @@ from ..kernels.sparse import (
     window_pattern_fill,
 )
 from ..nn.module import Module
+from ..validation import safe_ndim
 from ..validation import (
     DEFAULT_MAX_KEYS,
     as_float_array,
@@ -415,6 +416,7 @@ class SparseAttention(Module):
                          global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Local attention: query ``i`` (position ``i + query_offset``) attends to keys ``j`` with
         ``|i + query_offset - j| <= window_size``, plus ``global_tokens``."""
+        window_size = check_positive_int(window_size, "window_size", allow_zero=True)
         key = ("windowed", window_size, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()), query_offset)
         return self._dispatch(queries, keys, values, self._pattern(
             key, lambda: SparseMask.windowed(window_size, global_tokens, query_offset=query_offset)))
@@ -422,6 +424,8 @@ class SparseAttention(Module):
     def forward_strided(self, queries: Any, keys: Any, values: Any, window_size: int, stride: int,
                         global_tokens: Sequence[int] = (), query_offset: int = 0) -> np.ndarray:
         """Longformer-style: local window + keys at multiples of ``stride`` away + global tokens."""
+        window_size = check_positive_int(window_size, "window_size", allow_zero=True)
+        stride = check_positive_int(stride, "stride")
         key = ("strided", window_size, stride, tuple(np.atleast_1d(np.asarray(global_tokens)).tolist()),
                query_offset)
         return self._dispatch(queries, keys, values, self._pattern(
@@ -431,7 +435,7 @@ class SparseAttention(Module):
         """Per query, attention over the ``k`` keys with the highest scores (exact; ties go to the
         lower key index). Scores are computed in ``score_block`` tiles, so memory is
         O(B*k + tile), never ``[B, N]``."""
-        one = np.asarray(queries).ndim == 1
+        one = safe_ndim(queries) == 1
         q, kk, v = self._inputs(queries, keys, values, query_ndim=1 if one else 2)
         if one:
             q = q[None, :]
@@ -504,7 +508,7 @@ class SparseAttention(Module):
         return mask
 
     def _dispatch(self, queries: Any, keys: Any, values: Any, mask: SparseMask) -> np.ndarray:
-        one = np.asarray(queries).ndim == 1
+        one = safe_ndim(queries) == 1
         q, k, v = self._inputs(queries, keys, values, query_ndim=1 if one else 2)
         out = self._run(q[None, :] if one else q, k, v, mask)
         self._one = one

@@ -42,7 +42,7 @@ from ..kernels.softmax import (
     softmax_vector_fast32, softmax_vector_fast64,
 )
 from ..nn.module import Module
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_float, check_size
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
@@ -106,6 +106,10 @@ class ScaledDotProductAttention(Module):
             raise ConfigError(f"dim must be a positive integer, got {dim!r}")
         if scale is not None and (not isinstance(scale, (int, float, np.floating)) or not math.isfinite(scale)):
             raise ConfigError(f"scale must be a finite positive number or None, got {scale!r}")
+        try:
+            dropout = check_float(dropout, "dropout")
+        except InvalidInputError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             self._config = AttentionConfig(attention_type="scaled_dot_product", dim=int(dim), num_heads=1,
                                            scale=None if scale is None else float(scale),

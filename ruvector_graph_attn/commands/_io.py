@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..fileio import read_npy_checked, read_text_file
 from ..validation import as_float_array
 
 
@@ -23,10 +24,7 @@ def read_vectors(path: Any, what: str = "vectors") -> np.ndarray:
     p = _check_file(path, what)
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidInputError(f"{what} file {p} is not a plain numeric .npy array ({exc})") from exc
+        arr = read_npy_checked(p, f"{what} file", error=InvalidInputError)
     elif suffix in (".csv", ".txt", ".tsv"):
         delim = "\t" if suffix == ".tsv" else ","
         try:
@@ -49,15 +47,12 @@ def read_ids(path: Any, n: int | None = None) -> list:
     parse as integers become ints, otherwise strings."""
     p = _check_file(path, "ids")
     if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidInputError(f"ids file {p} is not a plain .npy array ({exc})") from exc
+        arr = read_npy_checked(p, "ids file", error=InvalidInputError)
         if arr.ndim != 1:
             raise InvalidInputError(f"ids file {p} must hold a 1-D array, got shape {arr.shape}")
         ids = [int(v) for v in arr] if arr.dtype.kind in "iu" else [str(v) for v in arr]
     else:
-        lines = [ln.strip().split(",")[0].strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+        lines = [ln.strip().split(",")[0].strip() for ln in read_text_file(p, "ids").splitlines()]
         ids = parse_ids([ln for ln in lines if ln])
     if n is not None and len(ids) != n:
         raise InvalidInputError(f"ids file {p} has {len(ids)} ids but there are {n} vectors")
@@ -88,7 +83,7 @@ def read_graph(path: Any):
             raise InvalidInputError(f"graph file {p} is not valid GraphML ({exc})") from exc
     elif suffix in (".edgelist", ".txt", ".csv", ".tsv", ".edges"):
         pairs = []
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text_file(p, "graph").splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue

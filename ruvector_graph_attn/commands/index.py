@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                       max_elements=X.shape[0], num_threads=args.threads)
     chunk = 10_000
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=args.json) as prog:
+                  console=console, transient=True, disable=args.json or not console.is_terminal) as prog:
         task = prog.add_task("add", total=X.shape[0])
         for s in range(0, X.shape[0], chunk):
             part = ids[s:s + chunk]

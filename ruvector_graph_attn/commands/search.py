@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.layer:
         raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin (got --scorer {args.scorer})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
-                  transient=True, disable=args.json) as prog:
+                  transient=True, disable=args.json or not err.is_terminal) as prog:
         task = prog.add_task("loading index", total=3)
         index = HNSWIndex.load(args.index)
         prog.update(task, advance=1, description="reading graph")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptFileError, DimensionMismatchError, InvalidInputError
-from ..fileio import write_json_atomic
+from ..fileio import read_npy_checked, read_text_file, write_json_atomic
 
 METRICS_FORMAT_VERSION = 1
 
@@ -63,10 +63,7 @@ def build_parser(prog: str = "ruvector-graph-attn train") -> argparse.ArgumentPa
 def _load_npy(path: str, what: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise InvalidInputError(f"{what} file {path!r} does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise CorruptFileError(f"cannot read {what} from {path!r} (expected a .npy array): {exc}") from exc
+    return read_npy_checked(path, f"{what} file")
 
 
 def load_edge_index(path: str) -> np.ndarray:
@@ -86,8 +83,7 @@ def load_edge_index(path: str) -> np.ndarray:
             raise CorruptFileError(f"cannot read {path!r}: {exc}") from exc
     else:
         rows = []
-        with open(path, "r", encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text_file(path, "graph")
         for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:
@@ -142,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
         import numba
 
         numba.config.THREADING_LAYER = args.threading_layer  # effective before the first parallel kernel
+        from ..threading_policy import guard_kernels
+
+        guard_kernels()  # a workqueue choice serialises kernel calls (see threading_policy)
     x = as_float_array(_load_npy(args.features, "features"), "features", ndim=2)
     n = x.shape[0]
     ei = check_edge_index(load_edge_index(args.graph), n, "graph edges")

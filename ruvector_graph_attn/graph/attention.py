@@ -40,6 +40,7 @@ from ..kernels.segment import (
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..validation import as_float_array, as_index_array, attention_inputs, check_positive_int
+from ..validation import safe_ndim
 from .utils import build_csr, validate_edge_index
 
 __all__ = ["GraphAttention", "EdgeAttention"]
@@ -134,7 +135,7 @@ class GraphAttention(Module):
 
         ``query`` ``[M, D]`` (one row per target; ``edge_index[1] < M``) -> ``[M, C]``; or ``[D]``,
         the query of row ``target`` among ``N`` = number of keys rows -> ``[C]``."""
-        single = np.ndim(query) == 1
+        single = safe_ndim(query) == 1
         q, k, v = attention_inputs(query, keys, values, max_keys=None, query_ndim=1 if single else 2)
         n = k.shape[0]
         if single:

@@ -60,6 +60,7 @@ from ..kernels.segment import (
 from ..nn.layers import _resolve_rng
 from ..nn.module import Module, Parameter
 from ..validation import as_float_array, check_edge_index, check_positive_int
+from ..validation import check_finite_result, check_float
 from .utils import build_csr, check_fill_value, kernel_threads, self_loop_attr, self_loop_attr_backward
 
 __all__ = ["GATConv", "GATv2Conv"]
@@ -131,14 +132,8 @@ class _AttentionConvBase(Module):
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.heads = check_positive_int(heads, "heads")
         self.concat = bool(concat)
-        ns = float(negative_slope)
-        if not math.isfinite(ns):
-            raise InvalidInputError(f"negative_slope must be finite, got {negative_slope}")
-        self.negative_slope = ns
-        p = float(dropout)
-        if not 0.0 <= p <= 1.0:
-            raise InvalidInputError(f"dropout must be in [0, 1], got {dropout}")
-        self.dropout = p
+        self.negative_slope = check_float(negative_slope, "negative_slope")
+        self.dropout = check_float(dropout, "dropout", 0.0, 1.0)
         self.add_self_loops = bool(add_self_loops)
         self.edge_dim = None if edge_dim is None else check_positive_int(edge_dim, "edge_dim")
         self.fill_value = check_fill_value(fill_value)
@@ -294,7 +289,8 @@ class _AttentionConvBase(Module):
         ``(out, (edge_index_used, alpha))``; see the class docstring."""
         shape = np.shape(edge_index) if isinstance(edge_index, np.ndarray) or edge_index is None else ()
         with kernel_threads(shape[-1] if len(shape) == 2 else 0):
-            return self._forward(x, edge_index, edge_attr, return_attention_weights)
+            return check_finite_result(self._forward(x, edge_index, edge_attr, return_attention_weights),
+                                       type(self).__name__)
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> Any:
         """Accumulate parameter gradients; return ``grad_x`` (pairs for bipartite input) and,

@@ -30,7 +30,7 @@ from ..kernels.aggregate import gin_combine
 from ..kernels.segment import gather_rows, scatter_sum
 from ..nn.layers import Linear, Sequential, run_backward
 from ..nn.module import Module, Parameter
-from ..validation import as_float_array, trusted_arrays
+from ..validation import as_float_array, check_finite_result, check_float, trusted_arrays
 from .utils import CSR, build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["GINConv", "GINEConv"]
@@ -57,9 +57,7 @@ class _GINBase(Module):
         super().__init__()
         if not callable(nn):
             raise InvalidInputError(f"nn must be a Module (or callable), got {type(nn).__name__}")
-        e = float(eps)
-        if not np.isfinite(e):
-            raise InvalidInputError(f"eps must be finite, got {eps}")
+        e = check_float(eps, "eps")
         self.nn = nn
         self.initial_eps = e
         self.train_eps = bool(train_eps)
@@ -120,8 +118,9 @@ class GINConv(_GINBase):
         # (1 + eps) x_i + sum_{j->i} x_j in one pass, without materialising [E, F]
         h = gin_combine(x, csr.indptr, csr.col, float(1.0 + self._eps_value()[0]))
         object.__setattr__(self, "_cache", (x, ei))
-        with trusted_arrays():  # h derives from the checked x: nn's layers need not rescan it
-            return np.asarray(self.nn(h))
+        check_finite_result(h, type(self).__name__, "aggregated input of nn")
+        with trusted_arrays():  # h is checked: nn's layers need not rescan it
+            return check_finite_result(np.asarray(self.nn(h)), type(self).__name__)
 
     def _backward(self, grad_output: Any, need_input_grad: bool) -> np.ndarray | None:
         x, ei = self._cache
@@ -188,7 +187,8 @@ class GINEConv(_GINBase):
         aggr = scatter_sum(msg, csr.indptr, csr.perm)
         h = self._combine(x, aggr)
         object.__setattr__(self, "_cache", (x, ei, csr, pre, was_1d))
-        return np.asarray(self.nn(h))
+        check_finite_result(h, type(self).__name__, "aggregated input of nn")
+        return check_finite_result(np.asarray(self.nn(h)), type(self).__name__)
 
     def _backward(self, grad_output: Any, need_input_grad: bool) -> tuple[Any, Any]:
         x, ei, csr, pre, was_1d = self._cache

@@ -40,6 +40,7 @@ from ..kernels.segment import scatter_max, scatter_mean, scatter_sum
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..validation import as_float_array, check_positive_int
+from ..validation import check_finite_result
 from .utils import build_csr, kernel_threads, num_edges_hint, validate_edge_index
 
 __all__ = ["SAGEConv"]
@@ -75,7 +76,7 @@ class SAGEConv(Module):
 
     def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
         with kernel_threads(num_edges_hint(edge_index)):
-            return self._forward(x, edge_index, edge_attr)
+            return check_finite_result(self._forward(x, edge_index, edge_attr), "SAGEConv")
 
     def backward(self, grad_output: Any, need_input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:

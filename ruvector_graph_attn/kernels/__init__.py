@@ -18,3 +18,7 @@ from .dense import gather_pair_dot, pair_dot, scores, weighted_sum  # noqa: E402
 from .norm import layer_norm_backward, layer_norm_forward  # noqa: E402,F401
 from .softmax import masked_softmax_rows, softmax_rows, softmax_rows_backward  # noqa: E402,F401
 from .topk import topk_rows  # noqa: E402,F401
+
+from ..threading_policy import guard_kernels as _guard_kernels  # noqa: E402
+
+_guard_kernels()  # serialise kernel calls under Numba's workqueue layer (see threading_policy)

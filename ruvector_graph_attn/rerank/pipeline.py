@@ -572,7 +572,7 @@ class GraphReranker:
         """
         if method not in ("attention", "mean", "sum", "max"):
             raise InvalidInputError(f"method must be 'attention', 'mean', 'sum' or 'max', got {method!r}")
-        if isinstance(node_ids, (str, bytes)) or not hasattr(node_ids, "__len__"):
+        if isinstance(node_ids, (str, bytes)) or not hasattr(node_ids, "__len__") or (isinstance(node_ids, np.ndarray) and node_ids.ndim == 0):
             raise InvalidInputError("node_ids must be a sequence of node ids")
         if len(node_ids) == 0:
             raise InvalidInputError("node_ids is empty; expected at least one node id")

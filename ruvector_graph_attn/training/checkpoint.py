@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,8 +40,11 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from ..config import RgaConfig
-from ..errors import ConfigError, CorruptFileError, FormatVersionError, InvalidInputError, StateDictError
-from ..fileio import sha256_bytes as _sha256, write_atomic as _write_atomic
+from ..errors import (
+    ConfigError, CorruptFileError, FormatVersionError, InputTooLargeError, InvalidInputError, RgaError,
+    StateDictError, StorageError,
+)
+from ..fileio import check_path, read_npy_checked, sha256_bytes as _sha256, write_atomic as _write_atomic
 from ..nn.module import Module, Parameter
 
 __all__ = [
@@ -54,6 +58,11 @@ FORMAT_VERSION = 1
 _MEMBERS = ("manifest.json", "config.json", "arrays.npz")
 #: refuse archives whose members claim more than this (protects against zip bombs)
 MAX_MEMBER_BYTES = 8 * 1024 ** 3
+#: manifest.json and config.json are small; anything larger is not ours
+MAX_JSON_BYTES = 16 * 1024 ** 2
+#: a config may describe at most this many parameters more than ``arrays.npz`` holds
+#: (plus this factor), so a crafted config cannot make the loader allocate terabytes
+PARAM_SLACK = 1 << 20
 
 
 class LayerSpec(RgaConfig):
@@ -305,9 +314,11 @@ def save_checkpoint(model: Module, path: str | os.PathLike, metadata: Mapping[st
     """Write ``model`` (architecture + weights) to ``path`` atomically; returns the path."""
     from .. import __version__
 
-    path = os.fspath(path)
+    path = check_path(path, "checkpoint path")
     spec = get_config(model)
     sd = model.state_dict()
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a mapping (str keys, JSON values), got {type(metadata).__name__}")
     meta = dict(metadata or {})
     if not _is_json_value(meta):
         raise InvalidInputError("metadata must be JSON-serialisable (str keys; numbers, strings, lists, dicts)")
@@ -348,45 +359,59 @@ def save_checkpoint(model: Module, path: str | os.PathLike, metadata: Mapping[st
 # -- loading -----------------------------------------------------------------------------
 def _read_verified(path: str) -> tuple[CheckpointConfig, dict[str, np.ndarray]]:
     if not os.path.isfile(path):
+        if os.path.isdir(path):
+            raise InvalidInputError(f"{path!r} is a directory, not a checkpoint file")
         raise InvalidInputError(f"no checkpoint file at {path!r}")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise CorruptFileError(f"cannot read checkpoint {path!r}: {exc}") from exc
+        raise StorageError(f"cannot read checkpoint {path!r}: {exc.strerror or exc}") from exc
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise CorruptFileError(f"{path!r} is not a ruvector-graph-attn checkpoint (truncated or not a ZIP): {exc}") from exc
     with zf:
         names = set(zf.namelist())
         if "manifest.json" not in names:
             raise CorruptFileError(f"{path!r} has no manifest.json; not a checkpoint or damaged")
         for info in zf.infolist():
-            if info.file_size > MAX_MEMBER_BYTES:
+            # the library writes stored (uncompressed) members: a member can then never be
+            # larger than the file, so no compressed "bomb" is ever inflated
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise CorruptFileError(f"{path!r}: member {info.filename} is compressed; checkpoints store members")
+            if info.file_size > min(MAX_MEMBER_BYTES, len(raw)):
                 raise CorruptFileError(f"{path!r}: member {info.filename} claims {info.file_size} bytes")
+        if zf.getinfo("manifest.json").file_size > MAX_JSON_BYTES:
+            raise CorruptFileError(f"{path!r}: manifest.json is too large to be a checkpoint manifest")
         try:
             mdata = json.loads(zf.read("manifest.json").decode("utf-8"))
-        except (zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as exc:
-            raise CorruptFileError(f"{path!r}: unreadable manifest: {exc}") from exc
+        except (zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError, EOFError, RecursionError,
+                NotImplementedError) as exc:
+            raise CorruptFileError(f"{path!r}: unreadable manifest: {type(exc).__name__}: {exc}") from exc
         if not isinstance(mdata, dict) or mdata.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{path!r} is not a ruvector-graph-attn checkpoint (format {mdata.get('format') if isinstance(mdata, dict) else None!r})")
+            raise CorruptFileError(f"{path!r} is not a ruvector-graph-attn checkpoint (format {mdata.get('format') if isinstance(mdata, dict) else None!r:.60})")
         version = mdata.get("format_version")
         if version != FORMAT_VERSION:
             raise FormatVersionError(
-                f"{path!r} has checkpoint format version {version!r}; this library reads version {FORMAT_VERSION}")
+                f"{path!r} has checkpoint format version {version!r:.40}; this library reads version {FORMAT_VERSION}")
         try:
             manifest = CheckpointManifest.model_validate(mdata)
         except ValidationError as exc:
-            raise CorruptFileError(f"{path!r}: invalid manifest: {exc}") from exc
+            raise CorruptFileError(f"{path!r}: invalid manifest: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from exc
         blobs: dict[str, bytes] = {}
         for member in ("config.json", "arrays.npz"):
             entry = manifest.files.get(member)
             if entry is None or member not in names:
                 raise CorruptFileError(f"{path!r}: member {member} is missing")
+            if zf.getinfo(member).file_size != entry.size:
+                raise CorruptFileError(f"{path!r}: member {member} has {zf.getinfo(member).file_size} bytes, "
+                                       f"manifest says {entry.size} (checksum record mismatch: tampered with or damaged)")
+            if member == "config.json" and entry.size > MAX_JSON_BYTES:
+                raise CorruptFileError(f"{path!r}: config.json is too large to be a checkpoint config")
             try:
                 data = zf.read(member)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
                 raise CorruptFileError(f"{path!r}: member {member} is damaged: {exc}") from exc
             if len(data) != entry.size or _sha256(data) != entry.sha256:
                 raise CorruptFileError(f"{path!r}: checksum mismatch for {member} (file tampered with or damaged)")
@@ -394,20 +419,81 @@ def _read_verified(path: str) -> tuple[CheckpointConfig, dict[str, np.ndarray]]:
     try:
         cfg = CheckpointConfig.model_validate_json(blobs["config.json"])
     except ValidationError as exc:
-        raise CorruptFileError(f"{path!r}: invalid config.json: {exc}") from exc
-    try:
-        with np.load(io.BytesIO(blobs["arrays.npz"]), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CorruptFileError(f"{path!r}: unreadable arrays.npz: {exc}") from exc
+        raise CorruptFileError(f"{path!r}: invalid config.json: {exc.errors()[0]['msg']} at "
+                               f"{exc.errors()[0]['loc']}") from exc
+    except RecursionError as exc:
+        raise CorruptFileError(f"{path!r}: config.json is nested too deeply") from exc
+    arrays = _read_npz_checked(blobs["arrays.npz"], path)
     if len(arrays) != manifest.num_arrays:
         raise CorruptFileError(f"{path!r}: {len(arrays)} arrays, manifest says {manifest.num_arrays}")
     return cfg, arrays
 
 
+def _read_npz_checked(blob: bytes, path: str) -> dict[str, np.ndarray]:
+    """``arrays.npz`` member by member: stored members only, each header checked against
+    its bytes before anything is allocated (see :func:`read_npy_checked`)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(blob))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+        raise CorruptFileError(f"{path!r}: unreadable arrays.npz: {exc}") from exc
+    arrays: dict[str, np.ndarray] = {}
+    with zf:
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(blob):
+                raise CorruptFileError(f"{path!r}: arrays.npz member {info.filename} is compressed or oversized")
+            if not info.filename.endswith(".npy"):
+                raise CorruptFileError(f"{path!r}: arrays.npz member {info.filename} is not a .npy array")
+            try:
+                data = zf.read(info)
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+                raise CorruptFileError(f"{path!r}: arrays.npz member {info.filename} is damaged: {exc}") from exc
+            name = info.filename[:-4]
+            if name in arrays:
+                raise CorruptFileError(f"{path!r}: arrays.npz holds {name!r} twice")
+            arrays[name] = read_npy_checked(data, f"{path!r}: weight {name!r}")
+    return arrays
+
+
+_SIZE_ARG = re.compile(r"channels|features|dim|heads|shape|hidden|size")
+
+
+def _spec_size_bound(spec: LayerSpec, depth: int = 0) -> int:
+    """A cheap upper-bound-like estimate of the parameters ``spec`` allocates, from its
+    size arguments, computed before anything is constructed."""
+    if depth > 200:
+        raise CorruptFileError("config nests layers more than 200 deep")
+    ints = []
+    for name, v in spec.args.items():
+        if not _SIZE_ARG.search(name) or name.startswith("max"):
+            continue  # limits, seeds, probabilities: not sizes of parameters
+        vals = v if isinstance(v, list) else [v]
+        for x in vals:
+            if isinstance(x, int) and not isinstance(x, bool) and x > 1:
+                ints.append(x)
+    ints.sort(reverse=True)
+    own = 1
+    for x in ints[:2]:  # weight matrices are [out, in] (times heads for attention layers)
+        own *= x
+    if spec.type in ("GATConv", "GATv2Conv") and isinstance(spec.args.get("heads"), int):
+        own *= max(1, spec.args["heads"])
+    if spec.type == "MultiHeadAttention":
+        own *= 4
+    return own + sum(_spec_size_bound(m, depth + 1) for m in spec.modules.values())
+
+
+def _check_config_size(cfg: CheckpointConfig, arrays: Mapping[str, np.ndarray], path: str) -> None:
+    held = sum(int(a.size) for a in arrays.values())
+    limit = 4 * held + PARAM_SLACK
+    bound = _spec_size_bound(cfg.model)
+    if bound > limit:
+        raise InputTooLargeError(limit, bound, f"{path!r}: parameters described by config.json "
+                                 f"(the file holds {held} weights)")
+
+
 def read_checkpoint_config(path: str | os.PathLike) -> CheckpointConfig:
     """Verify a checkpoint and return its :class:`CheckpointConfig` (architecture + metadata)."""
-    return _read_verified(os.fspath(path))[0]
+    return _read_verified(check_path(path, "checkpoint path"))[0]
 
 
 def load_checkpoint(path: str | os.PathLike, model: Module | None = None, strict: bool = True) -> Module:
@@ -417,7 +503,7 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None, strict
     loaded into it. With ``model`` the stored architecture must equal ``model``'s
     (otherwise :class:`StateDictError`) and the weights are loaded into ``model`` in place.
     """
-    cfg, arrays = _read_verified(os.fspath(path))
+    cfg, arrays = _read_verified(check_path(path, "checkpoint path"))
     if model is not None:
         try:
             mine = get_config(model)
@@ -429,10 +515,19 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None, strict
                 f"given {type(model).__name__}")
         target = model
     else:
+        _check_config_size(cfg, arrays, os.fspath(path))
         try:
             target = build_from_config(cfg.model)
         except ConfigError as exc:
             raise StateDictError(f"checkpoint architecture cannot be rebuilt: {exc}") from exc
+        except RecursionError as exc:
+            raise CorruptFileError(f"{os.fspath(path)!r}: config.json nests layers too deeply") from exc
+        except MemoryError as exc:
+            raise InvalidInputError(f"{os.fspath(path)!r}: not enough memory to build the model config.json describes") from exc
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, RgaError):
+                raise StateDictError(f"checkpoint architecture cannot be rebuilt: {exc}") from exc
+            raise StateDictError(f"checkpoint architecture cannot be rebuilt: {type(exc).__name__}: {exc}") from exc
         if cfg.dtype in ("float64", "float32", "float16"):
             target.astype(np.dtype(cfg.dtype))
     target.load_state_dict(arrays, strict=strict)
