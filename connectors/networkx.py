@@ -47,7 +47,6 @@ attributes of the first one NetworkX yields).
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any, Hashable, Iterable, Optional, Sequence
 
@@ -56,6 +55,7 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
+from ruvector_graph_attn.kernels.hashing import id_key
 from ruvector_graph_attn.kernels.rerank import csr_expand
 from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
@@ -66,14 +66,6 @@ __all__ = ["NetworkXGraph"]
 
 def _is_int_id(n: Any) -> bool:
     return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
-
-
-def _id_key(node: Any) -> int:
-    """Sampling key of a node id: the id itself for integers, else the first 8 bytes (little
-    endian, signed) of the BLAKE2b digest of ``str(id)`` -- the same rule as the Neo4j connector."""
-    if _is_int_id(node):
-        return int(node)
-    return int.from_bytes(hashlib.blake2b(str(node).encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):
@@ -242,7 +234,7 @@ class NetworkXGraph:
         else:
             snap.int_sorted = None
             snap.int_order = None
-            snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
+            snap.keys = np.fromiter((id_key(node) for node in nodes), dtype=np.int64, count=n)
         snap.x = x
         snap.edge_attr = edge_attr
         snap.csr = csr

@@ -10,33 +10,14 @@ Everything here is vectorised per hop (no per-node Python loops).
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from ruvector_graph_attn.errors import InvalidInputError
+from ruvector_graph_attn.kernels.hashing import id_key, pair_hash_np
 
 __all__ = ["pair_hash_np", "id_keys", "capped_bfs", "plain_ids"]
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
-
-
-def pair_hash_np(salt: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectorised ``kernels.rerank.pair_hash(salt, u, v)`` (splitmix64 chain, wrapping uint64)."""
-    with np.errstate(over="ignore"):
-        h = _splitmix64(np.full(1, salt, dtype=np.int64).astype(np.uint64))
-        h = _splitmix64(h ^ np.asarray(u, dtype=np.int64).astype(np.uint64))
-        return _splitmix64(h ^ np.asarray(v, dtype=np.int64).astype(np.uint64))
 
 
 def id_keys(ids: np.ndarray) -> np.ndarray:
@@ -44,11 +25,8 @@ def id_keys(ids: np.ndarray) -> np.ndarray:
     8 bytes (little endian, signed) of the BLAKE2b digest of ``str(id)`` in UTF-8."""
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
-    out = np.empty(ids.shape[0], dtype=np.int64)
-    for i, v in enumerate(ids.tolist()):  # only for string ids; one digest per distinct node
-        out[i] = int.from_bytes(hashlib.blake2b(str(v).encode("utf-8"), digest_size=8).digest(),
-                                "little", signed=True)
-    return out
+    # only for string ids; one digest per distinct node
+    return np.fromiter((id_key(v) for v in ids.tolist()), dtype=np.int64, count=ids.shape[0])
 
 
 def _segments(indptr: np.ndarray, rows: np.ndarray):

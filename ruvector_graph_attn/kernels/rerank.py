@@ -8,18 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-@njit(cache=True, inline="always")
-def splitmix64(x):
-    """The splitmix64 finaliser: a cheap, well-mixed 64-bit hash."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
-
+from .hashing import pair_hash, splitmix64  # noqa: F401  (re-exported: old import path)
 
 @njit(inline="always")
 def _grown(arr, count, size):
@@ -45,14 +34,6 @@ def _context_score(Q, b, h, qsq, own_p, blend, metric):
     else:
         ctx = dot
     return ctx, (1.0 - blend) * own_p + blend * ctx
-
-
-@njit(cache=True)
-def pair_hash(salt, u, v):
-    """Deterministic hash of (salt, u, v): the sampling key of neighbour v of node u."""
-    h = splitmix64(np.uint64(salt))
-    h = splitmix64(h ^ np.uint64(u))
-    return splitmix64(h ^ np.uint64(v))
 
 
 @njit(cache=True)
