@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
+
+from .threads import call_serial_below
 
 #: clamps shared with the numpy implementation (manifold/poincare.py)
 ARTANH_CLAMP = 1e-7
@@ -42,16 +43,7 @@ PARALLEL_MIN_WORK = 1 << 20
 
 def call(kernel, work, *args):
     """Run ``kernel(*args)``; single-threaded when ``work`` (about rows * dim) is small."""
-    if work >= PARALLEL_MIN_WORK:
-        return kernel(*args)
-    prev = numba.get_num_threads()
-    if prev == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(prev)
+    return call_serial_below(kernel, work, PARALLEL_MIN_WORK, *args)
 
 
 @njit(cache=True, inline="always")

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .hashing import pair_hash, splitmix64  # noqa: F401  (re-exported: old import path)
+from .threads import compile_twice, pick
 
 @njit(inline="always")
 def _grown(arr, count, size):
@@ -244,21 +245,14 @@ def _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
     context[p], score[p] = _context_score(Q, b, h, qsq, own[p], blend, metric)
 
 
-@njit(cache=True, parallel=True, fastmath=True)
-def _attend_parallel(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
-                     temperature, blend, metric, out_ptr, score, context, weights):
+def _attend_all(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
+                temperature, blend, metric, out_ptr, score, context, weights):
     for p in prange(pair_query.shape[0]):
         _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
                      temperature, blend, metric, out_ptr, score, context, weights)
 
 
-@njit(cache=True, fastmath=True)
-def _attend_serial(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
-                   temperature, blend, metric, out_ptr, score, context, weights):
-    for p in range(pair_query.shape[0]):
-        _attend_pair(p, Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members,
-                     temperature, blend, metric, out_ptr, score, context, weights)
-
+_attend_parallel, _attend_serial = compile_twice(_attend_all, cache=True, fastmath=True)
 
 #: below this many multiply-adds a kernel runs on one thread (thread start-up costs more)
 PARALLEL_MIN_WORK = 2_000_000
@@ -287,7 +281,7 @@ def neighbourhood_attention(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, 
     score = np.empty(P, Q.dtype)
     context = np.empty(P, Q.dtype)
     weights = np.empty(int(out_ptr[P]), Q.dtype)
-    fn = _attend_parallel if int(out_ptr[P]) * Q.shape[1] * 2 >= PARALLEL_MIN_WORK else _attend_serial
+    fn = pick(_attend_parallel, _attend_serial, int(out_ptr[P]) * Q.shape[1] * 2, PARALLEL_MIN_WORK)
     fn(Q, X, qsq, xsq, pair_query, pair_seg, own, seg_ptr, members, float(temperature), float(blend),
        int(metric), out_ptr, score, context, weights)
     return score, context, weights

@@ -39,6 +39,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .dense import as_kernel_array
+from .threads import compile_twice, pick
 
 # reassociation / contraction only: no "nnan"/"ninf", so NaN and Inf keep their IEEE meaning
 _FM = {"reassoc", "contract", "arcp", "nsz"}
@@ -111,19 +112,19 @@ def _softmax_rows_backward_impl(w, g, scale, out):
 
 # Each kernel exists twice: parallel over rows for wide work, serial for small calls (a single
 # query's row), where starting the thread pool costs more than the work itself.
-_softmax_rows_par = njit(cache=True, parallel=True, fastmath=_FM)(_softmax_rows_impl)
-_softmax_rows_ser = njit(cache=True, fastmath=_FM)(_softmax_rows_impl)
-_masked_softmax_rows_par = njit(cache=True, parallel=True, fastmath=_FM)(_masked_softmax_rows_impl)
-_masked_softmax_rows_ser = njit(cache=True, fastmath=_FM)(_masked_softmax_rows_impl)
-_softmax_rows_backward_par = njit(cache=True, parallel=True, fastmath=_FM)(_softmax_rows_backward_impl)
-_softmax_rows_backward_ser = njit(cache=True, fastmath=_FM)(_softmax_rows_backward_impl)
+_softmax_rows_par, _softmax_rows_ser = compile_twice(_softmax_rows_impl, cache=True, fastmath=_FM)
+_masked_softmax_rows_par, _masked_softmax_rows_ser = compile_twice(_masked_softmax_rows_impl, cache=True,
+                                                                   fastmath=_FM)
+_softmax_rows_backward_par, _softmax_rows_backward_ser = compile_twice(_softmax_rows_backward_impl, cache=True,
+                                                                       fastmath=_FM)
 
 #: below this many elements (or with a single row) the serial kernel is used
 PARALLEL_MIN_ELEMENTS = 65536
 
 
-def _parallel(x: np.ndarray) -> bool:
-    return x.ndim == 2 and x.shape[0] > 1 and x.size >= PARALLEL_MIN_ELEMENTS
+def _work(x: np.ndarray) -> int:
+    """Elements of a multi-row ``x`` (a single row is never split over threads)."""
+    return x.size if x.ndim == 2 and x.shape[0] > 1 else 0
 
 
 # -- vectorisable exponential for the in-place fast path ------------------------------------------
@@ -286,7 +287,7 @@ def softmax_rows(x: np.ndarray, scale: float = 1.0, out: np.ndarray | None = Non
     x = as_kernel_array(x)
     if out is None:
         out = np.empty_like(x)
-    kernel = _softmax_rows_par if _parallel(x) else _softmax_rows_ser
+    kernel = pick(_softmax_rows_par, _softmax_rows_ser, _work(x), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(x), x.dtype.type(scale), _as_rows(out))
     return out
 
@@ -319,7 +320,7 @@ def masked_softmax_rows(x: np.ndarray, mask: np.ndarray, scale: float = 1.0,
         raise ValueError(f"mask shape {mask.shape} != scores shape {x.shape}")
     if out is None:
         out = np.empty_like(x)
-    kernel = _masked_softmax_rows_par if _parallel(x) else _masked_softmax_rows_ser
+    kernel = pick(_masked_softmax_rows_par, _masked_softmax_rows_ser, _work(x), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(x), _as_rows(mask), x.dtype.type(scale), _as_rows(out))
     return out
 
@@ -335,7 +336,7 @@ def softmax_rows_backward(w: np.ndarray, grad_w: np.ndarray, scale: float = 1.0)
     if g.shape != w.shape:
         raise ValueError(f"grad_w shape {g.shape} != weights shape {w.shape}")
     out = np.empty_like(w)
-    kernel = _softmax_rows_backward_par if _parallel(w) else _softmax_rows_backward_ser
+    kernel = pick(_softmax_rows_backward_par, _softmax_rows_backward_ser, _work(w), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(w), _as_rows(g), w.dtype.type(scale), _as_rows(out))
     return out
 
