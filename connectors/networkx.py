@@ -22,7 +22,7 @@ Expansion semantics (the Neo4j connector implements the same)
     added at hop ``h + 1`` unless already reached. For undirected graphs the three
     directions coincide. When ``max_neighbors`` is set and an expanded node has more
     neighbours than that, exactly ``max_neighbors`` of its distinct neighbours are kept:
-    those with the smallest ``kernels.rerank.pair_hash(seed, key(u), key(v))`` (a splitmix64
+    those with the smallest ``kernels.hashing.pair_hash(seed, key(u), key(v))`` (a splitmix64
     chain; ``key`` is the node id itself for integer ids, else the first 8 bytes of the
     BLAKE2b digest of ``str(id)``, the rule the Neo4j connector uses too). The sample of a node therefore depends only on the graph, the
     node and ``seed`` -- never on which other ids were requested or in what order -- so a
@@ -55,8 +55,9 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
+from ruvector_graph_attn.kernels.bfs import csr_expand
+from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts
 from ruvector_graph_attn.kernels.hashing import id_key
-from ruvector_graph_attn.kernels.rerank import csr_expand
 from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from .base import Subgraph, check_direction, check_hops
@@ -73,19 +74,12 @@ def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n
     if u.size == 0:
         return (np.zeros(n + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
                 np.empty(0, np.int64))
-    key = u * np.int64(n) + v
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    starts = np.flatnonzero(first)
+    order, starts = group_runs(u * np.int64(n) + v)
     uu = u[order][starts]
     vv = v[order][starts]
     e_fwd = np.maximum.reduceat(ef[order], starts)
     e_bwd = np.maximum.reduceat(eb[order], starts)
-    indptr = np.zeros(n + 1, np.int64)
-    np.add.at(indptr, uu + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    indptr = indptr_from_counts(np.bincount(uu, minlength=n))
     return indptr, np.ascontiguousarray(vv), np.ascontiguousarray(e_fwd), np.ascontiguousarray(e_bwd)
 
 
@@ -402,13 +396,8 @@ class NetworkXGraph:
             both_exp = (hop[src] < hops) & (hop[dst] < hops)
             if both_exp.any():
                 idx = np.flatnonzero(both_exp)
-                key = src[idx] * np.int64(nodes.size) + dst[idx]
-                order = np.argsort(key, kind="stable")
-                ks = key[order]
-                first = np.ones(ks.size, dtype=bool)
-                first[1:] = ks[1:] != ks[:-1]
-                if not first.all():
-                    starts = np.flatnonzero(first)
+                order, starts = group_runs(src[idx] * np.int64(nodes.size) + dst[idx])
+                if starts.size != idx.size:
                     o = org[idx][order]
                     lo_o = np.minimum.reduceat(o, starts)
                     hi_o = np.maximum.reduceat(o, starts)

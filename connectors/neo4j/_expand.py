@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from ruvector_graph_attn.errors import InvalidInputError
+from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts, rank_in_runs, row_entries
 from ruvector_graph_attn.kernels.hashing import id_key, pair_hash_np
 
 __all__ = ["pair_hash_np", "id_keys", "capped_bfs", "plain_ids"]
@@ -31,14 +32,8 @@ def id_keys(ids: np.ndarray) -> np.ndarray:
 
 def _segments(indptr: np.ndarray, rows: np.ndarray):
     """Flat CSR entry indices of ``rows`` and the row each entry belongs to."""
-    starts = indptr[rows]
-    counts = indptr[rows + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    owner = np.repeat(rows, counts)
-    offs = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return offs + np.arange(total, dtype=np.int64), owner
+    idx, which = row_entries(indptr, rows)
+    return idx, rows[which]
 
 
 def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.ndarray,
@@ -58,9 +53,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
     """
     order = np.lexsort((pv, pu))
     pu, pv, fwd, bwd = pu[order], pv[order], fwd[order], bwd[order]
-    indptr = np.zeros(n + 1, np.int64)
-    np.add.at(indptr, pu + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    indptr = indptr_from_counts(np.bincount(pu, minlength=n))
     hop = np.full(n, -1, np.int64)
     hop[seeds] = 0
     out_nodes = [seeds]
@@ -76,10 +69,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
             hv = pair_hash_np(salt, keys[owner], keys[pv[idx]])
             srt = np.lexsort((hv, owner))
             idx, owner = idx[srt], owner[srt]
-            first = np.ones(idx.size, dtype=bool)
-            first[1:] = owner[1:] != owner[:-1]
-            group_start = np.maximum.accumulate(np.where(first, np.arange(idx.size), 0))
-            keep = (np.arange(idx.size) - group_start) < cap
+            keep = rank_in_runs(owner) < cap
             idx, owner = idx[keep], owner[keep]
         v = pv[idx]
         f, b = fwd[idx], bwd[idx]
@@ -99,12 +89,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
         src = local[np.concatenate(src_parts)]
         dst = local[np.concatenate(dst_parts)]
         org = local[np.concatenate(org_parts)]
-        key = src * np.int64(max(nodes.size, 1)) + dst
-        srt = np.argsort(key, kind="stable")
-        ks = key[srt]
-        first = np.ones(ks.size, dtype=bool)
-        first[1:] = ks[1:] != ks[:-1]
-        starts = np.flatnonzero(first)
+        srt, starts = group_runs(src * np.int64(max(nodes.size, 1)) + dst)
         lo = np.minimum.reduceat(org[srt], starts) if starts.size else org[:0]
         hi = np.maximum.reduceat(org[srt], starts) if starts.size else org[:0]
         keep = srt[starts]

@@ -36,6 +36,7 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     ConnectionFailedError, DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
+from ruvector_graph_attn.kernels.csr import group_runs
 from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
 
 from ..base import Subgraph, check_direction, check_hops
@@ -394,12 +395,7 @@ class Neo4jGraph:
             if self.undirected:
                 fw, bw = np.ones(len(adj), bool), np.ones(len(adj), bool)
             # merge parallel relationships / both orientations into distinct (u, v) pairs
-            key = a_u * np.int64(n) + a_v
-            srt = np.argsort(key, kind="stable")
-            ks = key[srt]
-            first = np.ones(ks.size, dtype=bool)
-            first[1:] = ks[1:] != ks[:-1]
-            starts = np.flatnonzero(first)
+            srt, starts = group_runs(a_u * np.int64(n) + a_v)
             pu, pv = a_u[srt][starts], a_v[srt][starts]
             pf = np.logical_or.reduceat(fw[srt], starts)
             pb = np.logical_or.reduceat(bw[srt], starts)

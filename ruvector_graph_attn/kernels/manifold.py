@@ -24,6 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .segment import segment_softmax_neg_sq  # noqa: F401  (re-exported: geometric attention uses it here)
 from .threads import call_serial_below
 
 #: clamps shared with the numpy implementation (manifold/poincare.py)
@@ -234,36 +235,6 @@ def poincare_edge_dist(x, src, dst, c):
     for t in prange(e):
         a = x[dst[t]]
         out[t] = _poincare_dist_row(a, x[src[t]], _sq_norm(a), c, sqrt_c, dmax)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def segment_softmax_neg_sq(dist, perm, indptr, inv_temperature):
-    """Per-segment ``softmax(-dist**2 / T)``.
-
-    ``perm`` lists edge ids grouped by segment (target node); segment ``i`` owns
-    ``perm[indptr[i]:indptr[i+1]]``. Returns weights indexed by edge id (``[E]``).
-    """
-    nseg = indptr.shape[0] - 1
-    out = np.empty(dist.shape[0], dtype=dist.dtype)
-    for s in prange(nseg):
-        lo = indptr[s]
-        hi = indptr[s + 1]
-        if hi == lo:
-            continue
-        m = -np.inf
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            v = -d * d * inv_temperature
-            if v > m:
-                m = v
-        total = 0.0
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            total += math.exp(-d * d * inv_temperature - m)
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            out[perm[t]] = math.exp(-d * d * inv_temperature - m) / total
     return out
 
 
