@@ -28,6 +28,8 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ruvector_graph_attn.errors import InputTooLargeError, InvalidInputError
+from ruvector_graph_attn.kernels.csr import indptr_from_counts, rank_in_runs
+from ruvector_graph_attn.kernels.segment import segment_softmax_runs
 from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, as_float_array
 
 from ..base import Subgraph, check_direction
@@ -151,8 +153,7 @@ def traverse(self, start_ids: Sequence[Any], steps: Sequence[Any], query: Any = 
             lst = nb_of.get(i, [])
             counts[t] = len(lst)
             flat.extend(add(v, e) for v, e in lst)
-        ptr = np.zeros(ends.size + 1, np.int64)
-        np.cumsum(counts, out=ptr[1:])
+        ptr = indptr_from_counts(counts)
         nbr = np.asarray(flat, dtype=np.int64)
         X = self._to_x(uni_ids, uni_x, "traverse").astype(np.float64)
         row_of_end = np.searchsorted(ends, paths[:, -1])
@@ -168,19 +169,13 @@ def traverse(self, start_ids: Sequence[Any], steps: Sequence[Any], query: Any = 
             return []
         qv = np.broadcast_to(q, (cand.size, q.shape[0])) if q is not None else X[paths[path_of, -1]]
         logits = np.einsum("ij,ij->i", qv, X[cand]) * scale
-        seg_start = np.flatnonzero(np.r_[True, path_of[1:] != path_of[:-1]])
-        mx = np.maximum.reduceat(logits, seg_start)
-        seg_id = np.cumsum(np.r_[False, path_of[1:] != path_of[:-1]])
-        ex = np.exp(logits - mx[seg_id])
-        w = ex / np.add.reduceat(ex, seg_start)[seg_id]
+        w = segment_softmax_runs(logits, indptr_from_counts(np.bincount(path_of, minlength=paths.shape[0])))
         # top_k per path: weight desc, then id order
         id_rank = np.empty(len(uni_ids), np.int64)
         id_rank[np.argsort(_id_array(uni_ids), kind="stable")] = np.arange(len(uni_ids))
         srt = np.lexsort((id_rank[cand], -w, path_of))
         cand, path_of, w = cand[srt], path_of[srt], w[srt]
-        first = np.r_[True, path_of[1:] != path_of[:-1]]
-        gstart = np.maximum.accumulate(np.where(first, np.arange(cand.size), 0))
-        keep = (np.arange(cand.size) - gstart) < step.top_k
+        keep = rank_in_runs(path_of) < step.top_k
         cand, path_of, w = cand[keep], path_of[keep], w[keep]
         if cand.size > MAX_PATHS:
             raise InputTooLargeError(MAX_PATHS, int(cand.size), "number of traversal paths")

@@ -29,6 +29,74 @@ def _grown(arr, count, size):
     return out
 
 
+@njit(inline="always")
+def _grown2(a, b, count):
+    """Both paired buffers doubled, holding their first ``count`` entries (called only when
+    full: reassigning arrays on every append costs reference counting in the hot loop)."""
+    return _grown(a, count, 2 * a.shape[0]), _grown(b, count, 2 * a.shape[0])
+
+
+@njit(inline="always")
+def _expand_levels(indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
+                   nodes, hop, count, start, src, dst, eid, org, ecount):
+    """The breadth-first levels from the frontier ``nodes[start:count]`` (the one BFS loop of
+    both searches below). A node ``v`` is new when ``local[v] < start`` (positions below
+    ``start`` belong to earlier, separate searches; -1 = never seen); it is appended to
+    ``nodes``/``hop`` and ``local[v]`` set to its position. Edges are emitted only when
+    ``e_fwd`` is non-empty. Returns the updated buffers and counts."""
+    emit = e_fwd.shape[0] > 0
+    base = start
+    no_picks = np.empty(0, np.int64)
+    for h in range(hops):
+        stop = count
+        if start == stop:
+            break
+        for f in range(start, stop):
+            u = nodes[f]
+            lo = indptr[u]
+            hi = indptr[u + 1]
+            deg = hi - lo
+            capped = cap >= 0 and deg > cap
+            if capped:
+                keys = np.empty(deg, np.uint64)
+                for k in range(deg):
+                    keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
+                picks = np.sort(np.argsort(keys)[:cap]) + lo
+            else:
+                picks = no_picks   # every neighbour, without allocating their positions
+            for t in range(picks.shape[0] if capped else deg):
+                k = picks[t] if capped else lo + t
+                v = nbr[k]
+                lv = local[v]
+                if lv < base:
+                    if count == nodes.shape[0]:
+                        nodes, hop = _grown2(nodes, hop, count)
+                    lv = count
+                    local[v] = lv
+                    nodes[count] = v
+                    hop[count] = h + 1
+                    count += 1
+                if not emit:
+                    continue
+                if ecount + 2 > src.shape[0]:
+                    src, dst = _grown2(src, dst, ecount)
+                    eid, org = _grown2(eid, org, ecount)
+                if e_fwd[k] >= 0:
+                    src[ecount] = f
+                    dst[ecount] = lv
+                    eid[ecount] = e_fwd[k]
+                    org[ecount] = f
+                    ecount += 1
+                if e_bwd[k] >= 0:
+                    src[ecount] = lv
+                    dst[ecount] = f
+                    eid[ecount] = e_bwd[k]
+                    org[ecount] = f
+                    ecount += 1
+        start = stop
+    return nodes, hop, count, src, dst, eid, org, ecount
+
+
 @njit(cache=True)
 def khop_neighbourhoods(indptr, indices, centres, hops):
     """Members of each centre's neighbourhood within ``hops`` in a CSR adjacency.
@@ -36,43 +104,24 @@ def khop_neighbourhoods(indptr, indices, centres, hops):
     Returns ``(ptr, members, member_hop)``: segment ``ptr[i]:ptr[i+1]`` lists centre ``i``
     first (hop 0), then every node within ``hops`` steps in BFS order, each once.
     """
-    n = indptr.shape[0] - 1
-    stamp = np.full(n, -1, np.int64)
+    local = np.full(indptr.shape[0] - 1, -1, np.int64)
     c = centres.shape[0]
     ptr = np.zeros(c + 1, np.int64)
-    size = max(16, c * 8)
-    members = np.empty(size, np.int64)
-    mhop = np.empty(size, np.int64)
+    members = np.empty(max(16, c * 8), np.int64)
+    mhop = np.empty(members.shape[0], np.int64)
+    none = np.empty(0, np.int64)
     count = 0
     for i in range(c):
-        ctr = centres[i]
-        if count + 1 > size:
-            size *= 2
-            members = _grown(members, count, size)
-            mhop = _grown(mhop, count, size)
-        stamp[ctr] = i
-        members[count] = ctr
+        start = count
+        if count == members.shape[0]:
+            members, mhop = _grown2(members, mhop, count)
+        local[centres[i]] = count
+        members[count] = centres[i]
         mhop[count] = 0
         count += 1
-        start = count - 1
-        for h in range(hops):
-            stop = count
-            if start == stop:
-                break
-            for f in range(start, stop):
-                u = members[f]
-                for k in range(indptr[u], indptr[u + 1]):
-                    v = indices[k]
-                    if stamp[v] != i:
-                        stamp[v] = i
-                        if count == size:
-                            size *= 2
-                            members = _grown(members, count, size)
-                            mhop = _grown(mhop, count, size)
-                        members[count] = v
-                        mhop[count] = h + 1
-                        count += 1
-            start = stop
+        members, mhop, count, _, _, _, _, _ = _expand_levels(
+            indptr, indices, none, none, hops, -1, 0, local, none,
+            members, mhop, count, start, none, none, none, none, 0)
         ptr[i + 1] = count
     return ptr, members[:count].copy(), mhop[:count].copy()
 
@@ -109,9 +158,8 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local, node_ke
     sampled each other; the caller merges them).
     """
     n_seeds = seeds.shape[0]
-    size = max(16, n_seeds * 4)
-    nodes = np.empty(size, np.int64)
-    hop = np.empty(size, np.int64)
+    nodes = np.empty(max(16, n_seeds * 4), np.int64)
+    hop = np.empty(nodes.shape[0], np.int64)
     count = 0
     for i in range(n_seeds):
         s = seeds[i]
@@ -120,64 +168,13 @@ def csr_expand(indptr, nbr, e_fwd, e_bwd, seeds, hops, cap, salt, local, node_ke
             nodes[count] = s
             hop[count] = 0
             count += 1
-    esize = max(16, n_seeds * 8)
-    src = np.empty(esize, np.int64)
-    dst = np.empty(esize, np.int64)
-    eid = np.empty(esize, np.int64)
-    org = np.empty(esize, np.int64)
-    ecount = 0
-    start = 0
-    for h in range(hops):
-        stop = count
-        if start == stop:
-            break
-        for f in range(start, stop):
-            u = nodes[f]
-            lo = indptr[u]
-            hi = indptr[u + 1]
-            deg = hi - lo
-            if cap >= 0 and deg > cap:
-                keys = np.empty(deg, np.uint64)
-                for k in range(deg):
-                    keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
-                order = np.argsort(keys)[:cap]
-                picks = np.sort(order) + lo
-            else:
-                picks = np.arange(lo, hi)
-            for t in range(picks.shape[0]):
-                k = picks[t]
-                v = nbr[k]
-                lv = local[v]
-                if lv < 0:
-                    if count == size:
-                        size *= 2
-                        nodes = _grown(nodes, count, size)
-                        hop = _grown(hop, count, size)
-                    lv = count
-                    local[v] = lv
-                    nodes[count] = v
-                    hop[count] = h + 1
-                    count += 1
-                if ecount + 2 > esize:
-                    esize *= 2
-                    src = _grown(src, ecount, esize)
-                    dst = _grown(dst, ecount, esize)
-                    eid = _grown(eid, ecount, esize)
-                    org = _grown(org, ecount, esize)
-                lu = f
-                if e_fwd[k] >= 0:
-                    src[ecount] = lu
-                    dst[ecount] = lv
-                    eid[ecount] = e_fwd[k]
-                    org[ecount] = lu
-                    ecount += 1
-                if e_bwd[k] >= 0:
-                    src[ecount] = lv
-                    dst[ecount] = lu
-                    eid[ecount] = e_bwd[k]
-                    org[ecount] = lu
-                    ecount += 1
-        start = stop
+    src = np.empty(max(16, n_seeds * 8), np.int64)
+    dst = np.empty(src.shape[0], np.int64)
+    eid = np.empty(src.shape[0], np.int64)
+    org = np.empty(src.shape[0], np.int64)
+    nodes, hop, count, src, dst, eid, org, ecount = _expand_levels(
+        indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
+        nodes, hop, count, 0, src, dst, eid, org, 0)
     for i in range(count):
         local[nodes[i]] = -1
     return (nodes[:count].copy(), hop[:count].copy(), src[:ecount].copy(), dst[:ecount].copy(),

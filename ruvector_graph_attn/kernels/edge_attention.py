@@ -34,9 +34,7 @@ def edge_attention_forward(q, k, v, bias, indptr, perm, col, scale):
     for i in prange(m):
         lo = indptr[i]
         hi = indptr[i + 1]
-        if lo == hi:
-            continue
-        for p in range(lo, hi):
+        for p in range(lo, hi):  # scores; a target without in-edges keeps out_i = 0
             j = col[p]
             s = 0.0
             for t in range(d):
