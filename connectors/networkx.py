@@ -58,7 +58,7 @@ from ruvector_graph_attn.errors import (
 from ruvector_graph_attn.kernels.bfs import csr_expand
 from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts
 from ruvector_graph_attn.kernels.hashing import id_key
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_int, check_size
 
 from .base import Subgraph, check_direction, check_hops
 
@@ -356,11 +356,8 @@ class NetworkXGraph:
         hops = check_hops(hops)
         direction = check_direction(direction)
         if max_neighbors is not None:
-            if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) \
-                    or max_neighbors < 0:
-                raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+            check_int(max_neighbors, "max_neighbors (or None)", lo=0)
+        check_int(seed, "seed", lo=0)
         snap = self._snapshot()
         ids = self._ids_list(ids, "ids")
         if len(ids) == 0:

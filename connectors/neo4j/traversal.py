@@ -30,7 +30,7 @@ import numpy as np
 from ruvector_graph_attn.errors import InputTooLargeError, InvalidInputError
 from ruvector_graph_attn.kernels.csr import indptr_from_counts, rank_in_runs
 from ruvector_graph_attn.kernels.segment import segment_softmax_runs
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, as_float_array
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, as_float_array, check_float, check_int
 
 from ..base import Subgraph, check_direction
 from ._expand import _id_array, _segments, plain_ids
@@ -58,8 +58,7 @@ class TraversalStep:
 
     def __post_init__(self) -> None:
         check_direction(self.direction)
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1:
-            raise InvalidInputError(f"TraversalStep.top_k must be an integer >= 1, got {self.top_k!r}")
+        check_int(self.top_k, "TraversalStep.top_k", lo=1)
         if isinstance(self.relationship_types, str):
             object.__setattr__(self, "relationship_types", (self.relationship_types,))
         elif self.relationship_types is not None:
@@ -98,9 +97,7 @@ def traverse(self, start_ids: Sequence[Any], steps: Sequence[Any], query: Any = 
     if isinstance(steps, (TraversalStep, Mapping)):
         steps = [steps]
     steps = [_as_step(s) for s in steps]
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature <= 0:
-        raise InvalidInputError(f"temperature must be a positive finite number, got {temperature!r}")
+    temperature = check_float(temperature, "temperature", lo=0.0, lo_open=True)
     q = None
     if query is not None:
         q = as_float_array(query, "query", ndim=1).astype(np.float64)

@@ -46,7 +46,7 @@ from ..kernels import manifold as _k
 from ..kernels.csr import csr_from_index
 from ..manifold import Euclidean, Manifold, PoincareBall, from_description
 from ..nn.module import Module
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_positive_float, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_float, check_positive_float, check_size
 
 
 # =============================================================================== helpers
@@ -601,10 +601,8 @@ class HyperbolicGraphAttention(Module):
         directions and orders norms; ``scale`` sets how far towards the boundary points go.
         """
         v = as_float_array(vectors, "vectors", ndim=(1, 2))
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(scale)) or float(scale) <= 0:
-            raise InvalidInputError(f"scale must be a positive finite number, got {scale!r}")
-        return self.ball.expmap0(v * v.dtype.type(float(scale)))
+        scale = check_float(scale, "scale", lo=0.0, lo_open=True)
+        return self.ball.expmap0(v * v.dtype.type(scale))
 
     @staticmethod
     def neighbourhoods_to_edge_index(neighbourhoods: Sequence[Sequence[int]], num_nodes: int) -> np.ndarray:

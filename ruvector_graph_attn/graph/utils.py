@@ -39,16 +39,14 @@ from ..kernels.segment import (
     scatter_sum_backward,
 )
 from ..kernels.threads import serial_below as _serial_below
-from ..validation import as_float_array, check_edge_index
+from ..validation import as_float_array, check_edge_index, check_int
 
 _REDUCES = ("add", "sum", "mean", "max", "min")
 
 
 def validate_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
     """Check a ``[2, E]`` integer edge index against ``num_nodes``; returns int64, C-contiguous."""
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 0:
-        raise InvalidInputError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
-    return check_edge_index(edge_index, int(num_nodes), name)
+    return check_edge_index(edge_index, check_int(num_nodes, "num_nodes", lo=0), name)
 
 
 def _check_edge_attr(edge_attr: Any, num_edges: int) -> np.ndarray | None:

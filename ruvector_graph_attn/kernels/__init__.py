@@ -1,8 +1,8 @@
 """kernels: plain Numba functions (no classes, no I/O). See each module's docstring for its API."""
 from .segment import (  # noqa: F401
-    csr_from_index, csr_with_self_loops, gat_edge_scores, gat_fused_backward_sources, gat_fused_backward_targets,
+    csr_from_index, csr_with_self_loops, gat_fused_backward_sources, gat_fused_backward_targets,
     gat_fused_forward, gather_rows, gatv2_backward_sources, gatv2_fused_backward_targets,
-    gatv2_fused_forward, leaky_relu_backward, scatter_arg_backward, scatter_max,
+    gatv2_fused_forward, scatter_arg_backward, scatter_max,
     scatter_max_backward_split, scatter_mean, scatter_mean_backward, scatter_min, scatter_sum,
     scatter_sum_backward, segment_softmax, segment_softmax_backward, segment_sum,
     weighted_aggregate, weighted_aggregate_backward_alpha, weighted_aggregate_backward_x,

@@ -48,17 +48,6 @@ def call(kernel, work, *args):
 
 
 @njit(cache=True, inline="always")
-def _artanh_clamped(z):
-    lo = -1.0 + ARTANH_CLAMP
-    hi = 1.0 - ARTANH_CLAMP
-    if z < lo:
-        z = lo
-    elif z > hi:
-        z = hi
-    return 0.5 * (math.log1p(z) - math.log1p(-z))
-
-
-@njit(cache=True, inline="always")
 def _tanh_clamped(z):
     if z < -TANH_CLAMP:
         z = -TANH_CLAMP

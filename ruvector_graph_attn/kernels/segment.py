@@ -56,10 +56,6 @@ API summary
     backward of max that splits the gradient evenly among tied edges (the convention of
     ``torch.Tensor.scatter_reduce(reduce="amax")``, which PyG uses without torch_scatter).
 ``gather_rows(x[N,F], idx[M]) -> x[idx]`` (parallel copy).
-``gat_edge_scores(a_src[N,H], a_dst[N,H], a_edge[E,H] | empty, src[E], dst[E], slope) -> (score, pre)``
-    ``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre, slope)``.
-    Pass ``a_edge`` with shape ``(0, H)`` for "no edge term".
-``leaky_relu_backward(grad[E,H], pre[E,H], slope) -> grad_pre``.
 ``weighted_aggregate(alpha[E,H], xs[N,H,C], indptr, perm, col) -> out[N_t,H,C]``
     ``out[i,h,:] = sum_{e -> i} alpha[e,h] * xs[src[e],h,:]`` without materialising
     ``[E,H,C]`` messages.
@@ -460,37 +456,6 @@ def scatter_max_backward_split(grad_out, msg, out, indptr, perm):
 # --------------------------------------------------------------------------------------
 # GAT helpers
 # --------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
-def gat_edge_scores(a_src, a_dst, a_edge, src, dst, slope):
-    """``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre)``; both [E, H]."""
-    e_ = src.shape[0]
-    h_ = a_src.shape[1]
-    has_edge = a_edge.shape[0] == e_ and e_ > 0
-    pre = np.empty((e_, h_), dtype=a_src.dtype)
-    score = np.empty((e_, h_), dtype=a_src.dtype)
-    for e in prange(e_):
-        j = src[e]
-        i = dst[e]
-        for h in range(h_):
-            v = a_src[j, h] + a_dst[i, h]
-            if has_edge:
-                v += a_edge[e, h]
-            pre[e, h] = v
-            score[e, h] = v if v > 0 else v * slope
-    return score, pre
-
-
-@njit(cache=True, parallel=True)
-def leaky_relu_backward(grad, pre, slope):
-    """``grad * (1 if pre > 0 else slope)`` elementwise (2-D)."""
-    r, c_ = grad.shape
-    out = np.empty_like(grad)
-    for r0 in prange(r):
-        for c in range(c_):
-            out[r0, c] = grad[r0, c] if pre[r0, c] > 0 else grad[r0, c] * slope
-    return out
-
-
 @njit(cache=True, parallel=True, fastmath=_FM)
 def weighted_aggregate(alpha, xs, indptr, perm, col):
     """``out[i,h,:] = sum_{k in group i} alpha[perm[k],h] * xs[col[k],h,:]``."""

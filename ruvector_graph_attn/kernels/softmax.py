@@ -38,6 +38,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from ..errors import DimensionMismatchError, InvalidInputError
 from .dense import as_kernel_array
 from .threads import compile_twice, pick
 
@@ -275,7 +276,7 @@ def _as_rows(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         return x.reshape(1, -1)
     if x.ndim != 2:
-        raise ValueError(f"softmax kernels take 1-D or 2-D arrays, got shape {x.shape}")
+        raise InvalidInputError(f"softmax kernels take 1-D or 2-D arrays, got shape {x.shape}")
     return x
 
 
@@ -301,7 +302,7 @@ def softmax_rows_inplace(x: np.ndarray, scale: float = 1.0, row_max: np.ndarray 
     """
     rows = _as_rows(x)
     if rows.dtype.char not in "fd" or not rows.dtype.isnative or not rows.flags.c_contiguous:
-        raise ValueError(f"softmax_rows_inplace needs a C-contiguous native float32/float64 array, got {rows.dtype}")
+        raise InvalidInputError(f"softmax_rows_inplace needs a C-contiguous native float32/float64 array, got {rows.dtype}")
     m = rows.max(axis=1) if row_max is None else np.asarray(row_max, dtype=rows.dtype).reshape(-1)
     kernel = softmax_rows_fast32 if rows.dtype == np.float32 else softmax_rows_fast64
     kernel(rows, np.ascontiguousarray(m), rows.dtype.type(scale))
@@ -317,7 +318,7 @@ def masked_softmax_rows(x: np.ndarray, mask: np.ndarray, scale: float = 1.0,
     x = as_kernel_array(x)
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     if mask.shape != x.shape:
-        raise ValueError(f"mask shape {mask.shape} != scores shape {x.shape}")
+        raise DimensionMismatchError(x.shape, mask.shape, "mask shape (must equal the scores shape)")
     if out is None:
         out = np.empty_like(x)
     kernel = pick(_masked_softmax_rows_par, _masked_softmax_rows_ser, _work(x), PARALLEL_MIN_ELEMENTS)
@@ -334,7 +335,7 @@ def softmax_rows_backward(w: np.ndarray, grad_w: np.ndarray, scale: float = 1.0)
     w = as_kernel_array(w)
     g = as_kernel_array(grad_w, w.dtype)
     if g.shape != w.shape:
-        raise ValueError(f"grad_w shape {g.shape} != weights shape {w.shape}")
+        raise DimensionMismatchError(w.shape, g.shape, "grad_w shape (must equal the weights shape)")
     out = np.empty_like(w)
     kernel = pick(_softmax_rows_backward_par, _softmax_rows_backward_ser, _work(w), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(w), _as_rows(g), w.dtype.type(scale), _as_rows(out))

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
-from ..validation import as_float_array, check_positive_int
+from ..validation import as_float_array, check_int, check_positive_int
 from .module import Module, Parameter
 
 __all__ = [
@@ -38,9 +38,7 @@ _GLOBAL_RNG = np.random.default_rng()
 def seed(value: int) -> None:
     """Reseed the generator used for initialisation and dropout masks when no ``rng`` is given."""
     global _GLOBAL_RNG
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"seed must be an integer, got {type(value).__name__}")
-    _GLOBAL_RNG = np.random.default_rng(int(value))
+    _GLOBAL_RNG = np.random.default_rng(check_int(value, "seed", lo=0))
 
 
 def _resolve_rng(rng: Any) -> np.random.Generator:
@@ -217,10 +215,8 @@ class Sequential(Module):
         items = list(self._modules.items())
         if isinstance(idx, slice):
             return Sequential(OrderedDict(items[idx]))
-        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
-            raise InvalidInputError(f"Sequential index must be an int or slice, got {type(idx).__name__}")
         n = len(items)
-        i = int(idx)
+        i = check_int(idx, "Sequential index (an int or a slice)")
         if not -n <= i < n:
             raise IndexError(f"Sequential index {i} out of range for {n} modules")
         return items[i % n][1]

@@ -38,7 +38,7 @@ from ..kernels.rerank import (
     build_csr, neighbourhood_attention, neighbourhoods, pair_similarity, pooled_context,
     segment_softmax_pool,
 )
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_float, check_int, check_positive_int, check_size
 from .results import RankedNeighbour
 
 __all__ = ["GraphReranker", "SCORERS", "DEFAULT_TEMPERATURE", "DEFAULT_BLEND"]
@@ -153,9 +153,7 @@ class GraphReranker:
             max_neighbors = check_positive_int(max_neighbors, "max_neighbors", allow_zero=True)
         self.max_neighbors = max_neighbors
         self.ef = None if ef is None else check_positive_int(ef, "ef")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_int(seed, "seed", lo=0)
         self.curvature = self._check_float(curvature, "curvature", lo=0.0, lo_open=True)
         self.space = getattr(index, "space", "cosine")
         #: wall time (seconds) of each stage of the last search: index, expand, score, results
@@ -166,14 +164,7 @@ class GraphReranker:
     @staticmethod
     def _check_float(v: Any, name: str, lo: float | None = None, hi: float | None = None,
                      lo_open: bool = False) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-            raise InvalidInputError(f"{name} must be a number, got {type(v).__name__}")
-        f = float(v)
-        if not np.isfinite(f) or (lo is not None and (f < lo or (lo_open and f == lo))) \
-                or (hi is not None and f > hi):
-            rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-            raise InvalidInputError(f"{name} must be finite and in {rng}, got {v!r}")
-        return f
+        return check_float(v, name, lo=lo, hi=hi, lo_open=lo_open)
 
     def __repr__(self) -> str:
         return (f"GraphReranker(scorer={self.scorer!r}, hops={self.hops}, candidates={self.candidates}, "
