@@ -37,6 +37,16 @@ def _grown2(a, b, count):
 
 
 @njit(inline="always")
+def _put_edge(src, dst, eid, org, t, s, d, e, o):
+    """Write edge ``s -> d`` (graph edge ``e``, expanded by ``o``) at position ``t``; returns ``t + 1``."""
+    src[t] = s
+    dst[t] = d
+    eid[t] = e
+    org[t] = o
+    return t + 1
+
+
+@njit(inline="always")
 def _expand_levels(indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
                    nodes, hop, count, start, src, dst, eid, org, ecount):
     """The breadth-first levels from the frontier ``nodes[start:count]`` (the one BFS loop of
@@ -82,17 +92,9 @@ def _expand_levels(indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
                     src, dst = _grown2(src, dst, ecount)
                     eid, org = _grown2(eid, org, ecount)
                 if e_fwd[k] >= 0:
-                    src[ecount] = f
-                    dst[ecount] = lv
-                    eid[ecount] = e_fwd[k]
-                    org[ecount] = f
-                    ecount += 1
+                    ecount = _put_edge(src, dst, eid, org, ecount, f, lv, e_fwd[k], f)
                 if e_bwd[k] >= 0:
-                    src[ecount] = lv
-                    dst[ecount] = f
-                    eid[ecount] = e_bwd[k]
-                    org[ecount] = f
-                    ecount += 1
+                    ecount = _put_edge(src, dst, eid, org, ecount, lv, f, e_bwd[k], f)
         start = stop
     return nodes, hop, count, src, dst, eid, org, ecount
 
