@@ -59,14 +59,11 @@ from ruvector_graph_attn.kernels.bfs import csr_expand
 from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts
 from ruvector_graph_attn.kernels.hashing import id_key
 from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_int, check_size
+from ruvector_graph_attn.validation import is_integer as _is_int_id
 
 from .base import Subgraph, check_direction, check_hops
 
 __all__ = ["NetworkXGraph"]
-
-
-def _is_int_id(n: Any) -> bool:
-    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
 
 
 def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):

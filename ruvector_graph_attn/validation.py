@@ -133,10 +133,15 @@ def _bounds(lo: Any, hi: Any, lo_open: bool = False, hi_open: bool = False) -> s
     return f" {'<' if hi_open else '<='} {hi}" if hi is not None else ""
 
 
+def is_integer(value: Any) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_int(value: Any, name: str, lo: int | None = None, hi: int | None = None,
               error: type = InvalidInputError) -> int:
     """An integer (Python or numpy; bools and floats refused) in ``[lo, hi]`` (``None``: unbounded)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not is_integer(value):
         raise error(f"{name} must be an integer{_bounds(lo, hi)}, got {value!r} ({type(value).__name__})")
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):

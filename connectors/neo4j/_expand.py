@@ -17,6 +17,7 @@ import numpy as np
 from ruvector_graph_attn.errors import InvalidInputError
 from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts, rank_in_runs, row_entries
 from ruvector_graph_attn.kernels.hashing import id_key, pair_hash_np
+from ruvector_graph_attn.validation import is_integer as _is_int
 
 __all__ = ["pair_hash_np", "id_keys", "capped_bfs", "plain_ids"]
 
@@ -100,10 +101,6 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
     else:
         src = dst = org = np.empty(0, np.int64)
     return nodes, hop[nodes], src, dst, org
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def plain_ids(ids: Any, what: str = "ids") -> list:

@@ -35,7 +35,7 @@ from ..errors import (
     CorruptFileError, DimensionMismatchError, FormatVersionError, InvalidInputError, UnknownIdError,
 )
 from ..fileio import fsync_dir as _fsync_dir, sha256_file as _sha256, write_atomic as _write_atomic
-from ..validation import as_float_array, check_positive_int
+from ..validation import as_float_array, check_int, check_positive_int
 
 Space = Literal["cosine", "ip", "l2"]
 FilterArg = Union[None, Iterable[Any], Callable[[Any], bool]]
@@ -93,8 +93,8 @@ class HNSWIndex:
             raise InvalidInputError(f"M must be >= 2, got {M}")
         self.ef_construction = check_positive_int(ef_construction, "ef_construction")
         self.ef = check_positive_int(ef, "ef")
-        if not isinstance(num_threads, (int, np.integer)) or num_threads == 0 or num_threads < -1:
-            raise InvalidInputError(f"num_threads must be -1 (all cores) or a positive integer, got {num_threads!r}")
+        if check_int(num_threads, "num_threads (-1: all cores)", lo=-1) == 0:
+            raise InvalidInputError("num_threads must be -1 (all cores) or a positive integer, got 0")
         self.num_threads = int(num_threads)
         self.seed = int(seed)
         self._index = hnswlib.Index(space=space, dim=self.dim)

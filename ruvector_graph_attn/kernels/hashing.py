@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..validation import is_integer
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -63,7 +65,7 @@ def pair_hash_np(salt: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def id_key(node: Any) -> int:
     """The int64 sampling key of a node id (rule in the module docstring)."""
-    if isinstance(node, (int, np.integer)) and not isinstance(node, (bool, np.bool_)):
+    if is_integer(node):
         return int(node)
     return int.from_bytes(hashlib.blake2b(str(node).encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 

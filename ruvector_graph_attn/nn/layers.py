@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
-from ..validation import as_float_array, check_int, check_positive_int
+from ..validation import as_float_array, check_int, check_positive_int, is_integer
 from .module import Module, Parameter
 
 __all__ = [
@@ -46,8 +46,8 @@ def _resolve_rng(rng: Any) -> np.random.Generator:
         return _GLOBAL_RNG
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
+    if is_integer(rng):
+        return np.random.default_rng(check_int(rng, "rng seed", lo=0))
     raise InvalidInputError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
