@@ -56,7 +56,6 @@ def _expand_levels(indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
     ``e_fwd`` is non-empty. Returns the updated buffers and counts."""
     emit = e_fwd.shape[0] > 0
     base = start
-    no_picks = np.empty(0, np.int64)
     for h in range(hops):
         stop = count
         if start == stop:
@@ -73,7 +72,7 @@ def _expand_levels(indptr, nbr, e_fwd, e_bwd, hops, cap, salt, local, node_key,
                     keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
                 picks = np.sort(np.argsort(keys)[:cap]) + lo
             else:
-                picks = no_picks   # every neighbour, without allocating their positions
+                picks = e_bwd[:0]   # every neighbour, without allocating their positions
             for t in range(picks.shape[0] if capped else deg):
                 k = picks[t] if capped else lo + t
                 v = nbr[k]
