@@ -13,6 +13,7 @@ from typing import Any, Hashable, Iterable, Literal, Optional, Protocol, Sequenc
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
+from ..validation import check_int
 
 Direction = Literal["out", "in", "both"]
 
@@ -117,8 +118,7 @@ def check_direction(direction: Any) -> str:
 
 
 def check_hops(hops: Any) -> int:
-    if isinstance(hops, bool) or not isinstance(hops, (int, np.integer)) or hops < 0:
-        raise InvalidInputError(f"hops must be a non-negative integer, got {hops!r}")
+    hops = check_int(hops, "hops", lo=0)
     if hops > 8:
         raise InvalidInputError(f"hops={hops} is over the limit of 8 (neighbourhoods explode); expected 0..8")
     return int(hops)

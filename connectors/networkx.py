@@ -22,7 +22,7 @@ Expansion semantics (the Neo4j connector implements the same)
     added at hop ``h + 1`` unless already reached. For undirected graphs the three
     directions coincide. When ``max_neighbors`` is set and an expanded node has more
     neighbours than that, exactly ``max_neighbors`` of its distinct neighbours are kept:
-    those with the smallest ``kernels.rerank.pair_hash(seed, key(u), key(v))`` (a splitmix64
+    those with the smallest ``kernels.hashing.pair_hash(seed, key(u), key(v))`` (a splitmix64
     chain; ``key`` is the node id itself for integer ids, else the first 8 bytes of the
     BLAKE2b digest of ``str(id)``, the rule the Neo4j connector uses too). The sample of a node therefore depends only on the graph, the
     node and ``seed`` -- never on which other ids were requested or in what order -- so a
@@ -47,7 +47,6 @@ attributes of the first one NetworkX yields).
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any, Hashable, Iterable, Optional, Sequence
 
@@ -56,24 +55,15 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
-from ruvector_graph_attn.kernels.rerank import csr_expand
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
+from ruvector_graph_attn.kernels.bfs import csr_expand
+from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts
+from ruvector_graph_attn.kernels.hashing import id_key
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_int, check_size
+from ruvector_graph_attn.validation import is_integer as _is_int_id
 
 from .base import Subgraph, check_direction, check_hops
 
 __all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs", "snapshot_from_arrays"]
-
-
-def _is_int_id(n: Any) -> bool:
-    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
-
-
-def _id_key(node: Any) -> int:
-    """Sampling key of a node id: the id itself for integers, else the first 8 bytes (little
-    endian, signed) of the BLAKE2b digest of ``str(id)`` -- the same rule as the Neo4j connector."""
-    if _is_int_id(node):
-        return int(node)
-    return int.from_bytes(hashlib.blake2b(str(node).encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):
@@ -81,19 +71,12 @@ def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n
     if u.size == 0:
         return (np.zeros(n + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
                 np.empty(0, np.int64))
-    key = u * np.int64(n) + v
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    starts = np.flatnonzero(first)
+    order, starts = group_runs(u * np.int64(n) + v)
     uu = u[order][starts]
     vv = v[order][starts]
     e_fwd = np.maximum.reduceat(ef[order], starts)
     e_bwd = np.maximum.reduceat(eb[order], starts)
-    indptr = np.zeros(n + 1, np.int64)
-    np.add.at(indptr, uu + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    indptr = indptr_from_counts(np.bincount(uu, minlength=n))
     return indptr, np.ascontiguousarray(vv), np.ascontiguousarray(e_fwd), np.ascontiguousarray(e_bwd)
 
 
@@ -122,11 +105,8 @@ def direction_csrs(src: np.ndarray, dst: np.ndarray, n: int, directed: bool) -> 
 def check_expand_args(max_neighbors: Any, seed: Any) -> None:
     """The argument checks of ``expand`` shared by the array-backed sources."""
     if max_neighbors is not None:
-        if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) \
-                or max_neighbors < 0:
-            raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+        check_int(max_neighbors, "max_neighbors (or None)", lo=0)
+    check_int(seed, "seed", lo=0)
 
 
 def expand_csr(csr: tuple, keys: np.ndarray, seeds: np.ndarray, hops: int, max_neighbors: Optional[int],
@@ -154,13 +134,8 @@ def expand_csr(csr: tuple, keys: np.ndarray, seeds: np.ndarray, hops: int, max_n
         both_exp = (hop[src] < hops) & (hop[dst] < hops)
         if both_exp.any():
             idx = np.flatnonzero(both_exp)
-            key = src[idx] * np.int64(nodes.size) + dst[idx]
-            order = np.argsort(key, kind="stable")
-            ks = key[order]
-            first = np.ones(ks.size, dtype=bool)
-            first[1:] = ks[1:] != ks[:-1]
-            if not first.all():
-                starts = np.flatnonzero(first)
+            order, starts = group_runs(src[idx] * np.int64(nodes.size) + dst[idx])
+            if starts.size != idx.size:
                 o = org[idx][order]
                 lo_o = np.minimum.reduceat(o, starts)
                 hi_o = np.maximum.reduceat(o, starts)
@@ -207,7 +182,7 @@ def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.nd
     else:
         snap.int_sorted = None
         snap.int_order = None
-        snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
+        snap.keys = np.fromiter((id_key(node) for node in nodes), dtype=np.int64, count=n)
     snap.x = x
     snap.edge_attr = edge_attr
     snap.csr = csr

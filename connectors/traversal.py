@@ -30,7 +30,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ruvector_graph_attn.errors import DimensionMismatchError, InputTooLargeError, InvalidInputError
-from ruvector_graph_attn.validation import as_float_array
+from ruvector_graph_attn.kernels.csr import indptr_from_counts, rank_in_runs
+from ruvector_graph_attn.kernels.segment import segment_softmax_runs
+from ruvector_graph_attn.validation import as_float_array, check_float, check_int
 
 from .base import check_direction
 
@@ -56,8 +58,7 @@ class TraversalStep:
 
     def __post_init__(self) -> None:
         check_direction(self.direction)
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1:
-            raise InvalidInputError(f"TraversalStep.top_k must be an integer >= 1, got {self.top_k!r}")
+        check_int(self.top_k, "TraversalStep.top_k", lo=1)
         if isinstance(self.relationship_types, str):
             object.__setattr__(self, "relationship_types", (self.relationship_types,))
         elif self.relationship_types is not None:
@@ -118,9 +119,7 @@ def run_traversal(start_ids: Sequence[Any], steps: Any, dim: int,
     if isinstance(steps, (TraversalStep, Mapping)):
         steps = [steps]
     steps = [_as_step(s) for s in steps]
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature <= 0:
-        raise InvalidInputError(f"temperature must be a positive finite number, got {temperature!r}")
+    temperature = check_float(temperature, "temperature", lo=0.0, lo_open=True)
     if step_scorer is not None and not callable(step_scorer):
         raise InvalidInputError(f"step_scorer must be a callable (q_rows, x_rows) -> scores, "
                                 f"got {type(step_scorer).__name__}")
@@ -165,8 +164,7 @@ def run_traversal(start_ids: Sequence[Any], steps: Any, dim: int,
             lst = nb_of.get(i, [])
             counts[t] = len(lst)
             flat.extend(add(v, e) for v, e in lst)
-        ptr = np.zeros(ends.size + 1, np.int64)
-        np.cumsum(counts, out=ptr[1:])
+        ptr = indptr_from_counts(counts)
         nbr = np.asarray(flat, dtype=np.int64)
         X = np.asarray(to_x(uni_ids, uni_x), dtype=np.float64)
         row_of_end = np.searchsorted(ends, paths[:, -1])
@@ -192,18 +190,12 @@ def run_traversal(start_ids: Sequence[Any], steps: Any, dim: int,
             if not np.isfinite(raw).all():
                 raise InvalidInputError("step_scorer returned NaN or Inf")
             logits = raw / float(temperature)
-        seg_start = np.flatnonzero(np.r_[True, path_of[1:] != path_of[:-1]])
-        mx = np.maximum.reduceat(logits, seg_start)
-        seg_id = np.cumsum(np.r_[False, path_of[1:] != path_of[:-1]])
-        ex = np.exp(logits - mx[seg_id])
-        w = ex / np.add.reduceat(ex, seg_start)[seg_id]
+        w = segment_softmax_runs(logits, indptr_from_counts(np.bincount(path_of, minlength=paths.shape[0])))
         # top_k per path: weight desc, then id order
         id_rank = _id_rank(uni_ids)
         srt = np.lexsort((id_rank[cand], -w, path_of))
         cand, path_of, w = cand[srt], path_of[srt], w[srt]
-        first = np.r_[True, path_of[1:] != path_of[:-1]]
-        gstart = np.maximum.accumulate(np.where(first, np.arange(cand.size), 0))
-        keep = (np.arange(cand.size) - gstart) < step.top_k
+        keep = rank_in_runs(path_of) < step.top_k
         cand, path_of, w = cand[keep], path_of[keep], w[keep]
         if cand.size > MAX_PATHS:
             raise InputTooLargeError(MAX_PATHS, int(cand.size), "number of traversal paths")

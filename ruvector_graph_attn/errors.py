@@ -83,6 +83,10 @@ class ConnectionFailedError(GraphSourceError, ConnectionError):
     """A database could not be reached."""
 
 
+class Neo4jServerError(GraphSourceError):
+    """The embedded Neo4j test server could not be built, started or stopped (the message says why)."""
+
+
 class UnsafeNameError(InvalidInputError):
     """A label, relationship type or property name failed the strict name check."""
 
@@ -104,7 +108,7 @@ __all__ = [
     "RgaError", "InvalidInputError", "DimensionMismatchError", "InputTooLargeError",
     "UnknownIdError", "StateDictError", "CorruptFileError", "FormatVersionError",
     "ConfigError", "NotFittedError", "GraphSourceError", "ConnectionFailedError",
-    "UnsafeNameError", "ExportError", "StorageError", "ThreadingLayerError",
+    "UnsafeNameError", "ExportError", "StorageError", "ThreadingLayerError", "Neo4jServerError",
 ]
 
 

@@ -156,15 +156,47 @@ def check_dim(expected: int, actual: int, what: str) -> None:
         raise DimensionMismatchError(expected, actual, what)
 
 
-def check_positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"{name} must be an integer, got {type(value).__name__}")
+def _bounds(lo: Any, hi: Any, lo_open: bool = False, hi_open: bool = False) -> str:
+    if lo is not None and hi is not None:
+        return f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f" {'>' if lo_open else '>='} {lo}"
+    return f" {'<' if hi_open else '<='} {hi}" if hi is not None else ""
+
+
+def is_integer(value: Any) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value: Any, name: str, lo: int | None = None, hi: int | None = None,
+              error: type = InvalidInputError) -> int:
+    """An integer (Python or numpy; bools and floats refused) in ``[lo, hi]`` (``None``: unbounded)."""
+    if not is_integer(value):
+        raise error(f"{name} must be an integer{_bounds(lo, hi)}, got {value!r} ({type(value).__name__})")
     v = int(value)
-    if v > 2 ** 63 - 1:
-        raise InvalidInputError(f"{name} must fit in int64, got {v}")
-    if v < 0 or (v == 0 and not allow_zero):
-        raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+    if v > 2 ** 63 - 1 or v < -2 ** 63:
+        raise error(f"{name} must fit in int64, got {v}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise error(f"{name} must be an integer{_bounds(lo, hi)}, got {v}")
     return v
+
+
+def check_float(value: Any, name: str, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False, error: type = InvalidInputError) -> float:
+    """A finite real number (bools refused) in the interval ``lo..hi`` (open ends as asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise error(f"{name} must be a finite number{_bounds(lo, hi, lo_open, hi_open)}, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) \
+            or (hi is not None and (v > hi or (hi_open and v == hi))):
+        raise error(f"{name} must be a finite number{_bounds(lo, hi, lo_open, hi_open)}, got {value!r}")
+    return v
+
+
+def check_positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
+    """An integer > 0 (``allow_zero``: >= 0)."""
+    return check_int(value, name, lo=0 if allow_zero else 1)
 
 
 def check_mask(mask: Any, shape: tuple[int, ...], name: str = "mask") -> np.ndarray:
@@ -233,26 +265,10 @@ def check_id_list(items: Sequence[Any], name: str = "ids") -> list:
     return out
 
 
-def check_float(value: Any, name: str, low: float | None = None, high: float | None = None,
-                low_open: bool = False) -> float:
-    """A finite real number (bools and strings refused) within ``[low, high]``
-    (``low_open``: ``low`` itself excluded)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidInputError(f"{name} must be a number, got {type(value).__name__} ({value!r:.40})")
-    v = float(value)
-    if not np.isfinite(v):
-        raise InvalidInputError(f"{name} must be finite, got {v}")
-    if low is not None and (v < low or (low_open and v == low)):
-        raise InvalidInputError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
-    if high is not None and v > high:
-        raise InvalidInputError(f"{name} must be <= {high}, got {v}")
-    return v
-
-
 def check_num_threads(value: Any, name: str = "num_threads") -> int:
     """``-1`` (all cores) or a positive integer."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value == 0 or value < -1:
-        raise InvalidInputError(f"{name} must be -1 (all cores) or a positive integer, got {value!r:.40}")
+    if check_int(value, f"{name} (-1: all cores)", lo=-1) == 0:
+        raise InvalidInputError(f"{name} must be -1 (all cores) or a positive integer, got 0")
     return int(value)
 
 

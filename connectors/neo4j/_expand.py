@@ -10,33 +10,16 @@ Everything here is vectorised per hop (no per-node Python loops).
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from ruvector_graph_attn.errors import InvalidInputError
+from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts, rank_in_runs, row_entries
+from ruvector_graph_attn.kernels.hashing import id_key, pair_hash_np
+from ruvector_graph_attn.validation import is_integer as _is_int
 
 __all__ = ["pair_hash_np", "id_keys", "capped_bfs", "plain_ids"]
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
-
-
-def pair_hash_np(salt: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectorised ``kernels.rerank.pair_hash(salt, u, v)`` (splitmix64 chain, wrapping uint64)."""
-    with np.errstate(over="ignore"):
-        h = _splitmix64(np.full(1, salt, dtype=np.int64).astype(np.uint64))
-        h = _splitmix64(h ^ np.asarray(u, dtype=np.int64).astype(np.uint64))
-        return _splitmix64(h ^ np.asarray(v, dtype=np.int64).astype(np.uint64))
 
 
 def id_keys(ids: np.ndarray) -> np.ndarray:
@@ -44,23 +27,14 @@ def id_keys(ids: np.ndarray) -> np.ndarray:
     8 bytes (little endian, signed) of the BLAKE2b digest of ``str(id)`` in UTF-8."""
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
-    out = np.empty(ids.shape[0], dtype=np.int64)
-    for i, v in enumerate(ids.tolist()):  # only for string ids; one digest per distinct node
-        out[i] = int.from_bytes(hashlib.blake2b(str(v).encode("utf-8"), digest_size=8).digest(),
-                                "little", signed=True)
-    return out
+    # only for string ids; one digest per distinct node
+    return np.fromiter((id_key(v) for v in ids.tolist()), dtype=np.int64, count=ids.shape[0])
 
 
 def _segments(indptr: np.ndarray, rows: np.ndarray):
     """Flat CSR entry indices of ``rows`` and the row each entry belongs to."""
-    starts = indptr[rows]
-    counts = indptr[rows + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    owner = np.repeat(rows, counts)
-    offs = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return offs + np.arange(total, dtype=np.int64), owner
+    idx, which = row_entries(indptr, rows)
+    return idx, rows[which]
 
 
 def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.ndarray,
@@ -80,9 +54,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
     """
     order = np.lexsort((pv, pu))
     pu, pv, fwd, bwd = pu[order], pv[order], fwd[order], bwd[order]
-    indptr = np.zeros(n + 1, np.int64)
-    np.add.at(indptr, pu + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    indptr = indptr_from_counts(np.bincount(pu, minlength=n))
     hop = np.full(n, -1, np.int64)
     hop[seeds] = 0
     out_nodes = [seeds]
@@ -98,10 +70,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
             hv = pair_hash_np(salt, keys[owner], keys[pv[idx]])
             srt = np.lexsort((hv, owner))
             idx, owner = idx[srt], owner[srt]
-            first = np.ones(idx.size, dtype=bool)
-            first[1:] = owner[1:] != owner[:-1]
-            group_start = np.maximum.accumulate(np.where(first, np.arange(idx.size), 0))
-            keep = (np.arange(idx.size) - group_start) < cap
+            keep = rank_in_runs(owner) < cap
             idx, owner = idx[keep], owner[keep]
         v = pv[idx]
         f, b = fwd[idx], bwd[idx]
@@ -121,12 +90,7 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
         src = local[np.concatenate(src_parts)]
         dst = local[np.concatenate(dst_parts)]
         org = local[np.concatenate(org_parts)]
-        key = src * np.int64(max(nodes.size, 1)) + dst
-        srt = np.argsort(key, kind="stable")
-        ks = key[srt]
-        first = np.ones(ks.size, dtype=bool)
-        first[1:] = ks[1:] != ks[:-1]
-        starts = np.flatnonzero(first)
+        srt, starts = group_runs(src * np.int64(max(nodes.size, 1)) + dst)
         lo = np.minimum.reduceat(org[srt], starts) if starts.size else org[:0]
         hi = np.maximum.reduceat(org[srt], starts) if starts.size else org[:0]
         keep = srt[starts]
@@ -137,10 +101,6 @@ def capped_bfs(n: int, pu: np.ndarray, pv: np.ndarray, fwd: np.ndarray, bwd: np.
     else:
         src = dst = org = np.empty(0, np.int64)
     return nodes, hop[nodes], src, dst, org
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def plain_ids(ids: Any, what: str = "ids") -> list:

@@ -11,7 +11,7 @@ spliced: every value is a query parameter.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ruvector_graph_attn.errors import UnsafeNameError
@@ -46,10 +46,6 @@ def rel_type_pattern(types: Optional[Sequence[str]]) -> str:
     if not types:
         return ""
     return ":" + "|".join(quote(t, "relationship type") for t in types)
-
-
-def check_names(names: Iterable[Any], what: str) -> list:
-    return [check_name(n, what) for n in names]
 
 
 def safe_uri(uri: Any) -> str:

@@ -37,7 +37,8 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     ConnectionFailedError, DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
+from ruvector_graph_attn.kernels.csr import group_runs
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_float, check_int, check_size
 
 from ..base import Subgraph, check_direction, check_hops
 from ._expand import _id_array, _lookup, capped_bfs, id_keys, plain_ids
@@ -143,8 +144,7 @@ class Neo4jGraph:
             raise InvalidInputError(f"dtype must be float32 or float64, got {dt}")
         self.dtype = dt
         for val, what in ((timeout, "timeout"), (connection_timeout, "connection_timeout")):
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
-                raise InvalidInputError(f"{what} must be a positive number of seconds, got {val!r}")
+            check_float(val, f"{what} (seconds)", lo=0.0, lo_open=True)
         self.timeout = float(timeout)
         self._dim: Optional[int] = None
         self._lock = threading.Lock()
@@ -382,11 +382,9 @@ class Neo4jGraph:
         direction = self.direction if direction is None else check_direction(direction)
         if self.undirected:
             direction = "both"
-        if max_neighbors is not None and (isinstance(max_neighbors, bool) or
-                                          not isinstance(max_neighbors, (int, np.integer)) or max_neighbors < 0):
-            raise InvalidInputError(f"max_neighbors must be None or an integer >= 0, got {max_neighbors!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+        if max_neighbors is not None:
+            check_int(max_neighbors, "max_neighbors (or None)", lo=0)
+        check_int(seed, "seed", lo=0)
         id_list = plain_ids(ids)
         if not id_list:
             raise InvalidInputError("ids is empty; expected at least one node id to expand")
@@ -426,12 +424,7 @@ class Neo4jGraph:
             if self.undirected:
                 fw, bw = np.ones(len(adj), bool), np.ones(len(adj), bool)
             # merge parallel relationships / both orientations into distinct (u, v) pairs
-            key = a_u * np.int64(n) + a_v
-            srt = np.argsort(key, kind="stable")
-            ks = key[srt]
-            first = np.ones(ks.size, dtype=bool)
-            first[1:] = ks[1:] != ks[:-1]
-            starts = np.flatnonzero(first)
+            srt, starts = group_runs(a_u * np.int64(n) + a_v)
             pu, pv = a_u[srt][starts], a_v[srt][starts]
             pf = np.logical_or.reduceat(fw[srt], starts)
             pb = np.logical_or.reduceat(bw[srt], starts)

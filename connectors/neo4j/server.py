@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from ruvector_graph_attn.errors import GraphSourceError
+from ruvector_graph_attn.errors import Neo4jServerError
 
 __all__ = ["Neo4jServer", "Neo4jServerError", "build_server", "build_plugin", "free_port", "SERVER_DIR",
            "PLUGIN_DIR"]
@@ -52,10 +52,6 @@ READY_PREFIX = "RGA-NEO4J-READY "
 PASSWORD_ENV = "RGA_NEO4J_PASSWORD"
 _STAMP = "rga-source.sha256"
 _build_lock = threading.Lock()
-
-
-class Neo4jServerError(GraphSourceError):
-    """The test server could not be built, started or stopped (the message says why)."""
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     DimensionMismatchError, GraphSourceError, InvalidInputError,
 )
-from ruvector_graph_attn.validation import as_float_array
+from ruvector_graph_attn.validation import as_float_array, check_int
 
 from ._expand import _id_array, plain_ids
 from .cypher import check_name
@@ -48,9 +48,7 @@ FilterArg = Union[None, Iterable[Any], Callable[[Any], bool]]
 
 
 def _pos_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise InvalidInputError(f"{what} must be a positive integer, got {v!r}")
-    return int(v)
+    return check_int(v, what, lo=1)
 
 
 class Neo4jVectorIndex:

@@ -21,7 +21,7 @@ import numpy as np
 from ruvector_graph_attn.errors import (
     DimensionMismatchError, InputTooLargeError, InvalidInputError, UnknownIdError,
 )
-from ruvector_graph_attn.validation import as_float_array
+from ruvector_graph_attn.validation import as_float_array, check_int
 
 from ._expand import plain_ids
 from .cypher import check_name, quote
@@ -34,8 +34,7 @@ MAX_BATCH = 100_000
 
 
 def _check_batch(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", lo=1)
     if batch_size > MAX_BATCH:
         raise InputTooLargeError(MAX_BATCH, int(batch_size), "batch_size")
     return int(batch_size)

@@ -43,9 +43,10 @@ from pydantic import ValidationError
 from ..config import GeometricAttentionConfig
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels import manifold as _k
+from ..kernels.csr import csr_from_index
 from ..manifold import Euclidean, Manifold, PoincareBall, from_description
 from ..nn.module import Module
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_positive_float, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, as_index_array, check_edge_index, check_float, check_positive_float, check_size
 
 
 # =============================================================================== helpers
@@ -556,9 +557,7 @@ class HyperbolicGraphAttention(Module):
 
     def _edge_weights(self, X: np.ndarray, ei: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         src, dst = np.ascontiguousarray(ei[0]), np.ascontiguousarray(ei[1])
-        perm = np.argsort(dst, kind="stable").astype(np.int64)
-        indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(dst, minlength=X.shape[0]), out=indptr[1:])
+        indptr, perm = csr_from_index(dst, X.shape[0])
         if src.size == 0:
             return np.zeros(0, dtype=X.dtype), perm, indptr
         dist = _k.call(_k.poincare_edge_dist, src.size * X.shape[1], X, src, dst, self.c)
@@ -602,10 +601,8 @@ class HyperbolicGraphAttention(Module):
         directions and orders norms; ``scale`` sets how far towards the boundary points go.
         """
         v = as_float_array(vectors, "vectors", ndim=(1, 2))
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(scale)) or float(scale) <= 0:
-            raise InvalidInputError(f"scale must be a positive finite number, got {scale!r}")
-        return self.ball.expmap0(v * v.dtype.type(float(scale)))
+        scale = check_float(scale, "scale", lo=0.0, lo_open=True)
+        return self.ball.expmap0(v * v.dtype.type(scale))
 
     @staticmethod
     def neighbourhoods_to_edge_index(neighbourhoods: Sequence[Sequence[int]], num_nodes: int) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..config import AttentionConfig
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
+from ..kernels.csr import indptr_from_counts
 from ..kernels.sparse import (
     block_pattern_counts,
     block_pattern_fill,
@@ -68,12 +69,6 @@ def _check_shape(shape: Any) -> tuple[int, int]:
     return b, n
 
 
-def _indptr_from_counts(counts: np.ndarray) -> np.ndarray:
-    indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr
-
-
 class SparseMask:
     """The set of allowed (query, key) pairs, as CSR over query rows.
 
@@ -109,7 +104,7 @@ class SparseMask:
         rows, cols = np.nonzero(m)  # row-major: sorted by row, then key
         counts = np.bincount(rows, minlength=m.shape[0]).astype(np.int64)
         out = cls("dense", (int(m.shape[0]), int(m.shape[1])), {})
-        out._set_cache(out.shape, _indptr_from_counts(counts), np.ascontiguousarray(cols, dtype=np.int64))
+        out._set_cache(out.shape, indptr_from_counts(counts), np.ascontiguousarray(cols, dtype=np.int64))
         return out
 
     @classmethod
@@ -265,7 +260,7 @@ class SparseMask:
                     f"coo mask references (query {bad_r}, key {bad_c}) but the call has {b} queries "
                     f"and {n} keys (expected rows in 0..{b - 1}, cols in 0..{n - 1})")
             check_size(int(c.shape[0]), max_nnz, "number of allowed (query, key) pairs")
-            indptr = _indptr_from_counts(np.bincount(r, minlength=b).astype(np.int64))
+            indptr = indptr_from_counts(np.bincount(r, minlength=b).astype(np.int64))
             indices = c
         elif self.kind == "block":
             bq, bk, blocks = spec["bq"], spec["bk"], spec["blocks"]
@@ -274,11 +269,11 @@ class SparseMask:
                 raise InvalidInputError(
                     f"block mask references block ({int(blocks[:, 0].max())}, {int(blocks[:, 1].max())}) but "
                     f"{b} queries x {n} keys with block size ({bq}, {bk}) have only {nqb} x {nkb} blocks")
-            blk_ptr = _indptr_from_counts(np.bincount(blocks[:, 0], minlength=nqb).astype(np.int64))
+            blk_ptr = indptr_from_counts(np.bincount(blocks[:, 0], minlength=nqb).astype(np.int64))
             blk_cols = np.ascontiguousarray(blocks[:, 1])
             counts = np.empty(b, dtype=np.int64)
             block_pattern_counts(b, n, bq, bk, blk_ptr, blk_cols, counts)
-            indptr = _indptr_from_counts(counts)
+            indptr = indptr_from_counts(counts)
             check_size(int(indptr[-1]), max_nnz, "number of allowed (query, key) pairs")
             indices = np.empty(int(indptr[-1]), dtype=np.int64)
             block_pattern_fill(b, n, bq, bk, blk_ptr, blk_cols, indptr, indices)
@@ -294,7 +289,7 @@ class SparseMask:
             is_global[g] = True
             counts = np.empty(b, dtype=np.int64)
             window_pattern_counts(b, n, off, window, stride, g, is_global, counts)
-            indptr = _indptr_from_counts(counts)
+            indptr = indptr_from_counts(counts)
             check_size(int(indptr[-1]), max_nnz, "number of allowed (query, key) pairs")
             indices = np.empty(int(indptr[-1]), dtype=np.int64)
             window_pattern_fill(b, n, off, window, stride, g, is_global, indptr, indices)

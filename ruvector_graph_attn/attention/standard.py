@@ -42,7 +42,7 @@ from ..kernels.softmax import (
     softmax_vector_fast32, softmax_vector_fast64,
 )
 from ..nn.module import Module
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_float, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_float, check_int, check_size
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
@@ -102,10 +102,9 @@ class ScaledDotProductAttention(Module):
     def __init__(self, dim: int, scale: float | None = None, dropout: float = 0.0,
                  max_keys: int | None = DEFAULT_MAX_KEYS, seed: int | None = None):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise ConfigError(f"dim must be a positive integer, got {dim!r}")
-        if scale is not None and (not isinstance(scale, (int, float, np.floating)) or not math.isfinite(scale)):
-            raise ConfigError(f"scale must be a finite positive number or None, got {scale!r}")
+        check_int(dim, "dim", lo=1, error=ConfigError)
+        if scale is not None:
+            check_float(scale, "scale (or None)", lo=0.0, lo_open=True, error=ConfigError)
         try:
             dropout = check_float(dropout, "dropout")
         except InvalidInputError as exc:

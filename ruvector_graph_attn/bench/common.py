@@ -1,25 +1,9 @@
-"""Helpers shared by the benchmarks: timing, data generators, table printing."""
+"""Helpers shared by the benchmarks: data generators, table printing."""
 from __future__ import annotations
 
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
-
-
-def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1, min_time: float = 0.0) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeat`` runs (after ``warmup`` runs)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeat or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 10 * repeat:
-            break
-    return float(np.median(times))
 
 
 def structured_vectors(n: int, dim: int = 128, centers: int = 64, intrinsic: int = 12,

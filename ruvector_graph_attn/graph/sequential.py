@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InvalidInputError, NotFittedError
 from ..nn.layers import has_parameters, named_children, run_backward
 from ..nn.module import Module
-from ..validation import check_finite, trusted_arrays
+from ..validation import check_finite, check_int, trusted_arrays
 
 __all__ = ["GraphSequential", "is_graph_layer", "uses_edge_attr"]
 
@@ -86,8 +86,7 @@ class GraphSequential(Module):
 
     def __getitem__(self, idx: int) -> Module:
         mods = list(self._modules.values())
-        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
-            raise InvalidInputError(f"GraphSequential index must be an int, got {type(idx).__name__}")
+        check_int(idx, "GraphSequential index")
         if not -len(mods) <= int(idx) < len(mods):
             raise IndexError(f"GraphSequential index {idx} out of range for {len(mods)} modules")
         return mods[int(idx)]

@@ -28,9 +28,8 @@ API
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -39,16 +38,15 @@ from ..kernels.segment import (
     csr_from_index, scatter_max, scatter_max_backward_split, scatter_mean, scatter_min, scatter_sum,
     scatter_sum_backward,
 )
-from ..validation import as_float_array, check_edge_index
+from ..kernels.threads import serial_below as _serial_below
+from ..validation import as_float_array, check_edge_index, check_int
 
 _REDUCES = ("add", "sum", "mean", "max", "min")
 
 
 def validate_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
     """Check a ``[2, E]`` integer edge index against ``num_nodes``; returns int64, C-contiguous."""
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 0:
-        raise InvalidInputError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
-    return check_edge_index(edge_index, int(num_nodes), name)
+    return check_edge_index(edge_index, check_int(num_nodes, "num_nodes", lo=0), name)
 
 
 def _check_edge_attr(edge_attr: Any, num_edges: int) -> np.ndarray | None:
@@ -243,40 +241,9 @@ def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
 SERIAL_EDGES = 16384
 
 
-_BLAS_API: Any = None
-
-
-def _blas_thread_api() -> Any:
-    """``(get_num_threads, set_num_threads)`` of the OpenBLAS numpy links against, found
-    among the loaded libraries (Linux), or ``False``."""
-    global _BLAS_API
-    if _BLAS_API is None:
-        _BLAS_API = False
-        try:
-            import ctypes
-
-            with open("/proc/self/maps") as fh:
-                paths = [ln.split()[-1] for ln in fh if "openblas" in ln.lower() and "/" in ln]
-            paths = sorted(dict.fromkeys(paths), key=lambda p: "numpy" not in p)
-            for path in paths:
-                lib = ctypes.CDLL(path)
-                for pattern in ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
-                                "openblas_{}_num_threads"):
-                    get, set_ = pattern.format("get"), pattern.format("set")
-                    if hasattr(lib, get) and hasattr(lib, set_):
-                        getter, setter = getattr(lib, get), getattr(lib, set_)
-                        getter.restype = ctypes.c_int
-                        setter.argtypes = [ctypes.c_int]
-                        _BLAS_API = (getter, setter)
-                        return _BLAS_API
-        except Exception:  # no /proc, no OpenBLAS (MKL, Accelerate): leave BLAS alone
-            _BLAS_API = False
-    return _BLAS_API
-
-
-@contextmanager
-def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES, single_blas: bool = True) -> Iterator[None]:
-    """Thread policy for one layer call.
+def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES, single_blas: bool = True) -> Any:
+    """Thread policy for one layer call (``with kernel_threads(E): ...``), the library's one
+    policy (``kernels.threads.serial_below``) with the layers' threshold:
 
     * Numba kernels run on one thread when ``num_edges < serial_below`` (numba's count is
       per calling thread, so other threads are unaffected).
@@ -287,23 +254,7 @@ def kernel_threads(num_edges: int, serial_below: int = SERIAL_EDGES, single_blas
       build and the products themselves ran 2-3x slower with 2 BLAS threads). The setting
       is process-wide and restored on exit.
     """
-    import numba
-
-    prev = numba.get_num_threads()
-    serial = num_edges < serial_below and prev != 1
-    blas = _blas_thread_api() if single_blas else False
-    prev_blas = blas[0]() if blas else 1
-    if serial:
-        numba.set_num_threads(1)
-    if prev_blas != 1:
-        blas[1](1)
-    try:
-        yield
-    finally:
-        if serial:
-            numba.set_num_threads(prev)
-        if prev_blas != 1:
-            blas[1](prev_blas)
+    return _serial_below(num_edges, serial_below, single_blas)
 
 
 def num_edges_hint(edge_index: Any) -> int:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import DimensionMismatchError
+
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 
 
@@ -70,7 +72,7 @@ def pair_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     A = as_kernel_array(A)
     B = as_kernel_array(B, A.dtype)
     if A.ndim != 2 or A.shape != B.shape:
-        raise ValueError(f"pair_dot needs two equal-shape 2-D arrays, got {A.shape} and {B.shape}")
+        raise DimensionMismatchError(A.shape, B.shape, "pair_dot operand shapes (two equal-shape 2-D arrays)")
     out = np.empty(A.shape[0], dtype=A.dtype)
     _pair_dot(A, B, out)
     return out
@@ -87,9 +89,9 @@ def gather_pair_dot(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray
     ia = np.ascontiguousarray(ia, dtype=np.int64)
     ib = np.ascontiguousarray(ib, dtype=np.int64)
     if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
-        raise ValueError(f"gather_pair_dot needs [*, D] arrays with equal D, got {A.shape} and {B.shape}")
+        raise DimensionMismatchError(A.shape, B.shape, "gather_pair_dot operand shapes ([*, D] arrays with equal D)")
     if ia.shape != ib.shape or ia.ndim != 1:
-        raise ValueError(f"index arrays must be 1-D of equal length, got {ia.shape} and {ib.shape}")
+        raise DimensionMismatchError(ia.shape, ib.shape, "gather_pair_dot index shapes (1-D, equal length)")
     out = np.empty(ia.shape[0], dtype=A.dtype)
     _gather_pair_dot(A, B, ia, ib, out)
     return out

@@ -10,15 +10,16 @@
 
 ``khop_members(indptr, col, nodes[B], k, num_nodes) -> (owner[M], member[M])``
     For each ``nodes[b]``, the distinct nodes with a directed path of at most ``k``
-    edges *to* it (frontier expansion over the in-edge CSR: ``indptr``/``col`` grouped by
-    target with the sources in ``col``), the node itself included (hop 0), in BFS order.
-    One visited-stamp array of ``num_nodes`` is reused across the queries; total work
-    is the sum of the edges scanned, never ``B x N``.
+    edges *to* it (the k-hop BFS of ``kernels/bfs.py`` over the in-edge CSR: ``indptr``/``col``
+    grouped by target with the sources in ``col``), the node itself included, in BFS order.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from .bfs import khop_members  # noqa: F401  (re-exported: old import path)
+from .segment import softmax_segment
 
 
 @njit(cache=True, parallel=True)
@@ -33,10 +34,7 @@ def edge_attention_forward(q, k, v, bias, indptr, perm, col, scale):
     for i in prange(m):
         lo = indptr[i]
         hi = indptr[i + 1]
-        if lo == hi:
-            continue
-        mx = -np.inf
-        for p in range(lo, hi):
+        for p in range(lo, hi):  # scores; a target without in-edges keeps out_i = 0
             j = col[p]
             s = 0.0
             for t in range(d):
@@ -45,70 +43,10 @@ def edge_attention_forward(q, k, v, bias, indptr, perm, col, scale):
             if has_bias:
                 s += bias[perm[p]]
             alpha[perm[p]] = s
-            if s > mx:
-                mx = s
-        tot = 0.0
+        softmax_segment(alpha, alpha, lo, hi, perm, False, 1.0)
         for p in range(lo, hi):
-            e = perm[p]
-            w = np.exp(alpha[e] - mx)
-            alpha[e] = w
-            tot += w
-        inv = 1.0 / tot
-        for p in range(lo, hi):
-            e = perm[p]
-            a = alpha[e] * inv
-            alpha[e] = a
+            a = alpha[perm[p]]
             j = col[p]
             for t in range(c_):
                 out[i, t] += a * v[j, t]
     return out, alpha
-
-
-@njit(cache=True)
-def khop_members(indptr, col, nodes, k, num_nodes):
-    b_ = nodes.shape[0]
-    stamp = np.full(num_nodes, -1, dtype=np.int64)
-    cap = max(16, 4 * b_)
-    owner = np.empty(cap, dtype=np.int64)
-    member = np.empty(cap, dtype=np.int64)
-    m = 0
-    for b in range(b_):
-        start = m
-        root = nodes[b]
-        stamp[root] = b
-        owner, member, m, cap = _append_member(owner, member, m, cap, b, root)
-        f_lo = start
-        f_hi = m
-        for _hop in range(k):
-            if f_lo == f_hi:
-                break
-            for f in range(f_lo, f_hi):
-                u = member[f]
-                for p in range(indptr[u], indptr[u + 1]):
-                    j = col[p]
-                    if stamp[j] != b:
-                        stamp[j] = b
-                        owner, member, m, cap = _append_member(owner, member, m, cap, b, j)
-            f_lo = f_hi
-            f_hi = m
-    return owner[:m].copy(), member[:m].copy()
-
-
-@njit(cache=True)
-def _grow(arr, cap):
-    out = np.empty(cap, dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
-    return out
-
-
-@njit(inline="always")
-def _append_member(owner, member, m, cap, b, node):
-    """Append ``(b, node)`` at position ``m``, doubling both buffers when full;
-    returns the (possibly new) buffers, ``m + 1`` and the capacity."""
-    if m >= cap:
-        cap *= 2
-        owner = _grow(owner, cap)
-        member = _grow(member, cap)
-    owner[m] = b
-    member[m] = node
-    return owner, member, m + 1, cap

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
+
+from .segment import segment_softmax_neg_sq  # noqa: F401  (re-exported: geometric attention uses it here)
+from .threads import call_serial_below
 
 #: clamps shared with the numpy implementation (manifold/poincare.py)
 ARTANH_CLAMP = 1e-7
@@ -42,27 +44,7 @@ PARALLEL_MIN_WORK = 1 << 20
 
 def call(kernel, work, *args):
     """Run ``kernel(*args)``; single-threaded when ``work`` (about rows * dim) is small."""
-    if work >= PARALLEL_MIN_WORK:
-        return kernel(*args)
-    prev = numba.get_num_threads()
-    if prev == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(prev)
-
-
-@njit(cache=True, inline="always")
-def _artanh_clamped(z):
-    lo = -1.0 + ARTANH_CLAMP
-    hi = 1.0 - ARTANH_CLAMP
-    if z < lo:
-        z = lo
-    elif z > hi:
-        z = hi
-    return 0.5 * (math.log1p(z) - math.log1p(-z))
+    return call_serial_below(kernel, work, PARALLEL_MIN_WORK, *args)
 
 
 @njit(cache=True, inline="always")
@@ -242,36 +224,6 @@ def poincare_edge_dist(x, src, dst, c):
     for t in prange(e):
         a = x[dst[t]]
         out[t] = _poincare_dist_row(a, x[src[t]], _sq_norm(a), c, sqrt_c, dmax)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def segment_softmax_neg_sq(dist, perm, indptr, inv_temperature):
-    """Per-segment ``softmax(-dist**2 / T)``.
-
-    ``perm`` lists edge ids grouped by segment (target node); segment ``i`` owns
-    ``perm[indptr[i]:indptr[i+1]]``. Returns weights indexed by edge id (``[E]``).
-    """
-    nseg = indptr.shape[0] - 1
-    out = np.empty(dist.shape[0], dtype=dist.dtype)
-    for s in prange(nseg):
-        lo = indptr[s]
-        hi = indptr[s + 1]
-        if hi == lo:
-            continue
-        m = -np.inf
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            v = -d * d * inv_temperature
-            if v > m:
-                m = v
-        total = 0.0
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            total += math.exp(-d * d * inv_temperature - m)
-        for t in range(lo, hi):
-            d = float(dist[perm[t]])
-            out[perm[t]] = math.exp(-d * d * inv_temperature - m) / total
     return out
 
 

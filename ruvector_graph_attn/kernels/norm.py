@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import DimensionMismatchError, InvalidInputError
 from .dense import as_kernel_array
 
 _FM = {"reassoc", "contract", "arcp", "nsz"}
@@ -68,11 +69,11 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
     """Returns ``(y, xhat, rstd)``; keep ``xhat`` and ``rstd`` for :func:`layer_norm_backward`."""
     x = as_kernel_array(x)
     if x.ndim != 2:
-        raise ValueError(f"layer_norm_forward takes a 2-D array [rows, features], got shape {x.shape}")
+        raise InvalidInputError(f"layer_norm_forward takes a 2-D array [rows, features], got shape {x.shape}")
     gamma = as_kernel_array(gamma, x.dtype)
     beta = as_kernel_array(beta, x.dtype)
     if gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
-        raise ValueError(f"gamma/beta must have shape ({x.shape[1]},), got {gamma.shape} and {beta.shape}")
+        raise DimensionMismatchError((x.shape[1],), (gamma.shape, beta.shape), "gamma/beta shape")
     y = np.empty_like(x)
     xhat = np.empty_like(x)
     rstd = np.empty(x.shape[0], dtype=x.dtype)
@@ -85,7 +86,7 @@ def layer_norm_backward(dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamm
     xhat = as_kernel_array(xhat)
     dy = as_kernel_array(dy, xhat.dtype)
     if dy.shape != xhat.shape:
-        raise ValueError(f"dy shape {dy.shape} != forward shape {xhat.shape}")
+        raise DimensionMismatchError(xhat.shape, dy.shape, "dy shape (must equal the forward shape)")
     gamma = as_kernel_array(gamma, xhat.dtype)
     rstd = as_kernel_array(rstd, xhat.dtype)
     dx = np.empty_like(xhat)

@@ -8,24 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-@njit(cache=True, inline="always")
-def _splitmix64(x):
-    x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
-    z = x
-    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
-    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, inline="always")
-def _rand_below(seed, node, draw, n):
-    """A uniform integer in [0, n) from (seed, node, draw)."""
-    h = _splitmix64(_splitmix64(_splitmix64(np.uint64(seed)) ^ np.uint64(node)) ^ np.uint64(draw))
-    return np.int64(h % np.uint64(n))
-
+from .hashing import rand_below
 
 @njit(cache=True, parallel=True)
 def sample_in_edges(indptr, eids, frontier, fanout, seed):
@@ -58,7 +41,7 @@ def sample_in_edges(indptr, eids, frontier, fanout, seed):
             # partial Fisher-Yates over positions 0..deg-1
             pos = np.arange(deg)
             for j in range(k):
-                r = j + _rand_below(seed, v, j, deg - j)
+                r = j + rand_below(seed, v, j, deg - j)
                 t = pos[j]
                 pos[j] = pos[r]
                 pos[r] = t
@@ -91,8 +74,8 @@ def sample_negative_pairs(num_nodes, count, sorted_keys, seed, max_tries):
     ok = np.zeros(count, dtype=np.bool_)
     for i in prange(count):
         for t in range(max_tries):
-            u = _rand_below(seed, i, 2 * t, num_nodes)
-            v = _rand_below(seed, i, 2 * t + 1, num_nodes)
+            u = rand_below(seed, i, 2 * t, num_nodes)
+            v = rand_below(seed, i, 2 * t + 1, num_nodes)
             if u == v:
                 continue
             if _is_sorted_member(sorted_keys, u * num_nodes + v):
@@ -117,7 +100,7 @@ def sample_corrupt_tails(num_nodes, heads, k, sorted_keys, seed, max_tries):
         for j in range(k):
             v = (u + 1) % num_nodes
             for t in range(max_tries):
-                c = _rand_below(seed, i, j * max_tries + t, num_nodes)
+                c = rand_below(seed, i, j * max_tries + t, num_nodes)
                 if c == u:
                     continue
                 if _is_sorted_member(sorted_keys, u * num_nodes + c):

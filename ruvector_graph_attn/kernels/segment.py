@@ -8,8 +8,8 @@ Float arrays may be float32 or float64 (each dtype compiles once and is cached o
 index arrays are int64. Callers validate inputs (``graph/utils.py`` and the layers do);
 the kernels trust shapes.
 
-CSR layout (built by :func:`csr_from_index`, wrapped by ``graph.utils.build_csr``)
------------------------------------------------------------------------------------
+CSR layout (built by ``kernels.csr.csr_from_index``, wrapped by ``graph.utils.build_csr``)
+-----------------------------------------------------------------------------------------
 Given the group index ``index[E]`` (usually the targets ``edge_index[1]``) and ``N``
 groups:
 
@@ -25,15 +25,18 @@ Per-edge arrays (``scores``, ``alpha``, ``messages``) are always in ORIGINAL edg
 
 API summary
 -----------
-``csr_from_index(index, num_groups) -> (indptr, perm)``
-    counting sort, O(E + N), stable.
-``csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops) -> (indptr, perm, col, keep)``
-    the target CSR of "remove self loops, append one loop per node" without building
-    that edge list (GATConv/GATv2Conv use it).
+``csr_from_index``, ``csr_with_self_loops``: the CSR builders of ``kernels/csr.py``, re-exported.
 ``segment_softmax(scores[E,H], indptr, perm) -> alpha[E,H]``
     softmax over the edges of each group, per column; ``max`` subtracted per group
     (safe for extreme values). A group whose scores are all ``-inf`` gets weights 0
     (PyG would give NaN); empty groups produce nothing.
+``segment_softmax_neg_sq(dist[E], perm, indptr, inv_temperature) -> alpha[E]``
+    the squared-distance variant, ``softmax(-dist**2 / T)`` per group (geometric attention).
+``segment_softmax_runs(logits[M], ptr) -> weights[M]``
+    softmax over contiguous runs ``ptr[p]:ptr[p+1]`` (no permutation).
+``softmax_segment(src, out, lo, hi, perm, direct, scale)``
+    the inline one-segment softmax all of the above (and the fused re-ranking and edge
+    attention kernels) are written with.
 ``segment_softmax_backward(alpha[E,H], grad_alpha[E,H], indptr, perm) -> grad_scores[E,H]``
     ``alpha * (g - sum_group(alpha * g))``.
 ``segment_sum(values[E,H], indptr, perm) -> [N,H]``  sum of per-edge values per group.
@@ -53,10 +56,6 @@ API summary
     backward of max that splits the gradient evenly among tied edges (the convention of
     ``torch.Tensor.scatter_reduce(reduce="amax")``, which PyG uses without torch_scatter).
 ``gather_rows(x[N,F], idx[M]) -> x[idx]`` (parallel copy).
-``gat_edge_scores(a_src[N,H], a_dst[N,H], a_edge[E,H] | empty, src[E], dst[E], slope) -> (score, pre)``
-    ``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre, slope)``.
-    Pass ``a_edge`` with shape ``(0, H)`` for "no edge term".
-``leaky_relu_backward(grad[E,H], pre[E,H], slope) -> grad_pre``.
 ``weighted_aggregate(alpha[E,H], xs[N,H,C], indptr, perm, col) -> out[N_t,H,C]``
     ``out[i,h,:] = sum_{e -> i} alpha[e,h] * xs[src[e],h,:]`` without materialising
     ``[E,H,C]`` messages.
@@ -83,6 +82,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .csr import csr_from_index, csr_with_self_loops  # noqa: F401  (re-exported: old import path)
 
 _FM = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: -inf must survive in softmax
 #: how many CSR positions ahead the gathers prefetch their source rows
@@ -220,73 +221,6 @@ def _alpha_grad_target(i, lo, hi, perm, col, grad_out, x, alpha, drop_scale, has
             dot[h] += alpha[e, h] * s
 
 
-# --------------------------------------------------------------------------------------
-# CSR ordering
-# --------------------------------------------------------------------------------------
-@njit(cache=True)
-def csr_from_index(index, num_groups):
-    """Stable counting sort of edges by ``index``: returns ``(indptr[N+1], perm[E])``."""
-    e = index.shape[0]
-    indptr = np.zeros(num_groups + 1, dtype=np.int64)
-    for k in range(e):
-        indptr[index[k] + 1] += 1
-    for i in range(num_groups):
-        indptr[i + 1] += indptr[i]
-    fill = indptr[:-1].copy()
-    perm = np.empty(e, dtype=np.int64)
-    for k in range(e):
-        g = index[k]
-        perm[fill[g]] = k
-        fill[g] += 1
-    return indptr, perm
-
-
-@njit(cache=True)
-def csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops):
-    """CSR by target of the edge list GATConv uses, without building it: the edges
-    ``src -> dst`` minus self loops (when ``remove_loops``), then one loop ``(i, i)`` for
-    ``i < num_loops`` appended after them (PyG's remove_self_loops + add_self_loops).
-
-    Returns ``(indptr[num_groups+1], perm[E'], col[E'], keep[E_kept])``: ``perm`` holds ids
-    in the NEW numbering (kept edges ``0..E_kept-1`` in original order, then the loops
-    ``E_kept + i``), so it equals ``csr_from_index`` of the concatenated edge list; ``keep``
-    maps new ids of kept edges to original edge ids. One serial O(E + N) pass."""
-    e = src.shape[0]
-    indptr = np.zeros(num_groups + 1, dtype=np.int64)
-    n_keep = 0
-    for k in range(e):
-        if remove_loops and src[k] == dst[k]:
-            continue
-        indptr[dst[k] + 1] += 1
-        n_keep += 1
-    for i in range(num_loops):
-        indptr[i + 1] += 1
-    for i in range(num_groups):
-        indptr[i + 1] += indptr[i]
-    fill = indptr[:-1].copy()
-    total = n_keep + num_loops
-    perm = np.empty(total, dtype=np.int64)
-    col = np.empty(total, dtype=np.int64)
-    keep = np.empty(n_keep, dtype=np.int64)
-    new = 0
-    for k in range(e):
-        if remove_loops and src[k] == dst[k]:
-            continue
-        g = dst[k]
-        pos = fill[g]
-        perm[pos] = new
-        col[pos] = src[k]
-        fill[g] = pos + 1
-        keep[new] = k
-        new += 1
-    for i in range(num_loops):
-        pos = fill[i]
-        perm[pos] = n_keep + i
-        col[pos] = i
-        fill[i] = pos + 1
-    return indptr, perm, col, keep
-
-
 @njit(cache=True, parallel=True)
 def gather_rows(x, idx):
     """``x[idx]`` for a 2-D ``x`` (parallel row copy)."""
@@ -303,6 +237,36 @@ def gather_rows(x, idx):
 # --------------------------------------------------------------------------------------
 # segment softmax
 # --------------------------------------------------------------------------------------
+@njit(inline="always")
+def softmax_segment(src, out, lo, hi, perm, direct, scale):
+    """Softmax over one segment: ``out[p] = exp(scale * (src[p] - m)) / sum`` for the
+    positions ``p = perm[k]`` (``direct``: ``p = k``), ``k in lo..hi``, ``m`` their maximum.
+
+    ``src`` and ``out`` are 1-D (columns of 2-D arrays work) and may be the same array (in
+    place). A segment whose logits are all ``-inf`` gets weights 0; an empty one is left
+    alone. The one softmax loop of every segment kernel (layers, re-ranking, manifold
+    attention, traversal)."""
+    m = -np.inf
+    for k in range(lo, hi):
+        v = src[k if direct else perm[k]]
+        if v > m:
+            m = v
+    if m == -np.inf:
+        for k in range(lo, hi):
+            out[k if direct else perm[k]] = 0.0
+        return
+    s = 0.0
+    for k in range(lo, hi):
+        e = k if direct else perm[k]
+        w = np.exp((src[e] - m) * scale)
+        out[e] = w
+        s += w
+    inv = 1.0 / s
+    for k in range(lo, hi):
+        e = k if direct else perm[k]
+        out[e] = out[e] * inv
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
 def segment_softmax(scores, indptr, perm):
     """Softmax of ``scores[E, H]`` over the edges of each group (per column)."""
@@ -310,28 +274,34 @@ def segment_softmax(scores, indptr, perm):
     h_ = scores.shape[1]
     out = np.zeros_like(scores)
     for i in prange(n):
-        lo = indptr[i]
-        hi = indptr[i + 1]
-        if lo == hi:
-            continue
         for h in range(h_):
-            m = -np.inf
-            for k in range(lo, hi):
-                v = scores[perm[k], h]
-                if v > m:
-                    m = v
-            if m == -np.inf:
-                continue  # all -inf: weights stay 0
-            s = 0.0
-            for k in range(lo, hi):
-                e = perm[k]
-                w = np.exp(scores[e, h] - m)
-                out[e, h] = w
-                s += w
-            inv = 1.0 / s
-            for k in range(lo, hi):
-                e = perm[k]
-                out[e, h] = out[e, h] * inv
+            softmax_segment(scores[:, h], out[:, h], indptr[i], indptr[i + 1], perm, False, 1.0)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def segment_softmax_neg_sq(dist, perm, indptr, inv_temperature):
+    """Per-segment ``softmax(-dist**2 / T)`` (``inv_temperature = 1 / T``), in float64.
+
+    ``perm`` lists edge ids grouped by segment (target node); segment ``i`` owns
+    ``perm[indptr[i]:indptr[i+1]]``. Returns weights indexed by edge id (``[E]``, the dtype
+    of ``dist``)."""
+    nseg = indptr.shape[0] - 1
+    logit = np.empty(dist.shape[0])
+    for s in prange(nseg):
+        for t in range(indptr[s], indptr[s + 1]):
+            d = float(dist[perm[t]])
+            logit[perm[t]] = -d * d * inv_temperature
+        softmax_segment(logit, logit, indptr[s], indptr[s + 1], perm, False, 1.0)
+    return logit.astype(dist.dtype)
+
+
+@njit(cache=True, parallel=True)
+def segment_softmax_runs(logits, ptr):
+    """Softmax of 1-D ``logits`` over the contiguous runs ``ptr[p]:ptr[p+1]``."""
+    out = np.empty_like(logits)
+    for p in prange(ptr.shape[0] - 1):
+        softmax_segment(logits, out, ptr[p], ptr[p + 1], ptr, True, 1.0)
     return out
 
 
@@ -486,37 +456,6 @@ def scatter_max_backward_split(grad_out, msg, out, indptr, perm):
 # --------------------------------------------------------------------------------------
 # GAT helpers
 # --------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
-def gat_edge_scores(a_src, a_dst, a_edge, src, dst, slope):
-    """``pre = a_src[src] + a_dst[dst] (+ a_edge)``, ``score = leaky_relu(pre)``; both [E, H]."""
-    e_ = src.shape[0]
-    h_ = a_src.shape[1]
-    has_edge = a_edge.shape[0] == e_ and e_ > 0
-    pre = np.empty((e_, h_), dtype=a_src.dtype)
-    score = np.empty((e_, h_), dtype=a_src.dtype)
-    for e in prange(e_):
-        j = src[e]
-        i = dst[e]
-        for h in range(h_):
-            v = a_src[j, h] + a_dst[i, h]
-            if has_edge:
-                v += a_edge[e, h]
-            pre[e, h] = v
-            score[e, h] = v if v > 0 else v * slope
-    return score, pre
-
-
-@njit(cache=True, parallel=True)
-def leaky_relu_backward(grad, pre, slope):
-    """``grad * (1 if pre > 0 else slope)`` elementwise (2-D)."""
-    r, c_ = grad.shape
-    out = np.empty_like(grad)
-    for r0 in prange(r):
-        for c in range(c_):
-            out[r0, c] = grad[r0, c] if pre[r0, c] > 0 else grad[r0, c] * slope
-    return out
-
-
 @njit(cache=True, parallel=True, fastmath=_FM)
 def weighted_aggregate(alpha, xs, indptr, perm, col):
     """``out[i,h,:] = sum_{k in group i} alpha[perm[k],h] * xs[col[k],h,:]``."""

@@ -38,7 +38,9 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from ..errors import DimensionMismatchError, InvalidInputError
 from .dense import as_kernel_array
+from .threads import compile_twice, pick
 
 # reassociation / contraction only: no "nnan"/"ninf", so NaN and Inf keep their IEEE meaning
 _FM = {"reassoc", "contract", "arcp", "nsz"}
@@ -111,19 +113,19 @@ def _softmax_rows_backward_impl(w, g, scale, out):
 
 # Each kernel exists twice: parallel over rows for wide work, serial for small calls (a single
 # query's row), where starting the thread pool costs more than the work itself.
-_softmax_rows_par = njit(cache=True, parallel=True, fastmath=_FM)(_softmax_rows_impl)
-_softmax_rows_ser = njit(cache=True, fastmath=_FM)(_softmax_rows_impl)
-_masked_softmax_rows_par = njit(cache=True, parallel=True, fastmath=_FM)(_masked_softmax_rows_impl)
-_masked_softmax_rows_ser = njit(cache=True, fastmath=_FM)(_masked_softmax_rows_impl)
-_softmax_rows_backward_par = njit(cache=True, parallel=True, fastmath=_FM)(_softmax_rows_backward_impl)
-_softmax_rows_backward_ser = njit(cache=True, fastmath=_FM)(_softmax_rows_backward_impl)
+_softmax_rows_par, _softmax_rows_ser = compile_twice(_softmax_rows_impl, cache=True, fastmath=_FM)
+_masked_softmax_rows_par, _masked_softmax_rows_ser = compile_twice(_masked_softmax_rows_impl, cache=True,
+                                                                   fastmath=_FM)
+_softmax_rows_backward_par, _softmax_rows_backward_ser = compile_twice(_softmax_rows_backward_impl, cache=True,
+                                                                       fastmath=_FM)
 
 #: below this many elements (or with a single row) the serial kernel is used
 PARALLEL_MIN_ELEMENTS = 65536
 
 
-def _parallel(x: np.ndarray) -> bool:
-    return x.ndim == 2 and x.shape[0] > 1 and x.size >= PARALLEL_MIN_ELEMENTS
+def _work(x: np.ndarray) -> int:
+    """Elements of a multi-row ``x`` (a single row is never split over threads)."""
+    return x.size if x.ndim == 2 and x.shape[0] > 1 else 0
 
 
 # -- vectorisable exponential for the in-place fast path ------------------------------------------
@@ -274,7 +276,7 @@ def _as_rows(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         return x.reshape(1, -1)
     if x.ndim != 2:
-        raise ValueError(f"softmax kernels take 1-D or 2-D arrays, got shape {x.shape}")
+        raise InvalidInputError(f"softmax kernels take 1-D or 2-D arrays, got shape {x.shape}")
     return x
 
 
@@ -286,7 +288,7 @@ def softmax_rows(x: np.ndarray, scale: float = 1.0, out: np.ndarray | None = Non
     x = as_kernel_array(x)
     if out is None:
         out = np.empty_like(x)
-    kernel = _softmax_rows_par if _parallel(x) else _softmax_rows_ser
+    kernel = pick(_softmax_rows_par, _softmax_rows_ser, _work(x), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(x), x.dtype.type(scale), _as_rows(out))
     return out
 
@@ -300,7 +302,7 @@ def softmax_rows_inplace(x: np.ndarray, scale: float = 1.0, row_max: np.ndarray 
     """
     rows = _as_rows(x)
     if rows.dtype.char not in "fd" or not rows.dtype.isnative or not rows.flags.c_contiguous:
-        raise ValueError(f"softmax_rows_inplace needs a C-contiguous native float32/float64 array, got {rows.dtype}")
+        raise InvalidInputError(f"softmax_rows_inplace needs a C-contiguous native float32/float64 array, got {rows.dtype}")
     m = rows.max(axis=1) if row_max is None else np.asarray(row_max, dtype=rows.dtype).reshape(-1)
     kernel = softmax_rows_fast32 if rows.dtype == np.float32 else softmax_rows_fast64
     kernel(rows, np.ascontiguousarray(m), rows.dtype.type(scale))
@@ -316,10 +318,10 @@ def masked_softmax_rows(x: np.ndarray, mask: np.ndarray, scale: float = 1.0,
     x = as_kernel_array(x)
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     if mask.shape != x.shape:
-        raise ValueError(f"mask shape {mask.shape} != scores shape {x.shape}")
+        raise DimensionMismatchError(x.shape, mask.shape, "mask shape (must equal the scores shape)")
     if out is None:
         out = np.empty_like(x)
-    kernel = _masked_softmax_rows_par if _parallel(x) else _masked_softmax_rows_ser
+    kernel = pick(_masked_softmax_rows_par, _masked_softmax_rows_ser, _work(x), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(x), _as_rows(mask), x.dtype.type(scale), _as_rows(out))
     return out
 
@@ -333,9 +335,9 @@ def softmax_rows_backward(w: np.ndarray, grad_w: np.ndarray, scale: float = 1.0)
     w = as_kernel_array(w)
     g = as_kernel_array(grad_w, w.dtype)
     if g.shape != w.shape:
-        raise ValueError(f"grad_w shape {g.shape} != weights shape {w.shape}")
+        raise DimensionMismatchError(w.shape, g.shape, "grad_w shape (must equal the weights shape)")
     out = np.empty_like(w)
-    kernel = _softmax_rows_backward_par if _parallel(w) else _softmax_rows_backward_ser
+    kernel = pick(_softmax_rows_backward_par, _softmax_rows_backward_ser, _work(w), PARALLEL_MIN_ELEMENTS)
     kernel(_as_rows(w), _as_rows(g), w.dtype.type(scale), _as_rows(out))
     return out
 

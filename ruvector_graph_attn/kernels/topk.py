@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import InvalidInputError
+from ..validation import check_int
 from .dense import as_kernel_array
 
 
@@ -82,12 +84,11 @@ def topk_rows(x: np.ndarray, k: int, largest: bool = True):
     squeeze = x.ndim == 1
     rows = x.reshape(1, -1) if squeeze else x
     if rows.ndim != 2:
-        raise ValueError(f"topk_rows takes a 1-D or 2-D array, got shape {x.shape}")
+        raise InvalidInputError(f"topk_rows takes a 1-D or 2-D array, got shape {x.shape}")
     n = rows.shape[1]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise ValueError(f"k must be an integer in 1..{n} (the row length), got {k!r}")
+    k = check_int(k, "k (at most the row length)", lo=1, hi=n)
     if np.isnan(rows).any():
-        raise ValueError("topk_rows: input contains NaN")
+        raise InvalidInputError("topk_rows: input contains NaN; expected comparable numbers")
     src = rows if largest else -rows
     vals = np.empty((rows.shape[0], int(k)), dtype=rows.dtype)
     idx = np.empty((rows.shape[0], int(k)), dtype=np.int64)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..validation import check_int
 from .base import Manifold
 
 
@@ -33,8 +34,7 @@ class Product(Manifold):
                 f"Product got {len(manifolds)} manifolds but {len(dims)} dims; give one dimension per manifold"
             )
         for d in dims:
-            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or int(d) <= 0:
-                raise InvalidInputError(f"Product dims must be positive integers, got {dims!r}")
+            check_int(d, f"each of the Product dims {dims!r}", lo=1)
         for m, d in zip(manifolds, dims):
             if m.dim is not None and m.dim != int(d):
                 raise InvalidInputError(f"component {m!r} has dimension {m.dim} but dims says {d}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.dropout import dropout_apply, dropout_threshold
-from ..validation import as_float_array, check_positive_int, trusted_arrays
+from ..validation import as_float_array, check_int, check_positive_int, is_integer, trusted_arrays
 from .module import Module, Parameter
 
 __all__ = [
@@ -39,9 +39,7 @@ _GLOBAL_RNG = np.random.default_rng()
 def seed(value: int) -> None:
     """Reseed the generator used for initialisation and dropout masks when no ``rng`` is given."""
     global _GLOBAL_RNG
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"seed must be an integer, got {type(value).__name__}")
-    _GLOBAL_RNG = np.random.default_rng(int(value))
+    _GLOBAL_RNG = np.random.default_rng(check_int(value, "seed", lo=0))
 
 
 def _resolve_rng(rng: Any) -> np.random.Generator:
@@ -49,8 +47,8 @@ def _resolve_rng(rng: Any) -> np.random.Generator:
         return _GLOBAL_RNG
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
+    if is_integer(rng):
+        return np.random.default_rng(check_int(rng, "rng seed", lo=0))
     raise InvalidInputError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
@@ -222,10 +220,8 @@ class Sequential(Module):
         items = list(self._modules.items())
         if isinstance(idx, slice):
             return Sequential(OrderedDict(items[idx]))
-        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
-            raise InvalidInputError(f"Sequential index must be an int or slice, got {type(idx).__name__}")
         n = len(items)
-        i = int(idx)
+        i = check_int(idx, "Sequential index (an int or a slice)")
         if not -n <= i < n:
             raise IndexError(f"Sequential index {i} out of range for {n} modules")
         return items[i % n][1]

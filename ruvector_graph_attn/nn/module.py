@@ -124,8 +124,19 @@ class Module:
             p.zero_grad()
 
     def update_parameters(self, optimizer: Any) -> None:
-        """Apply one optimizer step to this module's parameters (seed TrainableAttention)."""
-        optimizer.step()
+        """One ``optimizer`` step applied to this module's parameters only: parameters of other
+        modules in the same optimizer, and their optimizer state, are left as they are.
+        Raises :class:`InvalidInputError` when the optimizer holds none of them."""
+        mine = {id(p) for p in self.parameters()}
+        groups = optimizer.param_groups
+        own = [{**g, "params": [p for p in g["params"] if id(p) in mine]} for g in groups]
+        if not any(g["params"] for g in own):
+            raise InvalidInputError(f"the optimizer holds none of this {type(self).__name__}'s parameters")
+        optimizer.param_groups = own
+        try:
+            optimizer.step()
+        finally:
+            optimizer.param_groups = groups
 
     def train(self, mode: bool = True) -> "Module":
         for _, mod in self.named_modules():

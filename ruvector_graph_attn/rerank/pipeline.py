@@ -21,7 +21,7 @@ import numpy as np
 
 from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
-from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_positive_int, check_size
+from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
@@ -154,9 +154,7 @@ class GraphReranker:
             max_neighbors = check_positive_int(max_neighbors, "max_neighbors", allow_zero=True)
         self.max_neighbors = max_neighbors
         self.ef = None if ef is None else check_positive_int(ef, "ef")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_int(seed, "seed", lo=0)
         self.space = getattr(index, "space", "cosine") if index is not None else "cosine"
         if embedder is not None and not (callable(embedder) or callable(getattr(embedder, "embed_query", None))):
             raise InvalidInputError(f"embedder must be a callable list[str] -> [n, D] array or have "

@@ -56,7 +56,7 @@ from ..kernels.rerank import (
     build_csr, neighbourhood_attention, neighbourhoods, pair_similarity, pooled_context,
     segment_softmax_pool,
 )
-from ..validation import check_positive_int
+from ..validation import check_float, check_positive_int
 from .explanations import (
     AggregationExplanation, AttentionExplanation, Explanation, PageRankExplanation,
 )
@@ -93,15 +93,8 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a / n, dtype=a.dtype)
 
 
-def _number(v: Any, name: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-        raise InvalidInputError(f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
-    if not np.isfinite(f) or (lo is not None and (f < lo or (lo_open and f == lo))) \
-            or (hi is not None and f > hi):
-        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-        raise InvalidInputError(f"{name} must be finite and in {rng}, got {v!r}")
-    return f
+#: range check of a float parameter (finite, in the given interval)
+_number = check_float
 
 
 def graph_depth(layer: Any) -> int:

@@ -32,7 +32,9 @@ from typing import Any, Hashable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..connectors.base import Subgraph, check_direction, check_hops
-from ..connectors.networkx import _id_key, _is_int_id, check_expand_args, direction_csrs, expand_csr
+from ..connectors.networkx import check_expand_args, direction_csrs, expand_csr
+from ..kernels.hashing import id_key as _id_key
+from ..validation import is_integer as _is_int_id
 from ..errors import CorruptFileError, InvalidInputError, UnknownIdError
 from ..fileio import write_atomic
 from ..validation import DEFAULT_MAX_KEYS, check_size

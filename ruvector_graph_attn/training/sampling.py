@@ -16,6 +16,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..kernels.csr import csr_from_index
 from ..kernels.sampling import sample_corrupt_tails, sample_in_edges, sample_negative_pairs
 from ..validation import as_index_array, check_edge_index
 
@@ -47,12 +48,7 @@ class NeighborSampler:
             raise InvalidInputError(f"fanouts must be a non-empty list of positive ints or -1 (all), got {list(fanouts)}")
         self.fanouts = fan
         self.seed = int(seed)
-        dst = self.edge_index[1]
-        order = np.argsort(dst, kind="stable")
-        self._eids = np.ascontiguousarray(order.astype(np.int64))
-        counts = np.bincount(dst, minlength=self.num_nodes)
-        self._indptr = np.zeros(self.num_nodes + 1, dtype=np.int64)
-        np.cumsum(counts, out=self._indptr[1:])
+        self._indptr, self._eids = csr_from_index(np.ascontiguousarray(self.edge_index[1]), self.num_nodes)
         self._local = np.full(self.num_nodes, -1, dtype=np.int64)
         self._calls = 0
 

@@ -20,7 +20,7 @@ from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
 from ..kernels.segment import csr_from_index, scatter_sum
 from ..nn.layers import run_backward
 from ..nn.module import Module
-from ..validation import as_float_array, as_index_array, check_edge_index
+from ..validation import as_float_array, as_index_array, check_edge_index, check_int
 from .losses import binary_cross_entropy_with_logits, cross_entropy, info_nce
 from .optim import LRScheduler, Optimizer, clip_grad_norm_
 from .sampling import NeighborSampler, corrupt_tails, edge_keys, negative_pairs, split_edges
@@ -124,10 +124,9 @@ class _BaseTrainer:
             raise InvalidInputError(f"model must be a Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
             raise InvalidInputError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
-        if isinstance(max_epochs, bool) or int(max_epochs) <= 0:
-            raise InvalidInputError(f"max_epochs must be > 0, got {max_epochs}")
-        if patience is not None and int(patience) <= 0:
-            raise InvalidInputError(f"patience must be > 0 or None, got {patience}")
+        check_int(max_epochs, "max_epochs", lo=1)
+        if patience is not None:
+            check_int(patience, "patience (or None)", lo=1)
         if monitor not in self._higher_is_better:
             raise InvalidInputError(f"monitor must be one of {sorted(self._higher_is_better)}, got {monitor!r}")
         self.model = model
