@@ -1,5 +1,5 @@
 """Package layout only: maps the repository folder ``connectors/`` to the import path
-``ruvector_graph_attn.connectors`` (see DESIGN.md). Everything else is in pyproject.toml."""
+``ruvector_graph_attn.connectors`` (see docs/architecture.md). Everything else is in pyproject.toml."""
 from setuptools import find_packages, setup
 
 core = ["ruvector_graph_attn"] + [

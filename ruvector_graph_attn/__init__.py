@@ -1,6 +1,6 @@
 """ruvector-graph-attn: graph-aware attention on Numba kernels.
 
-The public API is re-exported here (see DESIGN.md, "Public API contract"). Names are
+The public API is re-exported here (docs/architecture.md lists them). Names are
 resolved lazily so that ``import ruvector_graph_attn`` stays cheap and one optional
 area never breaks another.
 """

@@ -19,7 +19,7 @@ class RgaConfig(BaseModel):
 
 
 class AttentionConfig(RgaConfig):
-    """Configuration of an attention mechanism (seed section 2.1 / AttentionConfig)."""
+    """Configuration of an attention mechanism (AttentionConfig)."""
 
     attention_type: Literal[
         "scaled_dot_product", "multi_head", "sparse", "geometric", "graph"

@@ -1,6 +1,6 @@
 """Shape, dtype, finiteness and size checks used at every public entry.
 
-Conventions (DESIGN.md): arrays are float32 by default, float64 is accepted and kept;
+Conventions: arrays are float32 by default, float64 is accepted and kept;
 lists are converted once here; nothing is clipped or reshaped silently.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import DimensionMismatchError, InputTooLargeError, InvalidInputError
 
-#: Default limit on the number of keys / candidates one call may take (seed section 8.1).
+#: Default limit on the number of keys / candidates one call may take.
 DEFAULT_MAX_KEYS = 100_000
 
 _FLOAT_KINDS = "fiub"  # float, signed/unsigned int, bool are numeric and convertible

@@ -104,7 +104,7 @@ def test_config():
 
 # -- extreme values ------------------------------------------------------------------------------
 def test_seed_numerical_stability_case():
-    # seed section 10.2: query and keys at float32 max / 2, values 0.5
+    # huge finite inputs: query and keys at float32 max / 2, values 0.5
     q = np.full(64, F32_HALF_MAX, np.float32)
     K = np.full((10, 64), F32_HALF_MAX, np.float32)
     V = np.full((10, 64), 0.5, np.float32)

@@ -1,4 +1,4 @@
-"""GraphAttention (seed trait 2.2): hand-computed cases and a dense masked-attention numpy
+"""GraphAttention: hand-computed cases and a dense masked-attention numpy
 reference (duplicate edges counted, rows without in-edges give 0)."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def dense_reference(Q, K, V, ei, scale):
 
 
 def test_hand_computed_seed_case():
-    # the seed's integration test: 3 nodes on a cycle 0->1->2->0, query = node 0
+    # integration case: 3 nodes on a cycle 0->1->2->0, query = node 0
     x = np.array([[0.1] * 4, [0.2] * 4, [0.3] * 4])
     att = GraphAttention(4)
     out = att.forward_with_edges(x[0], x, x, [[0, 1, 2], [1, 2, 0]])

@@ -13,7 +13,7 @@ import ruvector_graph_attn as rga
 from ruvector_graph_attn.connectors import Neo4jProjection
 from ruvector_graph_attn.errors import InvalidInputError
 
-from test_neo4j import assert_same_subgraph, label, make_graph, random_digraph  # noqa: F401  (fixture)
+from test_neo4j import assert_same_subgraph, make_graph, random_digraph
 
 
 def _run(neo4j_server, q, **params):

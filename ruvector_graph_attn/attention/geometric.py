@@ -1,4 +1,4 @@
-"""Geometric attention: attention weights from manifold distances (seed section 2.3).
+"""Geometric attention: attention weights from manifold distances.
 
 ``GeometricAttention(manifold, temperature)`` weights keys by
 
@@ -289,7 +289,7 @@ class GeometricAttention(Module):
             self.manifold.check_point(V, "values")
         return V
 
-    # ---------------------------------------------------------------- seed trait API
+    # ---------------------------------------------------------------- graph-attention interface
     def compute_manifold_weights(self, query: Any, keys: Any) -> np.ndarray:
         """``softmax_i(-d(query, keys[i])^2 / T)`` -> ``[N]`` (recorded as the last weights)."""
         q, K = self._qk(query, keys, 1)

@@ -10,7 +10,7 @@ The products run on BLAS (the scale is folded into the queries, ``B x D`` multip
 instead of ``B x N``) and the softmax on a fused in-place Numba kernel with a vectorised
 exponential (:func:`ruvector_graph_attn.kernels.softmax.softmax_rows_inplace`).
 
-Numerical safety. Finite inputs of any magnitude (the seed's test uses float32 max / 2)
+Numerical safety. Finite inputs of any magnitude (tested with float32 max / 2)
 give finite outputs. The fast path computes the scores directly; if any score or output is
 not finite, the call is redone on a *rescaled* path: ``q`` (per row) and ``K`` are divided by
 their largest absolute value so their dot products are bounded by ``D``, the row maximum is

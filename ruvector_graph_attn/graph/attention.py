@@ -1,4 +1,4 @@
-"""The seed's ``GraphAttention`` trait (section 2.2): scaled dot-product attention whose
+"""The ``GraphAttention`` interface: scaled dot-product attention whose
 pattern is a graph instead of "every key".
 
 :class:`GraphAttention` ``(dim, edge_dim=None, scale=None)``:
@@ -47,7 +47,7 @@ __all__ = ["GraphAttention", "EdgeAttention"]
 
 
 class GraphAttention(Module):
-    """Dot-product attention over graph edges (seed trait ``GraphAttention``)."""
+    """Dot-product attention over graph edges (the ``GraphAttention`` interface)."""
 
     def __init__(self, dim: int, edge_dim: int | None = None, scale: float | None = None, rng: Any = None) -> None:
         super().__init__()
@@ -280,5 +280,5 @@ class GraphAttention(Module):
         return f"dim={self.dim}, edge_dim={self.edge_dim}, scale={self.scale:.6g}"
 
 
-#: the seed's name for the same mechanism
+#: another name for the same mechanism
 EdgeAttention = GraphAttention
