@@ -121,7 +121,10 @@ class SAGEConv(Module):
         return y
 
     def _project_first(self) -> bool:
-        return self.aggr != "max" and not self.project and self.out_channels <= self.in_channels
+        # the fused path reads the float weight matrices directly: plain Linear layers only
+        # (a quantised or factorised lin_l/lin_r from rga.compress runs the general path)
+        plain = type(self.lin_l) is Linear and (not self.root_weight or type(self.lin_r) is Linear)
+        return plain and self.aggr != "max" and not self.project and self.out_channels <= self.in_channels
 
     def _stacked_weight(self) -> np.ndarray:
         w = self.lin_l.weight.data

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from .bfs import _expand_levels
 
 
 @njit(cache=True)
 def _bfs(indptr, indices, seeds, hops, loc, dist, order):
     """Multi-source BFS up to ``hops``; fills ``loc`` (global -> local), ``dist``, ``order``
-    (local -> global). Returns the number of nodes reached."""
+    (local -> global). Returns the number of nodes reached. The levels are the shared BFS
+    loop of :mod:`.bfs`."""
     count = 0
     for s in seeds:
         if loc[s] < 0:
@@ -33,21 +35,9 @@ def _bfs(indptr, indices, seeds, hops, loc, dist, order):
             order[count] = s
             dist[count] = 0
             count += 1
-    start = 0
-    for h in range(hops):
-        stop = count
-        if start == stop:
-            break
-        for f in range(start, stop):
-            u = order[f]
-            for k in range(indptr[u], indptr[u + 1]):
-                v = indices[k]
-                if loc[v] < 0:
-                    loc[v] = count
-                    order[count] = v
-                    dist[count] = h + 1
-                    count += 1
-        start = stop
+    none = np.empty(0, np.int64)
+    _, _, count, _, _, _, _, _ = _expand_levels(indptr, indices, none, none, hops, -1, 0, loc, none,
+                                                order, dist, count, 0, none, none, none, none, 0)
     return count
 
 
