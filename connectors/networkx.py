@@ -57,7 +57,7 @@ from ruvector_graph_attn.errors import (
     DimensionMismatchError, GraphSourceError, InvalidInputError, UnknownIdError,
 )
 from ruvector_graph_attn.kernels.rerank import csr_expand
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_size, next_version
 
 from .base import Subgraph, check_direction, check_hops
 
@@ -145,13 +145,28 @@ class NetworkXGraph:
         self.dtype = dt
         self._snap: Optional[_Snapshot] = None
         self._lock = threading.Lock()
+        self._version = next_version()
 
     # ------------------------------------------------------------------ snapshot
     def refresh(self) -> "NetworkXGraph":
         """Rebuild the snapshot now (call after edge or feature edits; see module docstring)."""
         with self._lock:
             self._snap = self._build()
+            self._version = next_version()
         return self
+
+    @property
+    def version(self) -> int:
+        """Changes with every new snapshot (:meth:`refresh`, or a node-count change noticed
+        here; unique across graphs): results computed under one version are stale under
+        another (the re-ranking cache uses it)."""
+        snap = self._snap
+        if snap is None or snap.num_nodes != self.G.number_of_nodes():
+            try:
+                self._snapshot()
+            except Exception:  # noqa: BLE001 - an unusable graph is reported by the call that reads it
+                pass
+        return self._version
 
     def _snapshot(self) -> _Snapshot:
         snap = self._snap
@@ -160,6 +175,7 @@ class NetworkXGraph:
                 snap = self._snap
                 if snap is None or snap.num_nodes != self.G.number_of_nodes():
                     snap = self._snap = self._build()
+                    self._version = next_version()
         return snap
 
     def _build(self) -> _Snapshot:

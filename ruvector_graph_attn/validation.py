@@ -170,3 +170,12 @@ def check_positive_float(value: Any, name: str, error: type = InvalidInputError,
     if not np.isfinite(v) or v <= 0:
         raise error(f"{name} must be a positive finite number{note}, got {value!r}")
     return v
+
+
+_VERSIONS = __import__("itertools").count(1)
+
+
+def next_version() -> int:
+    """A process-wide increasing number: the ``version`` an index or graph snapshot takes on
+    each change, unique across objects (so two objects never share a version)."""
+    return next(_VERSIONS)

@@ -35,7 +35,7 @@ from ..errors import (
     CorruptFileError, DimensionMismatchError, FormatVersionError, InvalidInputError, UnknownIdError,
 )
 from ..fileio import fsync_dir as _fsync_dir, sha256_file as _sha256, write_atomic as _write_atomic
-from ..validation import as_float_array, check_positive_int
+from ..validation import as_float_array, check_positive_int, next_version
 
 Space = Literal["cosine", "ip", "l2"]
 FilterArg = Union[None, Iterable[Any], Callable[[Any], bool]]
@@ -106,6 +106,7 @@ class HNSWIndex:
         self._id_label: dict = {}                      # external id -> label (live or deleted)
         self._alive = np.zeros(0, dtype=bool)          # label -> not deleted
         self._lock = threading.RLock()                 # hnswlib's set_ef is global state
+        self._version = next_version()
 
     # ------------------------------------------------------------------ ids
     def _normalise_ids(self, ids: Any, n: int | None = None) -> list:
@@ -187,6 +188,7 @@ class HNSWIndex:
             alive[: self._alive.shape[0]] = self._alive
             alive[labels] = True
             self._alive = alive
+            self._version = next_version()
 
     def delete(self, ids: Any) -> None:
         """Mark ids deleted: never returned by ``search`` again (until re-added)."""
@@ -196,6 +198,7 @@ class HNSWIndex:
             for lab in labs:
                 self._index.mark_deleted(int(lab))
             self._alive[labs] = False
+            self._version = next_version()
 
     def _labels_of(self, id_list: Sequence, live_only: bool = True) -> np.ndarray:
         missing = [i for i in id_list if i not in self._id_label
@@ -205,6 +208,12 @@ class HNSWIndex:
         return np.asarray([self._id_label[i] for i in id_list], dtype=np.int64)
 
     # ------------------------------------------------------------------ read
+    @property
+    def version(self) -> int:
+        """Changes on every :meth:`add` and :meth:`delete` (unique across indexes): results
+        computed under one version are stale under another (the re-ranking cache uses it)."""
+        return self._version
+
     def __len__(self) -> int:
         return int(self._alive.sum())
 
