@@ -14,6 +14,7 @@ expansion for the union of all candidates, one scoring call for every (query, ca
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Hashable, Optional, Sequence
 
@@ -559,21 +560,26 @@ class GraphReranker:
         context = info["context"]
         counts = np.full(B, ids.shape[1], np.int64) if valid is None else valid.sum(axis=1)
         out: list[list[RankedNeighbour]] = []
+        # one conversion per row to Python scalars (the same values as per-element float()/item())
         for b in range(B):
             row = []
-            for r, c in enumerate(order[b, :min(k, int(counts[b]))].tolist()):
+            top = order[b, :min(k, int(counts[b]))]
+            id_row = ids[b, top].tolist()
+            score_row = score[b, top].astype(np.float64, copy=False).tolist()
+            own_row = own[b, top].astype(np.float64, copy=False).tolist()
+            present_row = present[b, top].tolist()
+            ctx_row = None if context is None else context[b, top].tolist()
+            for r, c in enumerate(top.tolist()):
                 att: dict = {}
                 ctx = None
-                if present[b, c]:
+                if present_row[r]:
                     if expl is not None:
                         att = expl.weights(b, c)
-                    if context is not None and not np.isnan(context[b, c]):
-                        ctx = float(context[b, c])
+                    if ctx_row is not None and not math.isnan(ctx_row[r]):
+                        ctx = ctx_row[r]
                 row.append(RankedNeighbour(
-                    id=ids[b, c].item() if hasattr(ids[b, c], "item") else ids[b, c],
-                    score=float(score[b, c]), vector_score=float(own[b, c]), rank=r,
-                    attention=att, in_graph=bool(present[b, c]), vector_rank=int(c),
-                    context_score=ctx))
+                    id=id_row[r], score=score_row[r], vector_score=own_row[r], rank=r,
+                    attention=att, in_graph=present_row[r], vector_rank=c, context_score=ctx))
             out.append(row)
         return out
 
