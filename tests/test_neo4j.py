@@ -5,7 +5,6 @@ Each test uses its own label, so tests do not see each other's nodes.
 from __future__ import annotations
 
 import itertools
-import math
 
 import networkx as nx
 import numpy as np
@@ -338,47 +337,6 @@ def test_reranker_on_neo4j_equals_networkx_pipeline(neo4j_server, label):
 
 
 # ----------------------------------------------------------------------------- traversal
-@pytest.mark.neo4j
-def test_traverse_hand_computed(neo4j_server, label):
-    g = make_graph(neo4j_server, label)
-    emb = {1: [1.0, 0.0], 2: [1.0, 0.0], 3: [0.0, 1.0], 4: [-1.0, 0.0], 5: [2.0, 0.0], 6: [0.0, 2.0], 7: [1.0, 1.0]}
-    ids = list(emb)
-    g.load_arrays(ids, np.array([emb[i] for i in ids]),
-                  edges=[(1, 2), (1, 3), (1, 4), (2, 5), (2, 6), (2, 1), (3, 7)], rel_type="R")
-    q = np.array([1.0, 0.0])
-    s = 1 / math.sqrt(2)
-
-    def softmax(xs):
-        e = [math.exp(v) for v in xs]
-        return [v / sum(e) for v in e]
-
-    w1 = softmax([1 * s, 0 * s, -1 * s])              # from 1: to 2, 3, 4
-    w_2 = softmax([2 * s, 0 * s])                      # from 2: to 5, 6 (1 is on the path)
-    w_3 = softmax([1 * s])                             # from 3: to 7
-    paths = g.traverse([1], [TraversalStep(["R"], "out", 2), TraversalStep(["R"], "out", 1)], query=q)
-    want = sorted([((1, 2, 5), w1[0] * w_2[0], (w1[0], w_2[0])), ((1, 3, 7), w1[1] * w_3[0], (w1[1], w_3[0]))],
-                  key=lambda t: -t[1])
-    assert [p.nodes for p in paths] == [w[0] for w in want]
-    for p, w in zip(paths, want):
-        assert p.score == pytest.approx(w[1], rel=1e-9)
-        assert p.weights == pytest.approx(w[2], rel=1e-9)
-    assert [p.rank for p in paths] == [0, 1]
-    # query=None: each step attends with the current node's own embedding
-    paths = g.traverse([1], [{"relationship_types": ["R"], "direction": "out", "top_k": 1}] * 2)
-    wa = softmax([1 * s, 0, -1 * s])                   # q = x_1 = (1, 0)
-    wb = softmax([2 * s, 0])                           # q = x_2 = (1, 0)
-    assert [p.nodes for p in paths] == [(1, 2, 5)]
-    assert paths[0].score == pytest.approx(wa[0] * wb[0], rel=1e-9)
-    # "in" direction and dead ends: 4 has no in-edges except from 1
-    p_in = g.traverse([4], [TraversalStep(None, "in", 5)], query=q)
-    assert [p.nodes for p in p_in] == [(4, 1)] and p_in[0].score == pytest.approx(1.0)
-    assert g.traverse([5], [TraversalStep(None, "out", 2)]) == []
-    with pytest.raises(InvalidInputError):
-        TraversalStep(None, "out", 0)
-    with pytest.raises(DimensionMismatchError):
-        g.traverse([1], [TraversalStep()], query=np.ones(3))
-
-
 @pytest.mark.neo4j
 def test_subgraph_from_cypher(neo4j_server, label):
     g = make_graph(neo4j_server, label)

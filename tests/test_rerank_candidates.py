@@ -77,6 +77,8 @@ def test_rerank_scores_from_features_by_hand():
     G.add_node("C", embedding=np.array([1.0, 1.0], np.float32))
     G.add_edge("A", "B")
     rr = rga.GraphReranker(None, NetworkXGraph(G), blend=0.0)
+    with pytest.raises(InvalidInputError, match="no index"):
+        rr.search([1.0, 0.0])
     hits = rr.rerank([1.0, 0.0], ["B", "C", "A"], k=3)
     assert [h.id for h in hits] == ["A", "C", "B"]
     np.testing.assert_allclose([h.score for h in hits], [1.0, np.sqrt(0.5), 0.0], atol=1e-6)

@@ -31,8 +31,29 @@ def _softmax(xs):
     return [v / sum(e) for v in e]
 
 
-def test_networkx_traverse_hand_computed():
-    g = NetworkXGraph(_hand_graph())
+@pytest.fixture
+def hand_graph(request):
+    """The 7-node hand graph as a NetworkXGraph, or loaded into the real Neo4j server."""
+    if request.param == "networkx":
+        yield NetworkXGraph(_hand_graph())
+        return
+    from ruvector_graph_attn.connectors import Neo4jGraph
+
+    uri, auth, _ = request.getfixturevalue("neo4j_server")
+    label = request.getfixturevalue("label")
+    g = Neo4jGraph(uri, auth=auth, label=label)
+    ids = list(EMB)
+    g.load_arrays(ids, np.array([EMB[i] for i in ids]), edges=EDGES, rel_type="R")
+    g.load_arrays(ids, np.array([EMB[i] for i in ids]), edges=[(3, 4)], rel_type="S")
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("hand_graph", ["networkx", pytest.param("neo4j", marks=pytest.mark.neo4j)], indirect=True)
+def test_traverse_hand_computed(hand_graph):
+    g = hand_graph
     q = np.array([1.0, 0.0])
     s = 1 / math.sqrt(2)
     w1 = _softmax([1 * s, 0 * s, -1 * s])           # from 1: to 2, 3, 4
