@@ -250,9 +250,11 @@ class GraphReranker:
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
         filter = self._check_filter(filter)
-        fkey = self._filter_key(filter)
-        cached = self._cache_lookup(True, None if fkey is None else [("search", array_key(q), k, fkey) for q in Qa],
-                                    Qa.shape[0])
+        cached = None
+        if self.cache is not None:
+            fkey = self._filter_key(filter)
+            cached = self._cache_lookup(True, None if fkey is None else [("search", array_key(q), k, fkey) for q in Qa],
+                                        Qa.shape[0])
         if cached is None:
             ids, own, valid, t_index = self._candidates(Qa, k, filter)
             return self._run(Qa, ids, own, valid, k, t_index)
