@@ -101,7 +101,8 @@ class _Snapshot:
     """Arrays taken from a NetworkX graph at one moment (see module docstring)."""
 
     __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
-                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys")
+                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys",
+                 "node_int")
 
 
 class NetworkXGraph:
@@ -255,7 +256,11 @@ class NetworkXGraph:
             snap.int_sorted = ints[order]
             snap.int_order = order.astype(np.int64)
             snap.keys = ints
+            # every id a plain Python int: ids of expanded nodes come from this array (the same
+            # values and type as the object array, without touching Python objects per node)
+            snap.node_int = ints if all(type(node) is int for node in nodes) else None
         else:
+            snap.node_int = None
             snap.int_sorted = None
             snap.int_order = None
             snap.keys = np.fromiter((_id_key(node) for node in nodes), dtype=np.int64, count=n)
@@ -446,7 +451,7 @@ class NetworkXGraph:
         if snap.edge_attr is not None:
             edge_attr = snap.edge_attr[eid]
         return Subgraph(
-            node_ids=snap.node_arr[nodes].tolist(),
+            node_ids=(snap.node_arr if snap.node_int is None else snap.node_int)[nodes].tolist(),
             edge_index=np.stack([src, dst]),
             x=snap.x[nodes],
             hop=hop,
