@@ -58,7 +58,7 @@ from ruvector_graph_attn.errors import (
 from ruvector_graph_attn.kernels.bfs import csr_expand
 from ruvector_graph_attn.kernels.csr import group_runs, indptr_from_counts
 from ruvector_graph_attn.kernels.hashing import id_key
-from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_int, check_size
+from ruvector_graph_attn.validation import DEFAULT_MAX_KEYS, check_int, check_size, next_version
 from ruvector_graph_attn.validation import is_integer as _is_int_id
 
 from .base import Subgraph, check_direction, check_hops
@@ -152,7 +152,8 @@ class _Snapshot:
     """Arrays taken from a NetworkX graph at one moment (see module docstring)."""
 
     __slots__ = ("nodes", "node_arr", "pos", "int_sorted", "int_order", "x", "edge_attr",
-                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys")
+                 "csr", "num_nodes", "num_edges", "dim", "directed", "scratch", "scratch_lock", "keys",
+                 "node_int")
 
 
 def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.ndarray, directed: bool,
@@ -179,7 +180,11 @@ def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.nd
         snap.int_sorted = ints[order]
         snap.int_order = order.astype(np.int64)
         snap.keys = ints
+        # every id a plain Python int: ids of expanded nodes come from this array (the same
+        # values and type as the object array, without touching Python objects per node)
+        snap.node_int = ints if all(type(node) is int for node in nodes) else None
     else:
+        snap.node_int = None
         snap.int_sorted = None
         snap.int_order = None
         snap.keys = np.fromiter((id_key(node) for node in nodes), dtype=np.int64, count=n)
@@ -236,13 +241,28 @@ class NetworkXGraph:
         self.dtype = dt
         self._snap: Optional[_Snapshot] = None
         self._lock = threading.Lock()
+        self._version = next_version()
 
     # ------------------------------------------------------------------ snapshot
     def refresh(self) -> "NetworkXGraph":
         """Rebuild the snapshot now (call after edge or feature edits; see module docstring)."""
         with self._lock:
             self._snap = self._build()
+            self._version = next_version()
         return self
+
+    @property
+    def version(self) -> int:
+        """Changes with every new snapshot (:meth:`refresh`, or a node-count change noticed
+        here; unique across graphs): results computed under one version are stale under
+        another (the re-ranking cache uses it)."""
+        snap = self._snap
+        if snap is None or snap.num_nodes != self.G.number_of_nodes():
+            try:
+                self._snapshot()
+            except Exception:  # noqa: BLE001 - an unusable graph is reported by the call that reads it
+                pass
+        return self._version
 
     def _snapshot(self) -> _Snapshot:
         snap = self._snap
@@ -251,6 +271,7 @@ class NetworkXGraph:
                 snap = self._snap
                 if snap is None or snap.num_nodes != self.G.number_of_nodes():
                     snap = self._snap = self._build()
+                    self._version = next_version()
         return snap
 
     def _build(self) -> _Snapshot:
@@ -444,7 +465,7 @@ class NetworkXGraph:
         if snap.edge_attr is not None:
             edge_attr = snap.edge_attr[eid]
         return Subgraph(
-            node_ids=snap.node_arr[nodes].tolist(),
+            node_ids=(snap.node_arr if snap.node_int is None else snap.node_int)[nodes].tolist(),
             edge_index=np.stack([src, dst]),
             x=snap.x[nodes],
             hop=hop,

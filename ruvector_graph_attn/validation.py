@@ -308,3 +308,10 @@ def safe_ndim(x: Any) -> int:
         return int(np.ndim(x))
     except (ValueError, TypeError):
         return -1
+_VERSIONS = __import__("itertools").count(1)
+
+
+def next_version() -> int:
+    """A process-wide increasing number: the ``version`` an index or graph snapshot takes on
+    each change, unique across objects (so two objects never share a version)."""
+    return next(_VERSIONS)

@@ -124,6 +124,11 @@ def test_benchmarks_run_small():
     rows = {r["method"]: r for r in q["results"]}
     assert rows["attention (package defaults)"]["recall@10"] > rows["HNSW vector-only"]["recall@10"]
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in q["results"])
-    s = json.loads(_cli("bench", "rerank", "--n", "3000", "--queries", "50", "--batch", "8", "--json").stdout)
+    s = json.loads(_cli("bench", "rerank", "--n", "3000", "--queries", "50", "--batch", "8", "--stream", "300",
+                        "--distinct", "500", "--json").stdout)
     assert s["search_p50_ms"] > 0 and s["batch_qps"] > 0
+    # a cache larger than the distinct queries misses exactly once per distinct query drawn
+    assert s["stream_searches"] == 300 and 0 < s["stream_distinct_drawn"] < 300
+    assert s["cache_hit_rate"] == pytest.approx(1 - s["stream_distinct_drawn"] / 300)
+    assert s["cache_size"] == s["stream_distinct_drawn"] and s["cache_speedup"] > 0
     assert abs(s["share_index"] + s["share_expand"] + s["share_score"] + s["share_results"] - 1.0) < 1e-6

@@ -246,3 +246,16 @@ def test_capped_sample_matches_the_neo4j_connector_rule(string_ids):
     assert dict(zip(got.node_ids, got.hop.tolist())) == {nodes[i]: int(h) for i, h in zip(ref_nodes, ref_hop)}
     ref_edges = {(nodes[ref_nodes[a]], nodes[ref_nodes[b]]) for a, b in zip(src, dst)}
     assert {(got.node_ids[a], got.node_ids[b]) for a, b in got.edge_index.T.tolist()} == ref_edges
+
+
+def test_expand_node_ids_keep_their_python_type():
+    # plain int ids come from the snapshot's int64 array; numpy-integer ids keep their own type
+    for make, kind in ((int, int), (np.int64, np.int64)):
+        G = nx.Graph()
+        for i in range(6):
+            G.add_node(make(i * 7), embedding=np.full(3, i + 1.0, np.float32))
+        G.add_edges_from([(make(0), make(7)), (make(7), make(14)), (make(21), make(35))])
+        sg = NetworkXGraph(G).expand([make(7), make(35)], hops=1, direction="both")
+        assert sorted(int(i) for i in sg.node_ids) == [0, 7, 14, 21, 35]
+        assert all(type(i) is kind for i in sg.node_ids)
+        assert sg.x[sg.node_ids.index(make(14))].tolist() == [3.0, 3.0, 3.0]

@@ -43,6 +43,7 @@ from ..fileio import (
 )
 from ..validation import (
     MAX_SQ_NORM_F32, as_float_array, check_id_list, check_norm_bound, check_num_threads, check_positive_int,
+    next_version,
 )
 
 Space = Literal["cosine", "ip", "l2"]
@@ -119,6 +120,7 @@ class HNSWIndex:
         self._id_label: dict = {}                      # external id -> label (live or deleted)
         self._alive = np.zeros(0, dtype=bool)          # label -> not deleted
         self._lock = threading.RLock()                 # hnswlib's set_ef is global state
+        self._version = next_version()
 
     # ------------------------------------------------------------------ ids
     def _normalise_ids(self, ids: Any, n: int | None = None) -> list:
@@ -212,6 +214,7 @@ class HNSWIndex:
             alive[: self._alive.shape[0]] = self._alive
             alive[labels] = True
             self._alive = alive
+            self._version = next_version()
 
     def delete(self, ids: Any) -> None:
         """Mark ids deleted: never returned by ``search`` again (until re-added)."""
@@ -223,6 +226,7 @@ class HNSWIndex:
             for lab in labs:  # bookkeeping follows hnswlib one label at a time
                 self._index.mark_deleted(int(lab))
                 self._alive[lab] = False
+            self._version = next_version()
 
     def _labels_of(self, id_list: Sequence, live_only: bool = True) -> np.ndarray:
         missing = [i for i in id_list if i not in self._id_label
@@ -232,6 +236,12 @@ class HNSWIndex:
         return np.asarray([self._id_label[i] for i in id_list], dtype=np.int64)
 
     # ------------------------------------------------------------------ read
+    @property
+    def version(self) -> int:
+        """Changes on every :meth:`add` and :meth:`delete` (unique across indexes): results
+        computed under one version are stale under another (the re-ranking cache uses it)."""
+        return self._version
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._alive.sum())

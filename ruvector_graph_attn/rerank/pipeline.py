@@ -14,6 +14,7 @@ expansion for the union of all candidates, one scoring call for every (query, ca
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Hashable, Optional, Sequence
 
@@ -22,6 +23,7 @@ import numpy as np
 from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
+from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
@@ -116,6 +118,11 @@ class GraphReranker:
             similarity to the query as vector score; filters apply to them too. 0 (default): off.
         graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
             default ``direction``).
+        cache: an LRU cache of results (:mod:`ruvector_graph_attn.rerank.cache`): ``None``
+            (default, no cache), ``True`` (4096 entries), a maximum number of entries, or a
+            :class:`~ruvector_graph_attn.rerank.cache.ResultCache`. Keyed on the exact query
+            bytes and every parameter that changes the answer; emptied when the index or the
+            graph snapshot changes (their ``version``). See :meth:`cache_info`.
     """
 
     def __init__(self, index: Any, graph: Any, scorer: Any = "attention", hops: Optional[int] = None,
@@ -123,7 +130,8 @@ class GraphReranker:
                  blend: float = DEFAULT_BLEND, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
                  seed: int = 0, curvature: float = 1.0, embedder: Any = None,
-                 graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None) -> None:
+                 graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None,
+                 cache: Any = None) -> None:
         if index is not None and (not hasattr(index, "search") or not callable(index.search)):
             raise InvalidInputError(f"index must have a search(queries, k) method, got {type(index).__name__}")
         if not isinstance(graph, GraphSource):
@@ -168,6 +176,7 @@ class GraphReranker:
             if graph_candidate_direction is not None else self.direction
         #: wall time (seconds) of each stage of the last call: index, expand, score, results
         self.last_timings: dict = {}
+        self.cache = make_cache(cache)
         if self.space not in ("cosine", "ip", "l2"):
             raise InvalidInputError(f"index.space must be 'cosine', 'ip' or 'l2', got {self.space!r}")
 
@@ -252,9 +261,23 @@ class GraphReranker:
         expansion for the union of all candidates, one batched scoring pass."""
         Qa = self._queries(Q)
         k = check_positive_int(k, "k")
-        ids, own, valid, t_index = self._candidates(Qa, k, filter)
-        ids, own, valid = self._add_graph_candidates(Qa, ids, own, valid, filter)
-        return self._run(Qa, ids, own, valid, k, t_index)
+        filter = self._check_filter(filter)
+        cached = None
+        if self.cache is not None:
+            fkey = self._filter_key(filter)
+            cached = self._cache_lookup(True, None if fkey is None else [("search", array_key(q), k, fkey) for q in Qa],
+                                        Qa.shape[0])
+        if cached is None:
+            ids, own, valid, t_index = self._candidates(Qa, k, filter)
+            ids, own, valid = self._add_graph_candidates(Qa, ids, own, valid, filter)
+            return self._run(Qa, ids, own, valid, k, t_index)
+        state, keys, rows, miss = cached
+        if miss:
+            sub = Qa[miss]
+            ids, own, valid, t_index = self._candidates(sub, k, filter)
+            ids, own, valid = self._add_graph_candidates(sub, ids, own, valid, filter)
+            self._cache_store(state, keys, rows, miss, self._run(sub, ids, own, valid, k, t_index))
+        return rows
 
     def rerank(self, q: Any, candidate_ids: Sequence[Hashable], candidate_scores: Any = None,
                k: int = 10) -> list[RankedNeighbour]:
@@ -287,22 +310,106 @@ class GraphReranker:
         if len(candidate_id_lists) != Qa.shape[0]:
             raise DimensionMismatchError(Qa.shape[0], len(candidate_id_lists), "number of candidate lists (queries)")
         rows = [_as_id_row(r, f"candidate_ids[{b}]") for b, r in enumerate(candidate_id_lists)]
-        ids, valid = _id_matrix(rows)
-        B, C = ids.shape
-        own = np.full((B, C), -np.inf)
+        B = len(rows)
         if candidate_scores is not None:
             if isinstance(candidate_scores, (str, bytes)) or not hasattr(candidate_scores, "__len__") \
                     or len(candidate_scores) != B:
                 raise DimensionMismatchError(B, getattr(candidate_scores, "__len__", lambda: "?")(),
                                              "number of candidate score lists (queries)")
-            for b, (r, s) in enumerate(zip(rows, candidate_scores)):
-                sa = as_float_array(s, f"candidate_scores[{b}]", ndim=1, dtype=np.float64, allow_empty=True)
-                if sa.shape[0] != len(r):
-                    raise DimensionMismatchError(len(r), sa.shape[0], f"candidate_scores[{b}] length (its ids)")
+            candidate_scores = [self._score_row(s, r, b) for b, (r, s) in enumerate(zip(rows, candidate_scores))]
+        if self.cache is not None:
+            _id_matrix(rows)  # the same checks as an uncached call
+            out = self._rerank_rows(Qa, rows, candidate_scores, k)
+            if out is not None:
+                return out
+        return self._rerank_uncached(Qa, rows, candidate_scores, k)
+
+    @staticmethod
+    def _score_row(s: Any, r: list, b: int) -> np.ndarray:
+        sa = as_float_array(s, f"candidate_scores[{b}]", ndim=1, dtype=np.float64, allow_empty=True)
+        if sa.shape[0] != len(r):
+            raise DimensionMismatchError(len(r), sa.shape[0], f"candidate_scores[{b}] length (its ids)")
+        return sa
+
+    def _rerank_uncached(self, Qa: np.ndarray, rows: list, candidate_scores: Optional[list], k: int):
+        ids, valid = _id_matrix(rows)
+        B, C = ids.shape
+        own = np.full((B, C), -np.inf)
+        if candidate_scores is not None:
+            for b, (r, sa) in enumerate(zip(rows, candidate_scores)):
                 own[b, :len(r)] = sa
         elif C:
             own[valid] = self._feature_scores(Qa, ids, valid)
         return self._run(Qa, ids, own, valid, k)
+
+    def _rerank_rows(self, Qa: np.ndarray, rows: list, candidate_scores: Any, k: int):
+        keys = [("rerank", array_key(q), k, tuple(r),
+                 None if candidate_scores is None else array_key(np.asarray(candidate_scores[b], dtype=np.float64)))
+                for b, (q, r) in enumerate(zip(Qa, rows))]
+        cached = self._cache_lookup(False, keys)
+        if cached is None:
+            return None
+        state, keys, got, miss = cached
+        if miss:
+            scores = None if candidate_scores is None else [candidate_scores[b] for b in miss]
+            out = self._rerank_uncached(Qa[miss], [rows[b] for b in miss], scores, k)
+            self._cache_store(state, keys, got, miss, out)
+        return got
+
+    # ------------------------------------------------------------------ result cache
+    def cache_info(self):
+        """Hits, misses, bypassed calls, hit rate and size of the result cache
+        (:class:`~ruvector_graph_attn.rerank.cache.CacheInfo`; ``None`` without a cache)."""
+        return None if self.cache is None else self.cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty the result cache (and reset its counters)."""
+        if self.cache is not None:
+            self.cache.clear()
+
+    def _cache_state(self, uses_index: bool) -> Any:
+        """What every cached entry depends on besides its key; ``None``: untracked (bypass)."""
+        gv = getattr(self.graph, "version", None)
+        iv = getattr(self.index, "version", None) if uses_index else 0
+        if gv is None or iv is None:
+            return None
+        return (id(self.graph), gv, id(self.index) if uses_index else None, iv)
+
+    def _params_key(self, uses_index: bool) -> tuple:
+        return (self.hops, self.candidates if uses_index else None, self.direction, self.max_neighbors, self.seed,
+                self.ef if uses_index else None, getattr(self.index, "ef", None) if uses_index else None,
+                self.graph_candidates if uses_index else None,
+                self.graph_candidate_direction if uses_index else None,
+                self.space, id(self.scorer), fingerprint(self.scorer))
+
+    def _cache_lookup(self, uses_index: bool, keys: Optional[list], n: int = 0):
+        """``(state, keys, rows, miss)`` with cached rows filled in and the positions to compute,
+        or ``None`` when there is no cache or it cannot be used (``keys=None``: a predicate
+        filter, ``n`` calls bypassed)."""
+        cache = self.cache
+        if cache is None:
+            return None
+        if keys is None:
+            cache.note_bypass(n)
+            return None
+        state = self._cache_state(uses_index)
+        if state is None:
+            cache.note_bypass(len(keys))
+            return None
+        t0 = time.perf_counter()
+        params = self._params_key(uses_index)
+        keys = [(params,) + key for key in keys]
+        rows = cache.get_many(state, keys)
+        miss = [b for b, r in enumerate(rows) if r is None]
+        if not miss:
+            self.last_timings = {"index": 0.0, "expand": 0.0, "score": 0.0, "results": 0.0,
+                                 "cache": time.perf_counter() - t0}
+        return state, keys, rows, miss
+
+    def _cache_store(self, state: Any, keys: list, rows: list, miss: list, computed: list) -> None:
+        self.cache.put_many(state, [keys[b] for b in miss], computed)
+        for b, r in zip(miss, computed):
+            rows[b] = r
 
     def _feature_scores(self, Q: np.ndarray, ids: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Index-space similarity of each valid (query, candidate) from the graph features."""
@@ -323,6 +430,28 @@ class GraphReranker:
             return -(np.einsum("ij,ij->i", Qd, Qd)[qrow] - 2.0 * dot + np.einsum("ij,ij->i", Xd, Xd))
         return dot
 
+    @staticmethod
+    def _check_filter(filter: Any) -> Any:
+        """``None``, a predicate, or the allow-list as a set."""
+        if filter is None or callable(filter) or isinstance(filter, (set, frozenset)):
+            return filter
+        if isinstance(filter, (str, bytes)) or not hasattr(filter, "__iter__"):
+            raise InvalidInputError(f"filter must be an allow-list of ids or a predicate id -> bool, "
+                                    f"got {type(filter).__name__}")
+        try:
+            return set(filter.tolist() if isinstance(filter, np.ndarray) else filter)
+        except TypeError as exc:
+            raise InvalidInputError(f"filter: ids must be hashable (integers or strings): {exc}") from exc
+
+    @staticmethod
+    def _filter_key(filter: Any) -> Any:
+        """Cache key part of a checked filter (``None`` for a predicate: not cacheable)."""
+        if filter is None:
+            return ("all",)
+        if callable(filter):
+            return None
+        return ("allow", frozenset(filter))
+
     def _candidates(self, Q: np.ndarray, k: int, filter: Any = None):
         if self.index is None:
             raise InvalidInputError("this GraphReranker has no index: use rerank(q, candidate_ids) or pass index=")
@@ -332,14 +461,7 @@ class GraphReranker:
         if filter is None:
             ids, dists = self.index.search(Q, n_cand, ef=ef)
         else:
-            if not callable(filter):
-                if isinstance(filter, (str, bytes)) or not hasattr(filter, "__iter__"):
-                    raise InvalidInputError(f"filter must be an allow-list of ids or a predicate id -> bool, "
-                                            f"got {type(filter).__name__}")
-                try:
-                    filter = set(filter.tolist() if isinstance(filter, np.ndarray) else filter)
-                except TypeError as exc:
-                    raise InvalidInputError(f"filter: ids must be hashable (integers or strings): {exc}") from exc
+            filter = self._check_filter(filter)
             ids, dists = self.index.search(Q, n_cand, ef=ef, filter=filter)
         ids = np.asarray(ids)
         dists = np.asarray(dists, dtype=np.float64)
@@ -526,21 +648,26 @@ class GraphReranker:
         context = info["context"]
         counts = np.full(B, ids.shape[1], np.int64) if valid is None else valid.sum(axis=1)
         out: list[list[RankedNeighbour]] = []
+        # one conversion per row to Python scalars (the same values as per-element float()/item())
         for b in range(B):
             row = []
-            for r, c in enumerate(order[b, :min(k, int(counts[b]))].tolist()):
+            top = order[b, :min(k, int(counts[b]))]
+            id_row = ids[b, top].tolist()
+            score_row = score[b, top].astype(np.float64, copy=False).tolist()
+            own_row = own[b, top].astype(np.float64, copy=False).tolist()
+            present_row = present[b, top].tolist()
+            ctx_row = None if context is None else context[b, top].tolist()
+            for r, c in enumerate(top.tolist()):
                 att: dict = {}
                 ctx = None
-                if present[b, c]:
+                if present_row[r]:
                     if expl is not None:
                         att = expl.weights(b, c)
-                    if context is not None and not np.isnan(context[b, c]):
-                        ctx = float(context[b, c])
+                    if ctx_row is not None and not math.isnan(ctx_row[r]):
+                        ctx = ctx_row[r]
                 row.append(RankedNeighbour(
-                    id=ids[b, c].item() if hasattr(ids[b, c], "item") else ids[b, c],
-                    score=float(score[b, c]), vector_score=float(own[b, c]), rank=r,
-                    attention=att, in_graph=bool(present[b, c]), vector_rank=int(c),
-                    context_score=ctx))
+                    id=id_row[r], score=score_row[r], vector_score=own_row[r], rank=r,
+                    attention=att, in_graph=present_row[r], vector_rank=c, context_score=ctx))
             out.append(row)
         return out
 
