@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ruvector_graph_attn._lazy import lazy_getattr
+
 from .base import GraphSource, Subgraph
 
 _LAZY = {
@@ -20,14 +22,7 @@ _LAZY = {
 ENTRY_POINT_GROUP = "ruvector_graph_attn.connectors"
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    mod, attr = target.split(":")
-    value = getattr(importlib.import_module(mod, __name__), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def get_connector(name: str) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -72,6 +71,14 @@ def ref(ds):
     return reference_engine(ds)
 
 
+@pytest.fixture(scope="module")
+def svc(ds):
+    """A service with the default settings and a token (import it into a test module to use it)."""
+    s = start_service(ds)
+    yield s
+    s.stop()
+
+
 @dataclass
 class Service:
     proc: subprocess.Popen
@@ -87,14 +94,9 @@ class Service:
         return h
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        from ruvector_graph_attn.connectors.neo4j.server import terminate_process
+
+        return terminate_process(self.proc, timeout)
 
     def output(self) -> str:
         return "".join(self.lines)

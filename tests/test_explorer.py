@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from _require import import_or_unavailable, unavailable
-from _service import ds, ref, start_service  # noqa: F401  (ds, ref: shared fixtures)
+from _service import ds, ref, start_service, svc  # noqa: F401  (ds, ref, svc: shared fixtures)
 
 httpx = import_or_unavailable("httpx")
 import_or_unavailable("fastapi")
@@ -84,13 +84,6 @@ class _Dom(html.parser.HTMLParser):
             self._cell += data
         if self._in_status:
             self.status += data
-
-
-@pytest.fixture(scope="module")
-def svc(ds):
-    s = start_service(ds)
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,12 @@ import uuid
 import pytest
 
 from _require import import_or_unavailable
-from _service import ds, ref, start_service  # noqa: F401  (ds, ref: shared fixtures)
+from _service import ds, ref, start_service, svc  # noqa: F401  (ds, ref, svc: shared fixtures)
 
 import_or_unavailable("fastapi")
 import_or_unavailable("uvicorn")
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture(scope="module")
-def svc(ds):
-    s = start_service(ds)
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

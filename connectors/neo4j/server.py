@@ -61,6 +61,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def terminate_process(proc: subprocess.Popen, timeout: float = 30.0) -> Optional[int]:
+    """SIGTERM a running child, wait up to ``timeout`` s for a clean exit, then SIGKILL it;
+    returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
 def _source_hash(src_dir: Path) -> str:
     h = hashlib.sha256()
     files = [src_dir / "pom.xml"] + sorted(f for f in (src_dir / "src").rglob("*") if f.is_file())
@@ -307,13 +320,8 @@ class Neo4jServer:
         The temporary data folder (when the server made one) is removed unless
         ``remove_data=False``; a folder passed by the caller is kept unless ``remove_data=True``.
         """
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            terminate_process(self.proc, timeout)
         self._cleanup_process()
         if self._plugin_tmp is not None:
             shutil.rmtree(self._plugin_tmp, ignore_errors=True)

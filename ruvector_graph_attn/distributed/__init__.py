@@ -8,8 +8,7 @@ need it; ``infer_layerwise`` without a client runs without it. See docs/scale.md
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "infer_layerwise": ".layerwise:infer_layerwise",
@@ -22,11 +21,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    mod, attr = target.split(":")
-    value = getattr(importlib.import_module(mod, __name__), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
