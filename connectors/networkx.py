@@ -63,7 +63,8 @@ from ruvector_graph_attn.validation import is_integer as _is_int_id
 
 from .base import Subgraph, check_direction, check_hops
 
-__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs", "snapshot_from_arrays"]
+__all__ = ["NetworkXGraph", "expand_csr", "check_expand_args", "direction_csrs", "snapshot_from_arrays",
+           "snapshot_positions"]
 
 
 def _merge_pairs(u: np.ndarray, v: np.ndarray, ef: np.ndarray, eb: np.ndarray, n: int):
@@ -198,6 +199,35 @@ def snapshot_from_arrays(nodes: list, x: np.ndarray, src: np.ndarray, dst: np.nd
     snap.scratch = np.full(n, -1, np.int64)   # reused by expansions (restored to -1 by the kernel)
     snap.scratch_lock = threading.Lock()
     return snap
+
+
+def snapshot_positions(snap: _Snapshot, ids: Any) -> np.ndarray:
+    """Dense positions of ``ids`` (a list or 1-D array) in ``snap`` (int64), -1 for ids not in it."""
+    n_ids = len(ids)
+    if n_ids == 0:
+        return np.empty(0, np.int64)
+    if snap.int_sorted is not None:
+        arr = ids if isinstance(ids, np.ndarray) else None
+        if arr is None:
+            try:
+                if all(_is_int_id(i) for i in ids):
+                    arr = np.asarray(ids, dtype=np.int64)
+            except OverflowError:
+                arr = None
+        if arr is not None and arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64, copy=False)
+            j = np.searchsorted(snap.int_sorted, arr)
+            j = np.minimum(j, snap.int_sorted.size - 1)
+            hit = snap.int_sorted[j] == arr
+            return np.where(hit, snap.int_order[j], -1).astype(np.int64)
+    get = snap.pos.get
+    out = np.empty(n_ids, np.int64)
+    for t, i in enumerate(ids.tolist() if isinstance(ids, np.ndarray) else ids):
+        try:
+            out[t] = get(i, -1)
+        except TypeError:  # unhashable id
+            out[t] = -1
+    return out
 
 
 class NetworkXGraph:
@@ -383,33 +413,7 @@ class NetworkXGraph:
 
     def positions(self, ids: Any) -> np.ndarray:
         """Dense snapshot positions of ``ids`` (int64), -1 for ids not in the graph."""
-        snap = self._snapshot()
-        ids = self._ids_list(ids, "ids")
-        n_ids = len(ids)
-        if n_ids == 0:
-            return np.empty(0, np.int64)
-        if snap.int_sorted is not None:
-            arr = ids if isinstance(ids, np.ndarray) else None
-            if arr is None:
-                try:
-                    if all(_is_int_id(i) for i in ids):
-                        arr = np.asarray(ids, dtype=np.int64)
-                except OverflowError:
-                    arr = None
-            if arr is not None and arr.dtype.kind in "iu":
-                arr = arr.astype(np.int64, copy=False)
-                j = np.searchsorted(snap.int_sorted, arr)
-                j = np.minimum(j, snap.int_sorted.size - 1)
-                hit = snap.int_sorted[j] == arr
-                return np.where(hit, snap.int_order[j], -1).astype(np.int64)
-        get = snap.pos.get
-        out = np.empty(n_ids, np.int64)
-        for t, i in enumerate(ids.tolist() if isinstance(ids, np.ndarray) else ids):
-            try:
-                out[t] = get(i, -1)
-            except TypeError:  # unhashable id
-                out[t] = -1
-        return out
+        return snapshot_positions(self._snapshot(), self._ids_list(ids, "ids"))
 
     def contains(self, ids: Iterable[Hashable]) -> np.ndarray:
         """Boolean mask: which ids are nodes of the graph."""

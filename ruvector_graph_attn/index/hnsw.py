@@ -341,7 +341,7 @@ class HNSWIndex:
 
     def _search_locked(self, q2: np.ndarray, single: bool, k: int, ef_val: int, threads: int, filter: FilterArg):
         allow = self._filter_labels(filter)
-        eligible = int(self._alive.sum()) if allow is None else int(allow.sum())
+        eligible = self._live_count() if allow is None else int(allow.sum())
         kk = min(k, eligible)
         if kk == 0:
             labels = np.zeros((q2.shape[0], 0), dtype=np.int64)
@@ -354,6 +354,15 @@ class HNSWIndex:
         if single:
             return ids[0], dists[0]
         return ids, dists
+
+    def _live_count(self) -> int:
+        """``int(self._alive.sum())``, counted once per version of the index (a search would
+        otherwise scan the whole mask: tens of microseconds at 100K vectors)."""
+        got = getattr(self, "_live_cache", None)
+        if got is None or got[0] != self._version or got[1] is not self._alive:
+            got = (self._version, self._alive, int(self._alive.sum()))
+            self._live_cache = got
+        return got[2]
 
     def _label_array(self) -> np.ndarray:
         arr = getattr(self, "_label_cache", None)

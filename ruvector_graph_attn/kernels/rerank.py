@@ -15,7 +15,7 @@ from numba import njit, prange
 from .bfs import csr_expand, neighbourhoods  # noqa: F401  (re-exported: old import path)
 from .csr import csr_of_pairs
 from .hashing import pair_hash, splitmix64  # noqa: F401  (re-exported: old import path)
-from .segment import softmax_segment
+from .segment import _AHEAD, _prefetch_line, softmax_segment
 from .threads import compile_twice, pick
 
 @njit(inline="always")
@@ -168,3 +168,172 @@ def segment_softmax_pool(logits, values, ptr):
             acc += weights[t] * values[t]
         pooled[p] = acc
     return weights, pooled
+
+
+@njit(cache=True)
+def _one_hop_members(indptr, nbr, node_key, c, hops, cap, salt, entry_node, o):
+    """Write ``N(c)`` for a radius of 0 or 1 at ``entry_node[o:]``: ``c`` first, then its
+    neighbours in CSR order (the ``cap`` with the smallest ``pair_hash`` when it has more;
+    ``cap < 0``: no cap), itself left out -- the members the snapshot expansion followed by
+    ``khop_neighbourhoods`` gives one seed. Returns how many were written."""
+    entry_node[o] = c
+    count = 1
+    if hops == 0:
+        return count
+    lo = indptr[c]
+    hi = indptr[c + 1]
+    deg = hi - lo
+    if cap >= 0 and deg > cap:
+        keys = np.empty(deg, np.uint64)
+        for k in range(deg):
+            keys[k] = pair_hash(salt, node_key[c], node_key[nbr[lo + k]])
+        picks = np.sort(np.argsort(keys)[:cap]) + lo
+        for t in range(picks.shape[0]):
+            v = nbr[picks[t]]
+            if v != c:
+                entry_node[o + count] = v
+                count += 1
+    else:
+        for k in range(lo, hi):
+            v = nbr[k]
+            if v != c:
+                entry_node[o + count] = v
+                count += 1
+    return count
+
+
+@njit(inline="always")
+def _prefetch_whole_row(arr, row):
+    """Prefetch every 64-byte line of row ``row`` (rows of up to 1 KiB; the rest streams)."""
+    nbytes = arr.strides[0]
+    off = 0
+    while off < nbytes and off < 1024:
+        _prefetch_line(arr, row, off)
+        off += 64
+
+
+@njit(cache=True, fastmath=True)
+def _snapshot_pair(p, Q, X, qsq, xsq, pair_query, own, temperature, blend, metric, entry_ptr, entry_node,
+                   weights, score, context):
+    D = Q.shape[1]
+    b = pair_query[p]
+    lo = entry_ptr[p]
+    hi = entry_ptr[p + 1]
+    E = entry_node.shape[0]
+    for t in range(lo, hi):
+        if t + _AHEAD < E:
+            _prefetch_whole_row(X, entry_node[t + _AHEAD])
+        j = entry_node[t]
+        acc = Q.dtype.type(0.0)
+        for d in range(D):
+            acc += Q[b, d] * X[j, d]
+        sq = xsq[j]
+        if metric == 1:
+            acc = -(qsq[b] - 2.0 * acc + sq)
+        elif metric == 2:
+            acc = acc / np.sqrt(sq) if sq > 0.0 else 0.0
+        weights[t] = acc
+    softmax_segment(weights, weights, lo, hi, entry_node, True, 1.0 / temperature)
+    h = np.zeros(D, Q.dtype)
+    for t in range(lo, hi):
+        a = weights[t]
+        j = entry_node[t]
+        if metric == 2:  # pool unit vectors
+            a = a / np.sqrt(xsq[j]) if xsq[j] > 0.0 else 0.0
+        for d in range(D):
+            h[d] += a * X[j, d]
+    context[p], score[p] = _context_score(Q, b, h, qsq, own[p], blend, metric)
+
+
+def _snapshot_all(Q, X, qsq, xsq, pair_query, own, temperature, blend, metric, entry_ptr, entry_node,
+                  weights, score, context):
+    for p in prange(pair_query.shape[0]):
+        _snapshot_pair(p, Q, X, qsq, xsq, pair_query, own, temperature, blend, metric, entry_ptr, entry_node,
+                       weights, score, context)
+
+
+_snapshot_parallel, _snapshot_serial = compile_twice(_snapshot_all, cache=True, fastmath=True)
+
+
+@njit(cache=True)
+def _snapshot_members(cand, valid, C, lut, int_sorted, int_order, indptr, nbr, node_key, hops, cap, salt):
+    """The present pairs of the flat candidates (row-major) and their neighbourhoods, laid
+    out flat (``entry_ptr``). ``cand`` are integer ids looked up in ``lut`` (id -> position,
+    -1 for none) when it is not empty, else in ``int_sorted`` (the snapshot's sorted ids,
+    ``int_order`` their positions) when that is not empty; otherwise they are positions
+    already (-1: not in the graph)."""
+    m = cand.shape[0]
+    cand_pos = np.empty(m, np.int64)
+    n_sorted = int_sorted.shape[0]
+    n_lut = lut.shape[0]
+    for i in range(m):
+        c = cand[i]
+        if n_lut > 0:
+            cand_pos[i] = lut[c] if 0 <= c < n_lut else -1
+        elif n_sorted == 0:
+            cand_pos[i] = c
+        else:
+            j = np.searchsorted(int_sorted, c)
+            cand_pos[i] = int_order[j] if j < n_sorted and int_sorted[j] == c else -1
+    pair_index = np.full(m, -1, np.int64)
+    P = 0
+    U = 0
+    for i in range(m):
+        c = cand_pos[i]
+        if c >= 0 and valid[i]:
+            pair_index[i] = P
+            P += 1
+            U += 1
+            if hops > 0:
+                deg = indptr[c + 1] - indptr[c]
+                U += deg if cap < 0 or deg <= cap else cap
+    pair_query = np.empty(P, np.int64)
+    pair_flat = np.empty(P, np.int64)
+    entry_ptr = np.zeros(P + 1, np.int64)
+    entry_node = np.empty(U, np.int64)
+    p = 0
+    for i in range(m):
+        if pair_index[i] >= 0:
+            pair_query[p] = i // C
+            pair_flat[p] = i
+            n = _one_hop_members(indptr, nbr, node_key, cand_pos[i], hops, cap, salt, entry_node, entry_ptr[p])
+            entry_ptr[p + 1] = entry_ptr[p] + n
+            p += 1
+    return pair_index, pair_query, pair_flat, entry_ptr, entry_node[:entry_ptr[P]]
+
+
+def snapshot_attention(Q, X, qsq, xsq, cand, valid, own, C, lut, int_sorted, int_order, indptr, nbr, node_key,
+                       hops, cap, salt, temperature, blend, metric):
+    """Expansion and neighbourhood attention in one pass over an array snapshot (the fused
+    form of ``csr_expand`` + ``khop_neighbourhoods`` + :func:`neighbourhood_attention` for a
+    radius of 0 or 1).
+
+    ``cand`` ``[M]`` (flat ``[B, C]``, row-major) are the candidates' integer ids, looked up in
+    ``lut`` (a dense id -> position table, -1 for no node) or, when that is empty, in
+    ``int_sorted`` / ``int_order`` (the snapshot's sorted integer ids and their positions),
+    or their snapshot positions (-1: not in the graph) when both are empty; ``valid``
+    ``[M]`` bool, ``own`` ``[M]`` their vector scores; ``xsq`` ``[N]`` the squared norms of
+    the rows of ``X``;
+    ``indptr``/``nbr`` the snapshot CSR of the expansion direction, ``node_key`` the per-node
+    sampling keys, ``cap`` the neighbour cap (-1: none), ``salt`` the sampling seed. Pair
+    ``p`` (each present, valid entry, row-major) attends over ``N(c)`` = the candidate and its
+    (capped) neighbours, reading ``X`` rows in place (prefetched ``_AHEAD`` entries ahead);
+    ``Q`` rows must be unit vectors for ``metric`` 2, as in :func:`neighbourhood_attention`
+    (same equations).
+
+    Returns ``(pair_index [M], pair_flat [P], score [P], context [P], entry_ptr [P+1],
+    entry_node [E], weights [E])``: entries of pair ``p`` at ``entry_ptr[p]:entry_ptr[p+1]``
+    with the snapshot positions of the members (the candidate first) and their weights.
+    """
+    pair_index, pair_query, pair_flat, entry_ptr, entry_node = _snapshot_members(
+        cand, valid, int(C), lut, int_sorted, int_order, indptr, nbr, node_key, int(hops), int(cap), int(salt))
+    P = pair_query.shape[0]
+    E = int(entry_ptr[P])
+    score = np.empty(P, Q.dtype)
+    context = np.empty(P, Q.dtype)
+    weights = np.empty(E, Q.dtype)
+    own_p = own[pair_flat].astype(Q.dtype)
+    fn = pick(_snapshot_parallel, _snapshot_serial, E * Q.shape[1] * 2, PARALLEL_MIN_WORK)
+    fn(Q, X, qsq, xsq, pair_query, own_p, float(temperature), float(blend), int(metric), entry_ptr, entry_node,
+       weights, score, context)
+    return pair_index, pair_flat, score, context, entry_ptr, entry_node, weights

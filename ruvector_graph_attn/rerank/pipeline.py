@@ -23,6 +23,7 @@ import numpy as np
 from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
+from . import fastpath as _fastpath
 from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
@@ -573,6 +574,9 @@ class GraphReranker:
         B, C = ids.shape
         if C == 0:
             return ids, own, own, np.zeros((B, 0), np.int64), None, valid
+        fast = _fastpath.rank(self, Q, ids, own, valid, timings, t1)
+        if fast is not None:  # the fused kernel on an array snapshot (rerank/fastpath.py)
+            return fast
         flat = ids.reshape(-1)
         uniq, inverse = np.unique(flat, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -643,6 +647,8 @@ class GraphReranker:
         B = ids.shape[0]
         if info is None:
             return [[] for _ in range(B)]
+        if "fast" in info:  # a fused call (rerank/fastpath.py): the same hits from its arrays
+            return _fastpath.results(ids, own, score, order, info, valid, k)
         present = info["present"]
         expl = info["explain"]
         context = info["context"]

@@ -1,0 +1,218 @@
+"""The fused re-ranking path for array-snapshot graphs (used by :class:`GraphReranker` on its own).
+
+When the graph is a :class:`~ruvector_graph_attn.connectors.NetworkXGraph` or a
+:class:`~ruvector_graph_attn.connectors.neo4j.Neo4jProjection` (their ``expand`` not
+overridden by a subclass), the scorer is exactly :class:`AttentionScorer` and the radius is 0
+or 1, expansion and scoring of every (query, candidate) pair run as one Numba kernel
+(:func:`~ruvector_graph_attn.kernels.rerank.snapshot_attention`) on the snapshot's arrays: the
+neighbourhood of each candidate is read from the snapshot CSR, the feature rows are read in
+place (no subgraph, no gathered feature copy). The equations, the neighbourhoods (the
+candidate, then its neighbours in ``direction``, capped by ``max_neighbors`` with the
+expansion's own sample) and the explanations are those of the general path; only the
+summation order inside a neighbourhood can differ, so scores agree to float rounding.
+Anything else -- other scorers (including subclasses), larger radii, other graph sources --
+takes the general path (``GraphSource.expand`` + ``scorer.score``).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from ..connectors.networkx import NetworkXGraph, snapshot_positions
+from ..kernels.rerank import snapshot_attention
+from ..errors import InvalidInputError
+from ..validation import DEFAULT_MAX_KEYS
+from .explanations import AttentionExplanation
+from .results import RankedNeighbour
+from .scorers import AttentionScorer, _context_metric, _unit_rows
+
+__all__ = ["snapshot_of", "applies", "rank"]
+
+_PROJECTION_MODULE = "ruvector_graph_attn.connectors.neo4j.projection"
+
+
+def snapshot_of(graph: Any) -> Optional[Any]:
+    """The current array snapshot of ``graph`` when its expansion is the snapshot expansion
+    (``NetworkXGraph.expand`` or ``Neo4jProjection.expand``), else ``None``. Errors taking
+    the snapshot (an empty graph, ...) also give ``None``: the general path reports them."""
+    if not isinstance(graph, NetworkXGraph):
+        return None
+    expand = type(graph).expand
+    if expand is not NetworkXGraph.expand:
+        mod = sys.modules.get(_PROJECTION_MODULE)
+        proj = getattr(mod, "Neo4jProjection", None) if mod is not None else None
+        if proj is None or expand is not proj.expand:
+            return None
+    try:
+        return graph._snapshot()
+    except Exception:  # noqa: BLE001 - the general path raises the same error with its message
+        return None
+
+
+def applies(reranker: Any) -> bool:
+    """Whether ``reranker``'s scorer and radius are ones the fused path computes."""
+    return type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
+
+
+_EMPTY = np.empty(0, np.int64)
+
+
+def _squared_norms(reranker: Any, snap: Any, dtype: Any) -> np.ndarray:
+    """``[N]`` squared norms of the snapshot's feature rows in ``dtype``, computed once per
+    snapshot (kept on the re-ranker until the snapshot changes)."""
+    state = reranker.__dict__.get("_fast_norms")
+    if state is not None and state[0] is snap and state[1] == dtype:
+        return state[2]
+    X = snap.x
+    xsq = np.empty(X.shape[0], dtype)
+    for lo in range(0, X.shape[0], 65536):  # in blocks: no full-size float64 copy
+        blk = X[lo:lo + 65536].astype(dtype, copy=False)
+        xsq[lo:lo + blk.shape[0]] = np.einsum("ij,ij->i", blk, blk)
+    reranker.__dict__["_fast_norms"] = (snap, dtype, xsq)
+    return xsq
+
+
+def _id_table(reranker: Any, snap: Any) -> np.ndarray:
+    """A dense integer id -> position table (-1: no node) when the snapshot's integer ids
+    lie in ``[0, 2 N + 1024)`` (ids numbered from 0, the usual case), else empty (a binary
+    search then); computed once per snapshot."""
+    state = reranker.__dict__.get("_fast_ids")
+    if state is not None and state[0] is snap:
+        return state[1]
+    ints = snap.int_sorted
+    lut = _EMPTY
+    if ints.size and ints[0] >= 0 and ints[-1] < 2 * ints.size + 1024:
+        lut = np.full(int(ints[-1]) + 1, -1, np.int64)
+        lut[ints] = snap.int_order
+    reranker.__dict__["_fast_ids"] = (snap, lut)
+    return lut
+
+
+def rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray],
+         timings: dict, t_start: float):
+    """``GraphReranker._rank`` on the fused kernel, or ``None`` when it does not apply."""
+    if not applies(reranker) or ids.size > DEFAULT_MAX_KEYS:
+        return None
+    snap = snapshot_of(reranker.graph)
+    if snap is None or snap.dim != Q.shape[1]:
+        return None
+    B, C = ids.shape
+    indptr, nbr, _, _ = snap.csr[reranker.direction]
+    flat = ids.reshape(-1)
+    lut = _EMPTY
+    if snap.int_sorted is not None and flat.dtype == np.int64:
+        cand, int_sorted, int_order = flat, snap.int_sorted, snap.int_order
+        lut = _id_table(reranker, snap)
+    else:
+        cand, int_sorted, int_order = snapshot_positions(snap, flat), _EMPTY, _EMPTY
+    flat_valid = _ALL_VALID[:B * C] if valid is None and B * C <= _ALL_VALID.shape[0] else \
+        np.ones(B * C, dtype=bool) if valid is None else np.ascontiguousarray(valid.reshape(-1))
+    scorer = reranker.scorer
+    space = reranker.space
+    X = snap.x
+    dtype = np.result_type(Q.dtype, X.dtype)
+    xsq = _squared_norms(reranker, snap, dtype)
+    Qd = Q.astype(dtype, copy=False)
+    if space == "cosine":
+        Qd = _unit_rows(Qd)
+    qsq = np.einsum("ij,ij->i", Qd, Qd)
+    cap = -1 if reranker.max_neighbors is None else int(reranker.max_neighbors)
+    t2 = time.perf_counter()
+    timings["expand"] = t2 - t_start
+    pair_index, pair_flat, s, ctx, entry_ptr, entry_node, w = snapshot_attention(
+        np.ascontiguousarray(Qd), X, qsq, xsq, cand, flat_valid, own.reshape(-1), C, lut, int_sorted, int_order,
+        indptr, nbr, snap.keys, reranker.hops, cap, reranker.seed, scorer.temperature, scorer.blend,
+        _context_metric(space))
+    present = pair_index >= 0
+    score = own.astype(np.float64, copy=True)
+    context = None
+    fast = expl = None
+    if pair_flat.shape[0]:
+        if not np.isfinite(s).all():
+            raise InvalidInputError(f"scorer {reranker.scorer_name!r} returned NaN or Inf scores")
+        score.reshape(-1)[pair_flat] = s
+        context = np.full(B * C, np.nan)
+        context[pair_flat] = ctx
+        context = context.reshape(B, C)
+        fast = (snap, pair_index, entry_ptr, entry_node, w)
+        expl = AttentionExplanation(snap.nodes, pair_index, C, entry_ptr, w, entry_node=entry_node)
+    order = np.argsort(-score, axis=1, kind="stable")
+    info = {"present": present.reshape(B, C), "explain": expl, "context": context,
+            "graph_used": True, "fast": fast}
+    timings["score"] = time.perf_counter() - t2
+    return ids, own, score, order, info, valid
+
+
+_ALL_VALID = np.ones(4096, dtype=bool)
+_ALL_VALID.setflags(write=False)
+
+
+def results(ids: np.ndarray, own: np.ndarray, score: np.ndarray, order: np.ndarray, info: dict,
+            valid: Optional[np.ndarray], k: int) -> list:
+    """``GraphReranker._results`` for a fused call: the same hits, built without per-hit
+    explanation calls (one gather of every returned hit's weights per query)."""
+    B, C = ids.shape
+    present = info["present"]
+    context = info["context"]
+    fast = info["fast"]
+    if fast is not None:
+        snap, pair_index, entry_ptr, entry_node, w = fast
+        node_ids = snap.node_arr if snap.node_int is None else snap.node_int
+    counts = None if valid is None else valid.sum(axis=1)
+    make = _make_hit
+    out = []
+    for b in range(B):
+        top = order[b, :min(k, C if counts is None else int(counts[b]))]
+        id_row = ids[b, top].tolist()
+        score_row = score[b, top].tolist()
+        own_row = own[b, top].astype(np.float64, copy=False).tolist()
+        present_row = present[b, top].tolist()
+        ctx_row = None if context is None else context[b, top].tolist()
+        atts = None
+        if fast is not None:
+            p = pair_index[b * C + top]
+            p = p[p >= 0]
+            lo = entry_ptr[p]
+            n = entry_ptr[p + 1] - lo
+            cum = np.zeros(n.shape[0] + 1, np.int64)
+            np.cumsum(n, out=cum[1:])
+            idx = np.repeat(lo - cum[:-1], n) + np.arange(cum[-1], dtype=np.int64)
+            keys = node_ids[entry_node[idx]].tolist()
+            vals = w[idx].tolist()
+            bounds = cum.tolist()
+            atts = iter([dict(zip(keys[bounds[t]:bounds[t + 1]], vals[bounds[t]:bounds[t + 1]]))
+                         for t in range(len(bounds) - 1)])
+        row = []
+        for r, c in enumerate(top.tolist()):
+            att: dict = {}
+            ctx = None
+            if present_row[r]:
+                if atts is not None:
+                    att = next(atts)
+                if ctx_row is not None and not math.isnan(ctx_row[r]):
+                    ctx = ctx_row[r]
+            row.append(make(id_row[r], score_row[r], own_row[r], r, att, present_row[r], c, ctx))
+        out.append(row)
+    return out
+
+
+def _make_hit(id, score, vector_score, rank, attention, in_graph, vector_rank, context_score):
+    """A :class:`RankedNeighbour` (what its ``__init__`` stores, without the frozen-dataclass
+    per-field ``object.__setattr__`` calls)."""
+    hit = _new(RankedNeighbour)
+    hit.__dict__.update(id=id, score=score, vector_score=vector_score, rank=rank, attention=attention,
+                        in_graph=in_graph, vector_rank=vector_rank, context_score=context_score)
+    return hit
+
+
+_new = object.__new__
+if "__slots__" in RankedNeighbour.__dict__ or \
+        tuple(RankedNeighbour.__dataclass_fields__) != ("id", "score", "vector_score", "rank", "attention",
+                                                        "in_graph", "vector_rank", "context_score"):
+    def _make_hit(id, score, vector_score, rank, attention, in_graph, vector_rank, context_score):  # noqa: F811
+        return RankedNeighbour(id=id, score=score, vector_score=vector_score, rank=rank, attention=attention,
+                               in_graph=in_graph, vector_rank=vector_rank, context_score=context_score)
