@@ -30,7 +30,10 @@ from .explanations import AttentionExplanation
 from .results import RankedNeighbour
 from .scorers import AttentionScorer, _context_metric, _unit_rows
 
-__all__ = ["snapshot_of", "applies", "rank"]
+__all__ = ["ENABLED", "snapshot_of", "applies", "rank", "results"]
+
+#: set to ``False`` to send every call down the general path (for comparisons)
+ENABLED = True
 
 _PROJECTION_MODULE = "ruvector_graph_attn.connectors.neo4j.projection"
 
@@ -55,7 +58,7 @@ def snapshot_of(graph: Any) -> Optional[Any]:
 
 def applies(reranker: Any) -> bool:
     """Whether ``reranker``'s scorer and radius are ones the fused path computes."""
-    return type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
+    return ENABLED and type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
 
 
 _EMPTY = np.empty(0, np.int64)
