@@ -140,14 +140,17 @@ def test_spaces_and_dtypes(space, dtypes):
 
 
 @pytest.mark.parametrize("gc", [0, 4])
-def test_filters_and_graph_candidates(gc):
-    X, G, index, graph = _graph(7)
+@pytest.mark.parametrize("directed", [True, False])
+@pytest.mark.parametrize("gcd", ["out", "in", "both"])
+def test_filters_and_graph_candidates(gc, directed, gcd):
+    X, G, index, graph = _graph(7, directed=directed)
     rng = np.random.default_rng(8)
     Q = rng.normal(size=(4, X.shape[1])).astype(np.float32)
     allow = set(rng.choice(X.shape[0], 120, replace=False).tolist())
-    for flt in (None, allow, lambda i: i % 3 != 0, {1, 2, 3}):
+    for flt, cap in ((None, None), (None, 2), (allow, None), (lambda i: i % 3 != 0, 3), ({1, 2, 3}, None)):
         def make():
-            return rga.GraphReranker(index, graph, candidates=30, graph_candidates=gc, direction="both")
+            return rga.GraphReranker(index, graph, candidates=30, graph_candidates=gc, direction="both",
+                                     graph_candidate_direction=gcd, max_neighbors=cap)
 
         fast, slow = _both(make, lambda r: r.search_batch(Q, 15, filter=flt))
         _same(fast, slow)
@@ -156,6 +159,12 @@ def test_filters_and_graph_candidates(gc):
             assert all(ok(h.id) for row in fast for h in row)
         fa, sa = _both(make, lambda r: r.rerank_arrays(Q, 15, filter=flt))
         assert np.array_equal(fa[0], sa[0]) and np.allclose(fa[1], sa[1], atol=1e-6)
+        if gc and flt is None and cap is None:   # graph candidates did join (past column 30)
+            assert any(h.vector_rank >= 30 for row in fast for h in row)
+    if gc:
+        calls = _expand_counter(graph)
+        rga.GraphReranker(index, graph, candidates=30, graph_candidates=gc).search(Q[0], 5)
+        assert calls == []
 
 
 def test_rerank_ids_unknown_duplicates_and_other_id_kinds():

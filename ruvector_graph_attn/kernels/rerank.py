@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .bfs import csr_expand, neighbourhoods  # noqa: F401  (re-exported: old import path)
+from .bfs import _grown, csr_expand, neighbourhoods  # noqa: F401  (re-exported: old import path)
 from .csr import csr_of_pairs
 from .hashing import pair_hash, splitmix64  # noqa: F401  (re-exported: old import path)
 from .segment import _AHEAD, _prefetch_line, softmax_segment
@@ -337,3 +337,113 @@ def snapshot_attention(Q, X, qsq, xsq, cand, valid, own, C, lut, int_sorted, int
     fn(Q, X, qsq, xsq, pair_query, own_p, float(temperature), float(blend), int(metric), entry_ptr, entry_node,
        weights, score, context)
     return pair_index, pair_flat, score, context, entry_ptr, entry_node, weights
+
+
+@njit(cache=True)
+def _picks(indptr, nbr, node_key, u, cap, salt):
+    """CSR positions of ``u``'s expanded neighbours: all of them, or the ``cap`` with the
+    smallest ``pair_hash`` (in CSR order) when it has more (``csr_expand``'s sample)."""
+    lo = indptr[u]
+    hi = indptr[u + 1]
+    deg = hi - lo
+    if cap >= 0 and deg > cap:
+        keys = np.empty(deg, np.uint64)
+        for k in range(deg):
+            keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
+        return np.sort(np.argsort(keys)[:cap]) + lo
+    return np.arange(lo, hi)
+
+
+@njit(cache=True)
+def graph_candidate_rows(cand_pos, valid, B, C, m, seeds, indptr, nbr, e_fwd, e_bwd, node_key, cap, salt, mode):
+    """New candidates from the graph for each of ``B`` rows of ``C`` candidates (flat
+    ``cand_pos``: snapshot positions, -1 for none; ``valid`` flat bool): the neighbours of each
+    row's first ``m`` valid candidates that are not in the row yet, in the order the general
+    path (``GraphReranker._add_graph_candidates`` over a one-hop ``expand`` of ``seeds``)
+    lists them. ``seeds``: the distinct positions of those top candidates in expansion
+    order. ``mode``: 0 ``"out"``, 1 ``"in"``, 2 ``"both"`` -- the neighbours of seed ``p``
+    are the far ends of the traversed edges leaving ``p`` (out), entering ``p`` (in), or
+    those leaving then those entering (both), each in traversal order.
+
+    Returns ``(row_ptr [B+1], extra [X])``: row ``b``'s new candidates (snapshot positions)
+    at ``extra[row_ptr[b]:row_ptr[b+1]]``, each once."""
+    S = seeds.shape[0]
+    order = np.argsort(seeds)
+    sorted_seeds = seeds[order]
+    # traversed edges in emission order: (owner seed, block 0 = leaving / 1 = entering, far end)
+    cap_e = 16
+    own_ = np.empty(cap_e, np.int64)
+    blk = np.empty(cap_e, np.int64)
+    val = np.empty(cap_e, np.int64)
+    n = 0
+    for f in range(S):
+        u = seeds[f]
+        picks = _picks(indptr, nbr, node_key, u, cap, salt)
+        for t in range(picks.shape[0]):
+            k = picks[t]
+            v = nbr[k]
+            j = np.searchsorted(sorted_seeds, v)
+            g = order[j] if j < S and sorted_seeds[j] == v else -1
+            if n + 4 > own_.shape[0]:
+                own_ = _grown(own_, n, 2 * own_.shape[0])
+                blk = _grown(blk, n, 2 * blk.shape[0])
+                val = _grown(val, n, 2 * val.shape[0])
+            if e_fwd[k] >= 0:          # edge u -> v
+                own_[n] = f
+                blk[n] = 0
+                val[n] = v
+                n += 1
+                if g >= 0:
+                    own_[n] = g
+                    blk[n] = 1
+                    val[n] = u
+                    n += 1
+            if e_bwd[k] >= 0:          # edge v -> u
+                if g >= 0:
+                    own_[n] = g
+                    blk[n] = 0
+                    val[n] = u
+                    n += 1
+                own_[n] = f
+                blk[n] = 1
+                val[n] = v
+                n += 1
+    # per seed: its list (stable counting sort by (seed, block)), blocks the mode uses
+    lptr = np.zeros(2 * S + 1, np.int64)
+    for i in range(n):
+        if mode == 2 or blk[i] == mode:
+            lptr[2 * own_[i] + blk[i] + 1] += 1
+    for i in range(2 * S):
+        lptr[i + 1] += lptr[i]
+    fill = lptr[:-1].copy()
+    lst = np.empty(lptr[2 * S], np.int64)
+    for i in range(n):
+        if mode == 2 or blk[i] == mode:
+            s = 2 * own_[i] + blk[i]
+            lst[fill[s]] = val[i]
+            fill[s] += 1
+    # rows
+    row_ptr = np.zeros(B + 1, np.int64)
+    extra = np.empty(16, np.int64)
+    x = 0
+    for b in range(B):
+        have = set()
+        for c in range(C):
+            if cand_pos[b * C + c] >= 0:
+                have.add(cand_pos[b * C + c])
+        for c in range(min(m, C)):
+            t = cand_pos[b * C + c]
+            if t < 0 or not valid[b * C + c]:
+                continue
+            j = np.searchsorted(sorted_seeds, t)
+            f = order[j]
+            for i in range(lptr[2 * f], lptr[2 * f + 2]):
+                v = lst[i]
+                if v not in have:
+                    have.add(v)
+                    if x == extra.shape[0]:
+                        extra = _grown(extra, x, 2 * x)
+                    extra[x] = v
+                    x += 1
+        row_ptr[b + 1] = x
+    return row_ptr, extra[:x].copy()

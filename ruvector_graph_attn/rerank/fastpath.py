@@ -23,14 +23,14 @@ from typing import Any, Optional
 import numpy as np
 
 from ..connectors.networkx import NetworkXGraph, snapshot_positions
-from ..kernels.rerank import snapshot_attention
+from ..kernels.rerank import graph_candidate_rows, snapshot_attention
 from ..errors import InvalidInputError
 from ..validation import DEFAULT_MAX_KEYS
 from .explanations import AttentionExplanation
 from .results import RankedNeighbour
 from .scorers import AttentionScorer, _context_metric, _unit_rows
 
-__all__ = ["ENABLED", "snapshot_of", "applies", "rank", "results"]
+__all__ = ["ENABLED", "snapshot_of", "applies", "rank", "results", "graph_candidates"]
 
 #: set to ``False`` to send every call down the general path (for comparisons)
 ENABLED = True
@@ -77,6 +77,89 @@ def _squared_norms(reranker: Any, snap: Any, dtype: Any) -> np.ndarray:
         xsq[lo:lo + blk.shape[0]] = np.einsum("ij,ij->i", blk, blk)
     reranker.__dict__["_fast_norms"] = (snap, dtype, xsq)
     return xsq
+
+
+def _positions(reranker: Any, snap: Any, flat: np.ndarray) -> np.ndarray:
+    """Snapshot positions of the flat ids (-1: not in the graph)."""
+    if snap.int_sorted is not None and flat.dtype == np.int64:
+        lut = _id_table(reranker, snap)
+        if lut.size:
+            ok = (flat >= 0) & (flat < lut.size)
+            return np.where(ok, lut[np.where(ok, flat, 0)], -1)
+    return snapshot_positions(snap, flat)
+
+
+_MODES = {"out": 0, "in": 1, "both": 2}
+
+
+def graph_candidates(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray,
+                     valid: Optional[np.ndarray], filter: Any):
+    """``GraphReranker._add_graph_candidates`` on the snapshot arrays (the same candidates in
+    the same columns, the same vector scores), or ``None`` when the graph is not a snapshot
+    source."""
+    if not ENABLED:
+        return None
+    snap = snapshot_of(reranker.graph)
+    if snap is None or ids.size > DEFAULT_MAX_KEYS:
+        return None
+    m = reranker.graph_candidates
+    B, C = ids.shape
+    pos = _positions(reranker, snap, ids.reshape(-1))
+    flat_valid = np.ones(B * C, dtype=bool) if valid is None else np.ascontiguousarray(valid.reshape(-1))
+    top = ids[:, :m] if valid is None else ids[:, :m][valid[:, :m]]
+    if top.size == 0:
+        return ids, own, valid
+    seeds = np.unique(top.reshape(-1))        # the general path's expansion order
+    seed_pos = _positions(reranker, snap, seeds)
+    seed_pos = seed_pos[seed_pos >= 0]
+    if seed_pos.size == 0:
+        return ids, own, valid
+    d = reranker.graph_candidate_direction
+    indptr, nbr, e_fwd, e_bwd = snap.csr[d]
+    cap = -1 if reranker.max_neighbors is None else int(reranker.max_neighbors)
+    row_ptr, extra = graph_candidate_rows(pos, flat_valid, B, C, m, seed_pos, indptr, nbr, e_fwd, e_bwd,
+                                          snap.keys, cap, reranker.seed, _MODES[d])
+    if extra.size == 0:
+        return ids, own, valid
+    node_ids = snap.node_arr if snap.node_int is None else snap.node_int
+    rows = []
+    if filter is None:
+        for b in range(B):
+            rows.append(extra[row_ptr[b]:row_ptr[b + 1]])
+    else:
+        ok = filter if callable(filter) else filter.__contains__
+        for b in range(B):
+            e = extra[row_ptr[b]:row_ptr[b + 1]]
+            keep = [t for t, nid in enumerate(node_ids[e].tolist()) if ok(nid)]
+            rows.append(e[keep])
+    E = max(r.size for r in rows)
+    if E == 0:
+        return ids, own, valid
+    pad = np.empty((B, E), dtype=ids.dtype)
+    pad[:] = ids[:, :1]
+    vext = np.zeros((B, E), bool)
+    ext_pos = np.zeros((B, E), np.int64)
+    for b, r in enumerate(rows):
+        if r.size:
+            pad[b, :r.size] = node_ids[r] if ids.dtype != object else np.asarray(node_ids[r].tolist(), dtype=object)
+            vext[b, :r.size] = True
+            ext_pos[b, :r.size] = r
+    ids2 = np.concatenate([ids, pad], axis=1)
+    valid2 = np.concatenate([np.ones((B, C), bool) if valid is None else valid, vext], axis=1)
+    own2 = np.concatenate([own, np.full((B, E), -np.inf)], axis=1)
+    own2[:, C:][vext] = _feature_scores(Q, snap.x[ext_pos[vext]], np.nonzero(vext)[0], reranker.space)
+    return ids2, own2, valid2
+
+
+def _feature_scores(Q: np.ndarray, X: np.ndarray, qrow: np.ndarray, space: str) -> np.ndarray:
+    """``GraphReranker._feature_scores`` for rows ``X`` already gathered (one per pair)."""
+    Qd, Xd = Q.astype(np.float64), X.astype(np.float64)
+    if space == "cosine":
+        Qd, Xd = _unit_rows(Qd), _unit_rows(Xd)
+    dot = np.einsum("ij,ij->i", Qd[qrow], Xd)
+    if space == "l2":
+        return -(np.einsum("ij,ij->i", Qd, Qd)[qrow] - 2.0 * dot + np.einsum("ij,ij->i", Xd, Xd))
+    return dot
 
 
 def _id_table(reranker: Any, snap: Any) -> np.ndarray:

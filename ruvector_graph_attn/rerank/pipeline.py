@@ -490,6 +490,9 @@ class GraphReranker:
         B, C = ids.shape
         if not m or C == 0:
             return ids, own, valid
+        fast = _fastpath.graph_candidates(self, Q, ids, own, valid, filter)
+        if fast is not None:  # the same candidates from the array snapshot (rerank/fastpath.py)
+            return fast
         top = ids[:, :m]
         if valid is not None:
             top = [t[v] for t, v in zip(top, valid[:, :m])]
