@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-GOAL_P50_MS = 2.0
-GOAL_P99_MS = 5.0
+GOAL_P50_MS = 0.6
+GOAL_P99_MS = 1.0
 
 
 def build_parser(prog: str = "rerank_bench") -> argparse.ArgumentParser:

@@ -195,8 +195,7 @@ def rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: 
         lut = _id_table(reranker, snap)
     else:
         cand, int_sorted, int_order = snapshot_positions(snap, flat), _EMPTY, _EMPTY
-    flat_valid = _ALL_VALID[:B * C] if valid is None and B * C <= _ALL_VALID.shape[0] else \
-        np.ones(B * C, dtype=bool) if valid is None else np.ascontiguousarray(valid.reshape(-1))
+    flat_valid = np.ones(B * C, dtype=bool) if valid is None else np.ascontiguousarray(valid.reshape(-1))
     scorer = reranker.scorer
     space = reranker.space
     X = snap.x
@@ -231,10 +230,6 @@ def rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: 
             "graph_used": True, "fast": fast}
     timings["score"] = time.perf_counter() - t2
     return ids, own, score, order, info, valid
-
-
-_ALL_VALID = np.ones(4096, dtype=bool)
-_ALL_VALID.setflags(write=False)
 
 
 def results(ids: np.ndarray, own: np.ndarray, score: np.ndarray, order: np.ndarray, info: dict,
