@@ -223,6 +223,7 @@ def _snapshot_pair(p, Q, X, qsq, xsq, pair_query, own, temperature, blend, metri
     for t in range(lo, hi):
         if t + _AHEAD < E:
             _prefetch_whole_row(X, entry_node[t + _AHEAD])
+            _prefetch_line(xsq, entry_node[t + _AHEAD], 0)
         j = entry_node[t]
         acc = Q.dtype.type(0.0)
         for d in range(D):
@@ -247,6 +248,9 @@ def _snapshot_pair(p, Q, X, qsq, xsq, pair_query, own, temperature, blend, metri
 
 def _snapshot_all(Q, X, qsq, xsq, pair_query, own, temperature, blend, metric, entry_ptr, entry_node,
                   weights, score, context):
+    for t in range(min(_AHEAD, entry_node.shape[0])):  # the rows the first pairs read
+        _prefetch_whole_row(X, entry_node[t])
+        _prefetch_line(xsq, entry_node[t], 0)
     for p in prange(pair_query.shape[0]):
         _snapshot_pair(p, Q, X, qsq, xsq, pair_query, own, temperature, blend, metric, entry_ptr, entry_node,
                        weights, score, context)
@@ -259,16 +263,19 @@ _snapshot_parallel, _snapshot_serial = compile_twice(_snapshot_all, cache=True, 
 def _snapshot_members(cand, valid, C, lut, int_sorted, int_order, indptr, nbr, node_key, hops, cap, salt):
     """The present pairs of the flat candidates (row-major) and their neighbourhoods, laid
     out flat (``entry_ptr``). ``cand`` are integer ids looked up in ``lut`` (id -> position,
-    -1 for none) when it is not empty, else in ``int_sorted`` (the snapshot's sorted ids,
+    -1 for none; the one entry -2: ids are positions) when it is not empty, else in ``int_sorted`` (the snapshot's sorted ids,
     ``int_order`` their positions) when that is not empty; otherwise they are positions
     already (-1: not in the graph)."""
     m = cand.shape[0]
     cand_pos = np.empty(m, np.int64)
     n_sorted = int_sorted.shape[0]
     n_lut = lut.shape[0]
+    n_nodes = indptr.shape[0] - 1
     for i in range(m):
         c = cand[i]
-        if n_lut > 0:
+        if n_lut == 1 and lut[0] == -2:   # ids are the positions 0..N-1
+            cand_pos[i] = c if 0 <= c < n_nodes else -1
+        elif n_lut > 0:
             cand_pos[i] = lut[c] if 0 <= c < n_lut else -1
         elif n_sorted == 0:
             cand_pos[i] = c

@@ -62,6 +62,7 @@ def applies(reranker: Any) -> bool:
 
 
 _EMPTY = np.empty(0, np.int64)
+_IDENTITY = np.full(1, -2, np.int64)
 
 
 def _squared_norms(reranker: Any, snap: Any, dtype: Any) -> np.ndarray:
@@ -83,6 +84,8 @@ def _positions(reranker: Any, snap: Any, flat: np.ndarray) -> np.ndarray:
     """Snapshot positions of the flat ids (-1: not in the graph)."""
     if snap.int_sorted is not None and flat.dtype == np.int64:
         lut = _id_table(reranker, snap)
+        if lut is _IDENTITY:
+            return np.where((flat >= 0) & (flat < snap.num_nodes), flat, -1)
         if lut.size:
             ok = (flat >= 0) & (flat < lut.size)
             return np.where(ok, lut[np.where(ok, flat, 0)], -1)
@@ -171,7 +174,10 @@ def _id_table(reranker: Any, snap: Any) -> np.ndarray:
         return state[1]
     ints = snap.int_sorted
     lut = _EMPTY
-    if ints.size and ints[0] >= 0 and ints[-1] < 2 * ints.size + 1024:
+    if ints.size and ints[0] == 0 and ints[-1] == ints.size - 1 and \
+            np.array_equal(snap.int_order, np.arange(ints.size)):
+        lut = _IDENTITY                    # node i has id i: no table to read
+    elif ints.size and ints[0] >= 0 and ints[-1] < 2 * ints.size + 1024:
         lut = np.full(int(ints[-1]) + 1, -1, np.int64)
         lut[ints] = snap.int_order
     reranker.__dict__["_fast_ids"] = (snap, lut)
