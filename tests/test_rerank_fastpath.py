@@ -246,3 +246,23 @@ def test_search_hand_computed():
     # node 3 only has a self-loop: its neighbourhood is itself, context = its own cosine
     assert hits[3].attention == pytest.approx({3: 1.0})
     assert hits[3].score == pytest.approx(0.6 * -0.6 + 0.4 * float(u[3] @ qn), abs=1e-6)
+
+
+@pytest.mark.neo4j
+def test_projection_fused_equals_server_general_path(neo4j_server, label):
+    """A Neo4jProjection takes the fused path (no expand call); the Neo4jGraph itself the
+    general one over Bolt: same hits, graph candidates included."""
+    from test_neo4j import make_graph
+
+    X, G, index, _ = _graph(15, n=120, isolated=6, missing=5)
+    g = make_graph(neo4j_server, label)
+    g.load_networkx(G)
+    proj = g.project()
+    assert fastpath.snapshot_of(proj) is not None and fastpath.snapshot_of(g) is None
+    calls = _expand_counter(proj)
+    Q = np.random.default_rng(16).normal(size=(4, X.shape[1])).astype(np.float32)
+    for kw in ({"direction": "both"}, {"direction": "out", "max_neighbors": 3, "graph_candidates": 3}):
+        server = rga.GraphReranker(index, g, candidates=25, **kw).search_batch(Q, 10)
+        local = rga.GraphReranker(index, proj, candidates=25, **kw).search_batch(Q, 10)
+        _same(local, server)
+    assert calls == []
