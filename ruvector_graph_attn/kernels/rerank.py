@@ -171,6 +171,21 @@ def segment_softmax_pool(logits, values, ptr):
 
 
 @njit(cache=True)
+def _picks(indptr, nbr, node_key, u, cap, salt):
+    """CSR positions of ``u``'s expanded neighbours: all of them, or the ``cap`` with the
+    smallest ``pair_hash`` (in CSR order) when it has more (``csr_expand``'s sample)."""
+    lo = indptr[u]
+    hi = indptr[u + 1]
+    deg = hi - lo
+    if cap >= 0 and deg > cap:
+        keys = np.empty(deg, np.uint64)
+        for k in range(deg):
+            keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
+        return np.sort(np.argsort(keys)[:cap]) + lo
+    return np.arange(lo, hi)
+
+
+@njit(cache=True)
 def _one_hop_members(indptr, nbr, node_key, c, hops, cap, salt, entry_node, o):
     """Write ``N(c)`` for a radius of 0 or 1 at ``entry_node[o:]``: ``c`` first, then its
     neighbours in CSR order (the ``cap`` with the smallest ``pair_hash`` when it has more;
@@ -182,12 +197,8 @@ def _one_hop_members(indptr, nbr, node_key, c, hops, cap, salt, entry_node, o):
         return count
     lo = indptr[c]
     hi = indptr[c + 1]
-    deg = hi - lo
-    if cap >= 0 and deg > cap:
-        keys = np.empty(deg, np.uint64)
-        for k in range(deg):
-            keys[k] = pair_hash(salt, node_key[c], node_key[nbr[lo + k]])
-        picks = np.sort(np.argsort(keys)[:cap]) + lo
+    if cap >= 0 and hi - lo > cap:
+        picks = _picks(indptr, nbr, node_key, c, cap, salt)
         for t in range(picks.shape[0]):
             v = nbr[picks[t]]
             if v != c:
@@ -344,21 +355,6 @@ def snapshot_attention(Q, X, qsq, xsq, cand, valid, own, C, lut, int_sorted, int
     fn(Q, X, qsq, xsq, pair_query, own_p, float(temperature), float(blend), int(metric), entry_ptr, entry_node,
        weights, score, context)
     return pair_index, pair_flat, score, context, entry_ptr, entry_node, weights
-
-
-@njit(cache=True)
-def _picks(indptr, nbr, node_key, u, cap, salt):
-    """CSR positions of ``u``'s expanded neighbours: all of them, or the ``cap`` with the
-    smallest ``pair_hash`` (in CSR order) when it has more (``csr_expand``'s sample)."""
-    lo = indptr[u]
-    hi = indptr[u + 1]
-    deg = hi - lo
-    if cap >= 0 and deg > cap:
-        keys = np.empty(deg, np.uint64)
-        for k in range(deg):
-            keys[k] = pair_hash(salt, node_key[u], node_key[nbr[lo + k]])
-        return np.sort(np.argsort(keys)[:cap]) + lo
-    return np.arange(lo, hi)
 
 
 @njit(cache=True)
