@@ -106,20 +106,27 @@ def test_projection_incremental_sync_and_staleness(neo4j_server, label):
     assert g.project().sync() == "refresh"
 
 
+def _search_data(rng, n: int, dim: int, m: int):
+    """Random features (a NetworkX DiGraph with nodes added in id order, ``m`` random edges)
+    and a cosine HNSW index over them."""
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    G = nx.DiGraph()
+    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(n))
+    for _ in range(m):
+        a, b = rng.integers(0, n, 2)
+        G.add_edge(int(a), int(b))
+    idx = rga.HNSWIndex(dim=dim, space="cosine")
+    idx.add(np.arange(n), X)
+    return X, G, idx
+
+
 @pytest.mark.neo4j
 def test_reranker_on_projection_equals_server_path(neo4j_server, label):
     rng = np.random.default_rng(21)
     n, dim = 120, 16
-    X = rng.normal(size=(n, dim)).astype(np.float32)
-    G = nx.DiGraph()
-    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(n))
-    for _ in range(400):
-        a, b = rng.integers(0, n, 2)
-        G.add_edge(int(a), int(b))
+    X, G, idx = _search_data(rng, n, dim, 400)
     g = make_graph(neo4j_server, label)
     g.load_networkx(G)
-    idx = rga.HNSWIndex(dim=dim, space="cosine")
-    idx.add(np.arange(n), X)
     Q = rng.normal(size=(3, dim)).astype(np.float32)
     server = rga.GraphReranker(index=idx, graph=g, hops=2, candidates=20, max_neighbors=4)
     local = rga.GraphReranker(index=idx, graph=g.project(), hops=2, candidates=20, max_neighbors=4)
@@ -136,17 +143,10 @@ def test_reranked_search_on_projection_equals_in_process_networkx(neo4j_server, 
     as server-side expansion."""
     rng = np.random.default_rng(4)
     n, dim = 300, 16
-    X = rng.normal(size=(n, dim)).astype(np.float32)
-    G = nx.DiGraph()
-    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(n))
-    for _ in range(1500):
-        a, b = rng.integers(0, n, 2)
-        G.add_edge(int(a), int(b))
+    X, G, idx = _search_data(rng, n, dim, 1500)
     g = make_graph(neo4j_server, label, blob_property="emb_f32")
     order = rng.permutation(n)                          # inserted into Neo4j in shuffled order
     g.load_arrays(order, X[order], edges=np.array(list(G.edges()), dtype=np.int64), batch_size=70)
-    idx = rga.HNSWIndex(dim=dim, space="cosine")
-    idx.add(np.arange(n), X)
     Q = rng.normal(size=(6, dim)).astype(np.float32)
     ref = rga.connectors.NetworkXGraph(G)
     for pages in (1, 5):
