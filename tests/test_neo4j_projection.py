@@ -106,20 +106,27 @@ def test_projection_incremental_sync_and_staleness(neo4j_server, label):
     assert g.project().sync() == "refresh"
 
 
+def _search_data(rng, n: int, dim: int, m: int):
+    """Random features (a NetworkX DiGraph with nodes added in id order, ``m`` random edges)
+    and a cosine HNSW index over them."""
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    G = nx.DiGraph()
+    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(n))
+    for _ in range(m):
+        a, b = rng.integers(0, n, 2)
+        G.add_edge(int(a), int(b))
+    idx = rga.HNSWIndex(dim=dim, space="cosine")
+    idx.add(np.arange(n), X)
+    return X, G, idx
+
+
 @pytest.mark.neo4j
 def test_reranker_on_projection_equals_server_path(neo4j_server, label):
     rng = np.random.default_rng(21)
     n, dim = 120, 16
-    X = rng.normal(size=(n, dim)).astype(np.float32)
-    G = nx.DiGraph()
-    G.add_nodes_from((i, {"embedding": X[i]}) for i in range(n))
-    for _ in range(400):
-        a, b = rng.integers(0, n, 2)
-        G.add_edge(int(a), int(b))
+    X, G, idx = _search_data(rng, n, dim, 400)
     g = make_graph(neo4j_server, label)
     g.load_networkx(G)
-    idx = rga.HNSWIndex(dim=dim, space="cosine")
-    idx.add(np.arange(n), X)
     Q = rng.normal(size=(3, dim)).astype(np.float32)
     server = rga.GraphReranker(index=idx, graph=g, hops=2, candidates=20, max_neighbors=4)
     local = rga.GraphReranker(index=idx, graph=g.project(), hops=2, candidates=20, max_neighbors=4)
@@ -128,12 +135,76 @@ def test_reranker_on_projection_equals_server_path(neo4j_server, label):
         np.testing.assert_allclose([h.score for h in a_list], [h.score for h in b_list], atol=1e-6)
 
 
+@pytest.mark.neo4j
+def test_reranked_search_on_projection_equals_in_process_networkx(neo4j_server, label):
+    """Same ids and bit-identical scores and explanations as the NetworkX path (nodes added in
+    id order: the projection's snapshot is then the NetworkX one, whatever the page split),
+    single and batched, 1 and 2 hops, with and without the result cache; and the same ids
+    as server-side expansion."""
+    rng = np.random.default_rng(4)
+    n, dim = 300, 16
+    X, G, idx = _search_data(rng, n, dim, 1500)
+    g = make_graph(neo4j_server, label, blob_property="emb_f32")
+    order = rng.permutation(n)                          # inserted into Neo4j in shuffled order
+    g.load_arrays(order, X[order], edges=np.array(list(G.edges()), dtype=np.int64), batch_size=70)
+    Q = rng.normal(size=(6, dim)).astype(np.float32)
+    ref = rga.connectors.NetworkXGraph(G)
+    for pages in (1, 5):
+        proj = g.project(pages=pages, workers=2)
+        assert proj.node_ids(np.arange(n)) == list(range(n))     # id order, not page order
+        for hops, cache in ((1, None), (2, True)):
+            cfg = dict(hops=hops, candidates=40, cache=cache)
+            a = rga.GraphReranker(index=idx, graph=ref, **cfg)
+            b = rga.GraphReranker(index=idx, graph=proj, **cfg)
+            for _ in range(2):                                    # the second round hits the cache
+                got = [b.search(q, k=10) for q in Q] + b.search_batch(Q, k=10)
+                want = [a.search(q, k=10) for q in Q] + a.search_batch(Q, k=10)
+                for x_hits, y_hits in zip(want, got):
+                    assert [h.to_dict() for h in x_hits] == [h.to_dict() for h in y_hits]
+            if cache:
+                assert b.cache_info().hits == a.cache_info().hits >= 2 * len(Q)   # it has a version
+        server = rga.GraphReranker(index=idx, graph=g, hops=1, candidates=40)
+        local = rga.GraphReranker(index=idx, graph=proj, hops=1, candidates=40)
+        for x_hits, y_hits in zip(server.search_batch(Q, k=10), local.search_batch(Q, k=10)):
+            assert [h.id for h in x_hits] == [h.id for h in y_hits]
+            np.testing.assert_allclose([h.score for h in x_hits], [h.score for h in y_hits], atol=1e-6)
+
+
+@pytest.mark.neo4j
+def test_projection_hot_path_does_no_server_io_and_syncs_in_the_background(neo4j_server, label):
+    G = random_digraph(n=30, m=80, dim=4, seed=8)
+    g = make_graph(neo4j_server, label)
+    g.load_networkx(G)
+    L = f"`{label}`"
+    _run(neo4j_server, f"MATCH (n:{L}) SET n.chg = 0")
+    _run(neo4j_server, f"MATCH (:{L})-[r]->(:{L}) SET r.chg = 0")
+    # a background thread keeps it fresh: no call is made while the change arrives
+    proj = g.project(change_property="chg", max_staleness=4.0, sync_interval=0.3)
+    first = proj.sync_count
+    _run(neo4j_server, f"MATCH (n:{L} {{id: 4}}) SET n.embedding = [2.0, 2.0, 2.0, 2.0], n.chg = 1")
+    deadline = time.monotonic() + 20
+    while proj.sync_count < first + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proj.sync_count >= first + 2 and proj.last_sync_error is None
+    v = proj.version
+    np.testing.assert_array_equal(proj.features([4])[0], [2.0] * 4)
+    assert proj.version == v                                   # nothing changed since
+    # calls on a fresh projection never talk to the server: they work with its driver closed
+    quiet = make_graph(neo4j_server, label).project(max_staleness=3600.0)
+    quiet.source.driver.close()
+    sg = quiet.expand([1, 2], hops=2)
+    assert set(sg.node_ids) >= {1, 2} and quiet.contains([1, 999]).tolist() == [True, False]
+    np.testing.assert_array_equal(quiet.features([3])[0], np.asarray(G.nodes[3]["embedding"], np.float32))
+    proj.close()
+    assert proj._syncer is None or not proj._syncer.is_alive()
+
+
 def test_projection_rejects_bad_arguments():
     with pytest.raises(InvalidInputError):
         Neo4jProjection(object())
     g = rga.connectors.Neo4jGraph("bolt://127.0.0.1:1", verify=False)
     for kw in (dict(workers=0), dict(pages=-1), dict(max_staleness=float("nan")), dict(sync_overlap=-1),
-               dict(page_size=True)):
+               dict(page_size=True), dict(sync_interval=0), dict(max_staleness=1.0, sync_interval=2.0)):
         with pytest.raises(InvalidInputError):
             Neo4jProjection(g, load=False, **kw)
     with pytest.raises(rga.errors.UnsafeNameError):

@@ -312,3 +312,27 @@ def test_concurrent_requests_equal_sequential_python_api(svc, ref, ds):
         got = list(ex.map(call, jobs))
     assert [r.status_code for r in got] == [200] * 32
     assert [r.json()["results"][0] for r in got] == want
+
+
+def test_content_types_and_body_forms_answer_as_before(client, ref, ds):
+    """The POST endpoints parse JSON bodies straight from the bytes; every other form of body
+    still gets FastAPI's answers (JSON content types with parameters or a +json suffix, no
+    content type, a non-JSON content type, an empty body, duplicate keys, non-ASCII ids)."""
+    q = ds.queries[3].tolist()
+    want = [h.to_dict() for h in ref.default.search(q, 4)]
+    body = json.dumps({"vector": q, "k": 4}).encode()
+    for ctype in ("application/json", "application/json; charset=utf-8", "Application/JSON",
+                  "application/vnd.rga+json", None):
+        headers = {} if ctype is None else {"content-type": ctype}
+        r = client.post("/search", content=body, headers=headers)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", (ctype, r.text)
+        assert r.json()["results"][0] == want, ctype
+    r = client.post("/search", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInputError"
+    r = client.post("/search", content=b"", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInputError"
+    assert "Field required" in r.json()["message"]
+    r = client.post("/search", content=b'{"vector": [1.0], "k": 3, "vector": ' + json.dumps(q).encode() + b"}")
+    assert r.status_code == 200 and len(r.json()["results"][0]) == 3      # the last duplicate wins, as json.loads
+    r = client.post("/embed", content=json.dumps({"ids": [1, "n\u00e9"]}).encode())
+    assert r.status_code == 404 and r.json()["error"] == "UnknownIdError" and r.json()["ids"] == ["n\u00e9"]

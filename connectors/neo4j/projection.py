@@ -22,13 +22,21 @@ Same results as server-side expansion
     The same graph gives the same subgraph by id (hop numbers, traversed edges, edge
     origins, features, caps sampled by ``pair_hash`` of the ids, missing ids); rows are in
     NetworkX's discovery order, not the server's (hop, id) order: compare by id.
+    The snapshot's rows are in id order (whatever the page partition), so a NetworkX graph
+    whose nodes were added in id order has the identical snapshot and gives bit-identical
+    re-ranking scores (otherwise they may differ in the last bits: neighbours are summed in
+    snapshot order). Nodes added by an incremental sync follow until the next refresh.
     Differences: a node without features fails when the projection is built (server-side
     expansion fails only when an expansion reaches it); parallel relationships between the
     same pair keep the edge properties of one of them (so does the server path).
 
 Staying fresh
-    ``refresh()`` re-reads everything. ``max_staleness`` (seconds) makes every call that finds
-    the projection older than that ``sync()`` first. ``sync()`` is incremental when a
+    ``refresh()`` re-reads everything. ``max_staleness`` (seconds) bounds the age of what calls
+    see without putting the server in their path: a background thread ``sync()``-s every
+    ``sync_interval`` seconds (default ``max_staleness / 2``), and a call only compares a clock
+    with the last sync's time; only when the background thread has fallen behind (a sync
+    failing or slower than ``max_staleness - sync_interval``) does a call find the projection
+    older than ``max_staleness`` and sync first itself. ``sync()`` is incremental when a
     ``change_property`` is configured, a number that writers set on every node and
     relationship they create or modify (e.g. ``SET n.updated_at = timestamp()``): it reads
     the nodes and relationships whose value is ``>=`` the largest value seen so far (the
@@ -54,12 +62,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Hashable, Optional, Sequence
 
 import numpy as np
 
 from ruvector_graph_attn.errors import GraphSourceError, InvalidInputError
+from ruvector_graph_attn.validation import next_version
 
 from ..base import Subgraph, check_direction
 from ..networkx import NetworkXGraph, _Snapshot, snapshot_from_arrays
@@ -98,7 +108,7 @@ class _Store:
 
 class Neo4jProjection(NetworkXGraph):
     """``Neo4jProjection(graph, pages=None, workers=4, max_staleness=None, change_property=None,
-    sync_overlap=0, page_size=50_000)``: the graph of a :class:`Neo4jGraph`, projected in process
+    sync_overlap=0, page_size=50_000, sync_interval=None)``: the graph of a :class:`Neo4jGraph`, projected in process
     (see the module docstring). Also ``graph.project(...)``.
 
     Args:
@@ -106,16 +116,22 @@ class Neo4jProjection(NetworkXGraph):
             relationship types, direction, ``undirected`` and ``edge_properties`` apply).
         pages: partitions to read (default: enough for ``page_size`` nodes each, at least ``workers``).
         workers: partitions read at once (threads; the driver's connection pool serves them).
-        max_staleness: seconds; a call finding the projection older runs :meth:`sync` first.
+        max_staleness: seconds; the most a call's view may lag the last sync. A background
+            thread syncs every ``sync_interval`` seconds; a call finding the projection older
+            (the thread fell behind) runs :meth:`sync` first.
         change_property: node and relationship property holding a change stamp (a number) for
             incremental :meth:`sync`; ``None``: ``sync`` is a full :meth:`refresh`.
         sync_overlap: how far below the watermark ``sync`` re-reads (same unit as the stamps).
         page_size: nodes per page when ``pages`` is not given.
+        sync_interval: seconds between background syncs (default ``max_staleness / 2``;
+            without ``max_staleness``: ``None``, no background thread). The thread holds only
+            a weak reference: it ends with :meth:`close` or when the projection is collected.
     """
 
     def __init__(self, graph: Any, pages: Optional[int] = None, workers: int = 4,
                  max_staleness: Optional[float] = None, change_property: Optional[str] = None,
-                 sync_overlap: float = 0, page_size: int = 50_000, load: bool = True) -> None:
+                 sync_overlap: float = 0, page_size: int = 50_000, load: bool = True,
+                 sync_interval: Optional[float] = None) -> None:
         from .graph import Neo4jGraph
 
         if not isinstance(graph, Neo4jGraph):
@@ -125,6 +141,13 @@ class Neo4jProjection(NetworkXGraph):
         self.workers = _positive(workers, "workers", integer=True)
         self.page_size = _positive(page_size, "page_size", integer=True)
         self.max_staleness = _positive(max_staleness, "max_staleness", allow_none=True)
+        self.sync_interval = _positive(sync_interval, "sync_interval", allow_none=True)
+        if self.sync_interval is None and self.max_staleness is not None:
+            self.sync_interval = self.max_staleness / 2
+        if self.sync_interval is not None and self.max_staleness is not None and \
+                self.sync_interval >= self.max_staleness:
+            raise InvalidInputError(f"sync_interval ({self.sync_interval}) must be below max_staleness "
+                                    f"({self.max_staleness})")
         self.change_property = change_property
         self._chg = None if change_property is None else quote(change_property, "change property")
         if isinstance(sync_overlap, bool) or not isinstance(sync_overlap, (int, float)) or \
@@ -141,6 +164,13 @@ class Neo4jProjection(NetworkXGraph):
         self._store: Optional[_Store] = None
         self._watermark: Optional[float] = None
         self._synced_at = -math.inf
+        self._version = next_version()
+        self._syncer: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        #: the exception of the last failed background sync (``None`` after a good one)
+        self.last_sync_error: Optional[BaseException] = None
+        #: syncs and refreshes done so far (by calls and by the background thread)
+        self.sync_count = 0
         self.stats: dict = {}
         if load:
             self.refresh()
@@ -218,6 +248,10 @@ class Neo4jProjection(NetworkXGraph):
             raise GraphSourceError(f"property {g.id_property!r} is not unique among :{g.label} nodes "
                                    "(ensure_constraint() makes it so)")
         x = self._features(ids, [f for p in node_pages for f in p["f"]])
+        order = _id_order(ids)
+        if order is not None:   # rows in id order, independent of the page partition
+            ids = [ids[k] for k in order.tolist()]
+            x = np.ascontiguousarray(x[order])
         stamps = [c for p in node_pages for c in p.get("c", []) or [] if c is not None]
         stamps += [c for p in rel_pages for c in p.get("c", []) or [] if c is not None]
         rows = [r for p in rel_pages for r in p["r"]]
@@ -260,8 +294,10 @@ class Neo4jProjection(NetworkXGraph):
 
     def _install(self, store: _Store) -> None:
         self._store = store
+        # a new snapshot object: calls running on the previous one finish on it
         self._snap = snapshot_from_arrays(list(store.ids), store.x, store.src, store.dst,
                                           not self.source.undirected, store.attr, dict(store.pos))
+        self._version = next_version()
 
     # ------------------------------------------------------------------ freshness
     def refresh(self) -> "Neo4jProjection":
@@ -271,6 +307,8 @@ class Neo4jProjection(NetworkXGraph):
             self._install(store)
             self._watermark = wm
             self._synced_at = time.monotonic()
+            self.sync_count += 1
+        self._start_syncer()
         return self
 
     def sync(self, detect_deletions: bool = True) -> str:
@@ -290,6 +328,7 @@ class Neo4jProjection(NetworkXGraph):
                 self.refresh()
                 return "refresh"
             self._synced_at = time.monotonic()
+            self.sync_count += 1
             return done
 
     def _sync_changes(self) -> str:
@@ -368,8 +407,9 @@ class Neo4jProjection(NetworkXGraph):
         return int(rec["c"]) != int(st.src.shape[0])
 
     def _snapshot(self) -> _Snapshot:
+        # the hot path: a clock comparison, no lock, no server I/O (the background thread syncs)
         if self.max_staleness is not None and time.monotonic() - self._synced_at > self.max_staleness:
-            with self._lock:
+            with self._lock:        # the background sync fell behind (or failed): catch up here
                 if time.monotonic() - self._synced_at > self.max_staleness:
                     self.sync()
         snap = self._snap
@@ -377,6 +417,24 @@ class Neo4jProjection(NetworkXGraph):
             self.refresh()
             snap = self._snap
         return snap
+
+    @property
+    def version(self) -> int:
+        """Changes with every new snapshot (refresh, or a sync that changed something; unique
+        across graphs): the re-ranking result cache keys on it. No server I/O."""
+        self._snapshot()
+        return self._version
+
+    def _start_syncer(self) -> None:
+        if self.sync_interval is None or self._stop.is_set():
+            return
+        with self._lock:
+            if self._syncer is not None and self._syncer.is_alive():
+                return
+            t = threading.Thread(target=_background_sync, args=(weakref.ref(self), self._stop, self.sync_interval),
+                                 name="rga-neo4j-projection-sync", daemon=True)
+            self._syncer = t
+            t.start()
 
     @property
     def age(self) -> float:
@@ -401,12 +459,53 @@ class Neo4jProjection(NetworkXGraph):
         return self.num_nodes
 
     def close(self) -> None:
+        """Stop the background sync thread and close the underlying graph's driver."""
+        self._stop.set()
+        t = self._syncer
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5.0)     # a sync in flight ends with the driver closed below
         self.source.close()
 
     def __repr__(self) -> str:
         state = "empty" if self._snap is None else \
             f"{self._snap.num_nodes} nodes, {self._snap.num_edges} relationships, dim={self._snap.dim}"
         return f"Neo4jProjection({self.source!r}, {state})"
+
+
+def _id_order(ids: list) -> Optional[np.ndarray]:
+    """Positions that sort ``ids`` (all ints or all strings), ``None`` for mixed ids."""
+    if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        try:
+            return np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        except OverflowError:
+            pass
+    if all(isinstance(i, str) for i in ids):
+        return np.asarray(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
+    return None
+
+
+def _background_sync(ref: "weakref.ref", stop: threading.Event, interval: float) -> None:
+    """Body of the background sync thread: sync whenever the projection is ``interval`` old.
+    Holds the projection only while syncing (ends when it is collected or closed)."""
+    while True:
+        proj = ref()
+        if proj is None:
+            return
+        wait = max(0.0, interval - (time.monotonic() - proj._synced_at))
+        del proj
+        if stop.wait(wait):
+            return
+        proj = ref()
+        if proj is None:
+            return
+        if time.monotonic() - proj._synced_at >= interval:
+            try:
+                proj.sync()
+                proj.last_sync_error = None
+            except Exception as exc:  # noqa: BLE001 - kept for the caller; calls past max_staleness sync themselves
+                proj.last_sync_error = exc
+                stop.wait(min(interval, 1.0))   # do not spin on a failing server
+        del proj
 
 
 class _NeedRefresh(Exception):

@@ -19,7 +19,10 @@ Starts its own embedded Neo4j 5.26 (``connectors/neo4j/server.py``) unless ``--u
 3. **re-ranked search** (``GraphReranker``, attention scorer, hops 1, 100 candidates, k 10):
    per-query latency with HNSW candidates + Neo4j expansion, with Neo4j's vector index +
    Neo4j expansion, with HNSW + the Neo4j projection, and with HNSW + NetworkX in process (the
-   baseline of the ratios);
+   baseline of the ratios); then the projection against NetworkX **interleaved** (``--rounds``
+   rounds of ``--interleaved`` queries, the two paths called alternately on the same query,
+   the order swapped every round), with p50/p99 of both and their ratio per round, and a check
+   that both return the same ids with bit-identical scores;
 4. **write-back**: ``write_embeddings`` / ``write_scores`` / ``write_similarity`` rows per second.
 
 Timings are medians; every figure comes from this one run on this machine.
@@ -50,6 +53,9 @@ def build_parser(prog: str = "neo4j_bench") -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--writeback", type=int, default=10_000, help="rows per write-back call")
     p.add_argument("--repeat", type=int, default=3, help="repetitions of the batched expansion")
+    p.add_argument("--interleaved", type=int, default=200,
+                   help="queries per round of the interleaved projection vs NetworkX search timing")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved timing")
     p.add_argument("--uri", type=str, default=os.environ.get("NEO4J_URI"))
     p.add_argument("--user", type=str, default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--heap", type=str, default="2g", help="JVM heap of the embedded server")
@@ -86,6 +92,51 @@ def _median(fn, repeat: int) -> float:
         fn()
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
+
+
+def _interleaved(base: Any, proj: Any, X: np.ndarray, rng: np.random.Generator, args: argparse.Namespace) -> dict:
+    """p50/p99 of ``proj.search`` vs ``base.search`` called alternately on the same queries
+    (the first of each pair swapped every round), per round and overall, and whether both
+    return the same ids with bit-identical scores and explanations."""
+    n, dim = X.shape
+    nq = max(1, int(args.interleaved))
+    Q = X[rng.choice(n, size=nq, replace=nq > n)] + 0.1 * rng.normal(size=(nq, dim)).astype(np.float32)
+    same = True
+    for q in Q:
+        same &= [h.to_dict() for h in base.search(q, k=args.k)] == [h.to_dict() for h in proj.search(q, k=args.k)]
+    rows, rounds = [], []
+    all_a: list = []
+    all_b: list = []
+    for r in range(max(1, int(args.rounds))):
+        la, lb = [], []
+        order = ((base, la), (proj, lb)) if r % 2 == 0 else ((proj, lb), (base, la))
+        for q in Q:
+            for rr, lat in order:
+                t0 = time.perf_counter()
+                rr.search(q, k=args.k)
+                lat.append(time.perf_counter() - t0)
+        a50, b50 = float(np.median(la)) * 1e3, float(np.median(lb)) * 1e3
+        a99, b99 = float(np.percentile(la, 99)) * 1e3, float(np.percentile(lb, 99)) * 1e3
+        pair = float(np.median(np.asarray(lb) / np.asarray(la)))
+        rounds.append({"networkx_p50_ms": a50, "networkx_p99_ms": a99, "projection_p50_ms": b50,
+                       "projection_p99_ms": b99, "p50_ratio": b50 / a50, "p99_ratio": b99 / a99,
+                       "median_pair_ratio": pair})
+        rows.append([f"round {r + 1} ({'NetworkX first' if r % 2 == 0 else 'projection first'})",
+                     a50, a99, b50, b99, b50 / a50, b99 / a99, pair])
+        all_a += la
+        all_b += lb
+    a50, b50 = float(np.median(all_a)) * 1e3, float(np.median(all_b)) * 1e3
+    a99, b99 = float(np.percentile(all_a, 99)) * 1e3, float(np.percentile(all_b, 99)) * 1e3
+    pair = float(np.median(np.asarray(all_b) / np.asarray(all_a)))
+    rows.append([f"all {len(all_a)} pairs", a50, a99, b50, b99, b50 / a50, b99 / a99, pair])
+    print_table(["run", "NetworkX p50 ms", "NetworkX p99 ms", "projection p50 ms", "projection p99 ms",
+                 "p50 ratio", "p99 ratio", "median of pair ratios"], rows,
+                title=f"Re-ranked search, Neo4jProjection vs NetworkX in process, interleaved ({nq} queries per round, "
+                      f"same ids and bit-identical scores: {'yes' if same else 'NO'})")
+    return {"rounds": rounds, "networkx_p50_ms": a50, "networkx_p99_ms": a99, "projection_p50_ms": b50,
+            "projection_p99_ms": b99, "p50_ratio": b50 / a50, "p99_ratio": b99 / a99, "median_pair_ratio": pair,
+            "p50_ratio_range": [min(x["p50_ratio"] for x in rounds), max(x["p50_ratio"] for x in rounds)],
+            "identical_results": bool(same)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,6 +291,9 @@ def run(args: argparse.Namespace) -> int:
                      f"top-{args.k} overlap"], rows,
                     title=f"Re-ranked search: {args.queries} queries, {args.candidates} candidates, hops 1, k {args.k} "
                           f"(HNSW build {t_hnsw_build:.1f} s, Neo4j vector index build {t_vec_build:.1f} s)")
+
+        # 3b. projection vs NetworkX, interleaved ---------------------------------------------------
+        results["search_interleaved"] = _interleaved(cases[0][1], cases[1][1], X, rng, args)
 
         # 4. write-back ---------------------------------------------------------------------------
         w = min(args.writeback, n)
