@@ -40,17 +40,23 @@ from numba import njit, prange
 
 
 @njit(cache=True)
-def csr_from_index(index, num_groups):
-    """Stable counting sort of edges by ``index``: returns ``(indptr[N+1], perm[E])``."""
-    e = index.shape[0]
+def _group_offsets(index, num_groups):
+    """``indptr[N+1]``: the exclusive prefix sum of the group sizes of ``index``."""
     indptr = np.zeros(num_groups + 1, dtype=np.int64)
-    for k in range(e):
+    for k in range(index.shape[0]):
         indptr[index[k] + 1] += 1
     for i in range(num_groups):
         indptr[i + 1] += indptr[i]
+    return indptr
+
+
+@njit(cache=True)
+def csr_from_index(index, num_groups):
+    """Stable counting sort of edges by ``index``: returns ``(indptr[N+1], perm[E])``."""
+    indptr = _group_offsets(index, num_groups)
     fill = indptr[:-1].copy()
-    perm = np.empty(e, dtype=np.int64)
-    for k in range(e):
+    perm = np.empty(index.shape[0], dtype=np.int64)
+    for k in range(index.shape[0]):
         g = index[k]
         perm[fill[g]] = k
         fill[g] += 1
@@ -62,11 +68,7 @@ def csr_grouped(index, other, num_groups):
     """Stable counting sort of edges by ``index`` with the other endpoint gathered in the
     same pass: ``(indptr[N+1], perm[E], col[E])``, ``col[t] = other[perm[t]]``."""
     e = index.shape[0]
-    indptr = np.zeros(num_groups + 1, dtype=np.int64)
-    for k in range(e):
-        indptr[index[k] + 1] += 1
-    for i in range(num_groups):
-        indptr[i + 1] += indptr[i]
+    indptr = _group_offsets(index, num_groups)
     fill = indptr[:-1].copy()
     perm = np.empty(e, dtype=np.int64)
     col = np.empty(e, dtype=np.int64)
