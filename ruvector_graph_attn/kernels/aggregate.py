@@ -16,7 +16,7 @@ prefetch took about 30 % off ``gin_combine`` at 1M edges / 64 features.
     root term is present when ``hr`` has ``N`` rows (pass a ``[0, width]`` array for none).
     SAGEConv's forward. ``hl`` is best a contiguous ``[N, width]`` array: the random row
     gathers then touch only the rows' own cache lines and pages (a column slice of a wider
-    product works too, ~15 % slower at width 64).
+    product works too; it measured 35 instead of 30 ms CPU at 1M edges, width 64).
 ``scaled_transpose_sum(g, indptr, col, scale, out, width)``
     ``out[j, :width] = sum_{k in indptr[j]:indptr[j+1]} g[col[k]] * scale[col[k]]`` over a
     CSR by *source* (``col`` = targets): the transpose of the mean (``scale = 1/deg``) or
