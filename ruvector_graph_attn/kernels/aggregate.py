@@ -85,6 +85,8 @@ def gin_combine(x, indptr, col, one_plus_eps):
     a = x.dtype.type(one_plus_eps)
     for i in prange(n):
         for c in range(f):
-            out[i, c] = a * x[i, c]
+            out[i, c] = 0.0
         _sum_rows_into(out, i, x, indptr[i], indptr[i + 1], col)
+        for c in range(f):  # the root term last, as before the prefetch: same rounding
+            out[i, c] += a * x[i, c]
     return out
