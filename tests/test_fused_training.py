@@ -71,9 +71,9 @@ def test_sage_combine_and_transpose_match_numpy(rng):
     agg = np.zeros((n, width))
     np.add.at(agg, ei[1], h[ei[0], :width])
     mean = agg / np.maximum(deg, 1)[:, None]
-    np.testing.assert_allclose(sage_combine(h, csr.indptr, csr.col, width, bias, True),
+    np.testing.assert_allclose(sage_combine(h[:, :width], h[:, width:], csr.indptr, csr.col, bias, True),
                                mean + h[:, width:] + bias, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(sage_combine(h[:, :width].copy(), csr.indptr, csr.col, width, bias, False),
+    np.testing.assert_allclose(sage_combine(h[:, :width].copy(), np.empty((0, width)), csr.indptr, csr.col, bias, False),
                                agg + bias, rtol=1e-12, atol=1e-12)
     g = rng.standard_normal((n, width))
     scale = rng.random(n) + 0.5

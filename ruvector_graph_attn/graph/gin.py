@@ -10,7 +10,8 @@ when ``train_eps`` else a buffer, shape ``[1]``, so it is in ``state_dict`` eith
 projection as ``lin`` (``lin.weight``, ``lin.bias``) when ``edge_dim`` is given.
 
 The sum runs on the Numba scatter kernels over a CSR of the edges by target, built
-once per call (O(E + N)); GIN's sum and root term are one fused pass
+once per call (O(E + N); a large graph's CSR is reused from ``graph.utils.build_csr``'s
+content-keyed cache); GIN's sum and root term are one fused pass
 (``kernels.aggregate.gin_combine``); the backward pass reuses it plus a CSR by source, so it is
 O(E * F) as well. ``backward(grad_out, need_input_grad=False)`` accumulates the parameter
 gradients only and skips the gradient for ``x`` (and ``edge_attr``): ``nn``'s first layer

@@ -21,9 +21,9 @@ Forward and backward run under ``graph.utils.kernel_threads`` (serial Numba kern
 small graphs, OpenBLAS on one thread during the call).
 
 Mean and sum commute with the linear maps, so when ``out_channels <= in_channels`` (and
-``project=False``) the layer projects first: one BLAS product ``x [W_l; W_r]^T`` gives
-``[N, 2 * out]``, and one fused kernel (``kernels.aggregate.sage_combine``) aggregates the
-narrow left half, adds the root half and the bias. The backward pass scatters the
+``project=False``) the layer projects first: the BLAS products ``x W_l^T`` and ``x W_r^T``
+(two contiguous ``[N, out]`` arrays), and one fused kernel (``kernels.aggregate.sage_combine``)
+aggregates the narrow left one, adds the root one and the bias. The backward pass scatters the
 ``out``-wide gradient back to the sources (``scaled_transpose_sum``) and gets both weight
 gradients from one product ``[g_l, g]^T x``. Same function, fewer and narrower passes;
 float results differ from the aggregate-first order by rounding only.
@@ -133,9 +133,12 @@ class SAGEConv(Module):
     def _forward_projected(self, x: np.ndarray, n: int, ei: np.ndarray, csr: Any) -> np.ndarray:
         o = self.out_channels
         w = self._stacked_weight()
-        h = np.ascontiguousarray(x @ w.T)                      # [N, 2o] (or [N, o] without root)
-        bias = (self.lin_l.bias.data if self.lin_l.bias is not None else np.zeros(o)).astype(h.dtype)
-        out = sage_combine(h, csr.indptr, csr.col, o, bias, self.aggr == "mean")
+        # two contiguous [N, o] products rather than one [N, 2o]: the kernel's random row
+        # gathers then read only the left half's own cache lines and pages
+        hl = x @ self.lin_l.weight.data.T
+        hr = x @ self.lin_r.weight.data.T if self.root_weight else np.empty((0, o), dtype=hl.dtype)
+        bias = (self.lin_l.bias.data if self.lin_l.bias is not None else np.zeros(o)).astype(hl.dtype)
+        out = sage_combine(hl, hr, csr.indptr, csr.col, bias, self.aggr == "mean")
         y = out
         norm = None
         if self.normalize:

@@ -24,10 +24,13 @@ API
     ``perm[E]`` (stable order of edges by target or source), ``col[E]`` (the other
     endpoint in CSR order) and ``index[E]`` (the grouping endpoint, original order).
     Build it once per call and pass it to every kernel (all heads, forward and backward).
+    Large graphs are cached by content (:func:`set_csr_cache`, :func:`clear_csr_cache`).
 ``degree(index, num_nodes, dtype=np.int64)`` -> counts per node.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +41,7 @@ from ..kernels.segment import (
     csr_from_index, scatter_max, scatter_max_backward_split, scatter_mean, scatter_min, scatter_sum,
     scatter_sum_backward,
 )
+from ..kernels.csr import csr_grouped, fingerprint
 from ..kernels.threads import serial_below as _serial_below
 from ..validation import as_float_array, check_edge_index, check_int
 
@@ -206,20 +210,80 @@ class CSR:
         return np.diff(self.indptr)
 
 
+#: graphs with at least this many edges keep their CSR in a small content-keyed cache
+CSR_CACHE_MIN_EDGES = 1 << 16
+_CSR_CACHE: "OrderedDict[tuple, CSR]" = OrderedDict()
+_CSR_CACHE_LOCK = threading.Lock()
+_csr_cache_limits = {"entries": 8, "bytes": 512 << 20}
+
+
+def set_csr_cache(max_entries: int = 8, max_bytes: int = 512 << 20) -> None:
+    """Bound the layers' CSR cache (``max_entries=0`` turns it off) and empty it."""
+    _csr_cache_limits["entries"] = check_int(max_entries, "max_entries", lo=0)
+    _csr_cache_limits["bytes"] = check_int(max_bytes, "max_bytes", lo=0)
+    clear_csr_cache()
+
+
+def clear_csr_cache() -> None:
+    """Drop every cached CSR (frees its memory)."""
+    with _CSR_CACHE_LOCK:
+        _CSR_CACHE.clear()
+
+
+def _csr_nbytes(c: CSR) -> int:
+    return c.indptr.nbytes + c.perm.nbytes + c.col.nbytes + c.index.nbytes
+
+
 def build_csr(edge_index: np.ndarray, num_nodes: int, by: str = "target") -> CSR:
     """CSR of a VALIDATED int64 ``edge_index`` grouped by ``"target"`` (``edge_index[1]``,
     the aggregation order) or ``"source"`` (``edge_index[0]``, for transposed backward
-    passes). O(E + N) counting sort; duplicate edges stay separate."""
+    passes). O(E + N) counting sort (``kernels.csr.csr_grouped``); duplicate edges stay
+    separate.
+
+    Graphs with at least :data:`CSR_CACHE_MIN_EDGES` edges are cached by content: the key is
+    ``(by, num_nodes, E)`` and a 128-bit fingerprint of the edge values and positions
+    (``kernels.csr.fingerprint``, one parallel read of the array), so a layer stack, repeated
+    inference calls and every training step over the same graph sort it once, and an array
+    changed in place is simply a new key. Cached arrays are read-only copies (nothing aliases
+    the caller's ``edge_index``); at most 8 graphs / 512 MB are kept, least recently used
+    first out (:func:`set_csr_cache`, :func:`clear_csr_cache`)."""
     if by == "target":
-        index, other = edge_index[1], edge_index[0]
+        row = 1
     elif by == "source":
-        index, other = edge_index[0], edge_index[1]
+        row = 0
     else:
         raise InvalidInputError(f"by must be 'target' or 'source', got {by!r}")
-    index = np.ascontiguousarray(index, dtype=np.int64)
-    indptr, perm = csr_from_index(index, int(num_nodes))
-    col = np.ascontiguousarray(other[perm], dtype=np.int64)
-    return CSR(indptr=indptr, perm=perm, col=col, index=index, num_nodes=int(num_nodes))
+    n = int(num_nodes)
+    e = int(edge_index.shape[1])
+    key = None
+    if e >= CSR_CACHE_MIN_EDGES and _csr_cache_limits["entries"] > 0:
+        ei = np.ascontiguousarray(edge_index, dtype=np.int64)
+        key = (by, n, e) + tuple(int(h) for h in fingerprint(ei))
+        with _CSR_CACHE_LOCK:
+            hit = _CSR_CACHE.get(key)
+            if hit is not None:
+                _CSR_CACHE.move_to_end(key)
+                return hit
+    index = np.ascontiguousarray(edge_index[row], dtype=np.int64)
+    other = np.ascontiguousarray(edge_index[1 - row], dtype=np.int64)
+    indptr, perm, col = csr_grouped(index, other, n)
+    if key is None:
+        return CSR(indptr=indptr, perm=perm, col=col, index=index, num_nodes=n)
+    if np.shares_memory(index, edge_index):
+        index = index.copy()
+    for a in (indptr, perm, col, index):
+        a.flags.writeable = False
+    csr = CSR(indptr=indptr, perm=perm, col=col, index=index, num_nodes=n)
+    size = _csr_nbytes(csr)
+    with _CSR_CACHE_LOCK:
+        if size <= _csr_cache_limits["bytes"]:
+            _CSR_CACHE[key] = csr
+            total = sum(_csr_nbytes(c) for c in _CSR_CACHE.values())
+            while _CSR_CACHE and (len(_CSR_CACHE) > _csr_cache_limits["entries"]
+                                  or total > _csr_cache_limits["bytes"]):
+                _, old = _CSR_CACHE.popitem(last=False)
+                total -= _csr_nbytes(old)
+    return csr
 
 
 def degree(index: Any, num_nodes: int, dtype: Any = np.int64) -> np.ndarray:
@@ -265,6 +329,6 @@ def num_edges_hint(edge_index: Any) -> int:
 
 
 __all__ = [
-    "CSR", "SERIAL_EDGES", "kernel_threads", "num_edges_hint", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
+    "CSR", "CSR_CACHE_MIN_EDGES", "SERIAL_EDGES", "clear_csr_cache", "set_csr_cache", "kernel_threads", "num_edges_hint", "add_self_loops", "append_self_loops", "build_csr", "check_fill_value", "degree",
     "remove_self_loops", "self_loop_attr", "self_loop_attr_backward", "validate_edge_index",
 ]

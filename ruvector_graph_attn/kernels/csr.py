@@ -9,6 +9,12 @@ Numba kernels (stable counting sorts, O(E + N)):
 ``csr_of_pairs(src[E], dst[E], num_nodes) -> (indptr, indices, order)``
     the adjacency ``src -> dst``: row ``u`` lists ``indices[indptr[u]:indptr[u+1]]`` with
     ``indices[t] = dst[order[t]]`` (``order`` is ``perm`` of ``csr_from_index(src)``).
+``csr_grouped(index[E], other[E], num_groups) -> (indptr[N+1], perm[E], col[E])``
+    ``csr_from_index`` and ``col[t] = other[perm[t]]`` in the same two passes (no separate
+    gather): the layers' CSR (``graph.utils.build_csr``).
+``fingerprint(a) -> (h1, h2)``
+    two independent 64-bit hashes of an int64 array's values and positions (parallel, one
+    read of the array, ~1 ms for 2M entries): the content key of the layers' CSR cache.
 ``csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops) -> (indptr, perm, col, keep)``
     the target CSR of "remove self loops, append one loop per node" without building that
     edge list (GATConv/GATv2Conv use it).
@@ -30,25 +36,68 @@ numpy helpers (for the connectors' vectorised code):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _group_offsets(index, num_groups):
+    """``indptr[N+1]``: the exclusive prefix sum of the group sizes of ``index``."""
+    indptr = np.zeros(num_groups + 1, dtype=np.int64)
+    for k in range(index.shape[0]):
+        indptr[index[k] + 1] += 1
+    for i in range(num_groups):
+        indptr[i + 1] += indptr[i]
+    return indptr
 
 
 @njit(cache=True)
 def csr_from_index(index, num_groups):
     """Stable counting sort of edges by ``index``: returns ``(indptr[N+1], perm[E])``."""
-    e = index.shape[0]
-    indptr = np.zeros(num_groups + 1, dtype=np.int64)
-    for k in range(e):
-        indptr[index[k] + 1] += 1
-    for i in range(num_groups):
-        indptr[i + 1] += indptr[i]
+    indptr = _group_offsets(index, num_groups)
     fill = indptr[:-1].copy()
-    perm = np.empty(e, dtype=np.int64)
-    for k in range(e):
+    perm = np.empty(index.shape[0], dtype=np.int64)
+    for k in range(index.shape[0]):
         g = index[k]
         perm[fill[g]] = k
         fill[g] += 1
     return indptr, perm
+
+
+@njit(cache=True)
+def csr_grouped(index, other, num_groups):
+    """Stable counting sort of edges by ``index`` with the other endpoint gathered in the
+    same pass: ``(indptr[N+1], perm[E], col[E])``, ``col[t] = other[perm[t]]``."""
+    e = index.shape[0]
+    indptr = _group_offsets(index, num_groups)
+    fill = indptr[:-1].copy()
+    perm = np.empty(e, dtype=np.int64)
+    col = np.empty(e, dtype=np.int64)
+    for k in range(e):
+        g = index[k]
+        p = fill[g]
+        perm[p] = k
+        col[p] = other[k]
+        fill[g] = p + 1
+    return indptr, perm, col
+
+
+@njit(cache=True, parallel=True)
+def fingerprint(a):
+    """``(h1, h2)``: sums over ``k`` of two different 64-bit finalisers (splitmix64 and a
+    murmur3-style mix) of ``a[k] + k * golden``; order-sensitive through the position term,
+    so permuted or shifted arrays hash differently."""
+    h1 = np.uint64(0)
+    h2 = np.uint64(0)
+    flat = a.ravel()
+    for k in prange(flat.shape[0]):
+        z = np.uint64(flat[k]) + np.uint64(k + 1) * np.uint64(0x9E3779B97F4A7C15)
+        u = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        u = (u ^ (u >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h1 += u ^ (u >> np.uint64(31))
+        v = (z ^ (z >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
+        v = (v ^ (v >> np.uint64(33))) * np.uint64(0xC4CEB9FE1A85EC53)
+        h2 += v ^ (v >> np.uint64(33))
+    return h1, h2
 
 
 @njit(cache=True)
@@ -145,5 +194,5 @@ def rank_in_runs(sorted_groups: np.ndarray) -> np.ndarray:
     return pos - np.maximum.accumulate(np.where(first, pos, 0))
 
 
-__all__ = ["csr_from_index", "csr_of_pairs", "csr_with_self_loops", "indptr_from_counts", "group_runs",
+__all__ = ["csr_from_index", "csr_grouped", "fingerprint", "csr_of_pairs", "csr_with_self_loops", "indptr_from_counts", "group_runs",
            "row_entries", "rank_in_runs"]
