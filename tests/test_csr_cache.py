@@ -163,3 +163,13 @@ def test_aggregation_kernels_on_edge_cases(n, e, rng):
     out = gin_combine(x32, csr.indptr, csr.col, 0.75)
     assert out.dtype == np.float32 and out.shape == (n, 4)
     np.testing.assert_allclose(out, agg_x + 0.75 * x32, rtol=1e-5, atol=1e-5)
+
+
+def test_fingerprint_key_changes_every_hash(rng):
+    a = rng.integers(0, 1000, size=(2, 500)).astype(np.int64)
+    h0 = fingerprint(a)
+    h1 = fingerprint(a, np.uint64(12345))
+    h2 = fingerprint(a, np.uint64(54321))
+    assert h1 != h0 and h2 != h0 and h1 != h2
+    assert h1[0] != h0[0] and h1[1] != h0[1]          # both sums are keyed
+    assert fingerprint(a.copy(), np.uint64(12345)) == h1

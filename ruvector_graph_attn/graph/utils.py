@@ -29,6 +29,7 @@ API
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -214,6 +215,9 @@ class CSR:
 CSR_CACHE_MIN_EDGES = 1 << 16
 _CSR_CACHE: "OrderedDict[tuple, CSR]" = OrderedDict()
 _CSR_CACHE_LOCK = threading.Lock()
+#: secret per-process key of the content fingerprint: cache keys cannot be predicted, so an
+#: edge list made to collide with another graph's cannot be built outside the process
+_CSR_KEY = np.uint64(int.from_bytes(os.urandom(8), "little"))
 _csr_cache_limits = {"entries": 8, "bytes": 512 << 20}
 
 
@@ -258,7 +262,7 @@ def build_csr(edge_index: np.ndarray, num_nodes: int, by: str = "target") -> CSR
     key = None
     if e >= CSR_CACHE_MIN_EDGES and _csr_cache_limits["entries"] > 0:
         ei = np.ascontiguousarray(edge_index, dtype=np.int64)
-        key = (by, n, e) + tuple(int(h) for h in fingerprint(ei))
+        key = (by, n, e) + tuple(int(h) for h in fingerprint(ei, _CSR_KEY))
         with _CSR_CACHE_LOCK:
             hit = _CSR_CACHE.get(key)
             if hit is not None:

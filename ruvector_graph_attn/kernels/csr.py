@@ -12,8 +12,8 @@ Numba kernels (stable counting sorts, O(E + N)):
 ``csr_grouped(index[E], other[E], num_groups) -> (indptr[N+1], perm[E], col[E])``
     ``csr_from_index`` and ``col[t] = other[perm[t]]`` in the same two passes (no separate
     gather): the layers' CSR (``graph.utils.build_csr``).
-``fingerprint(a) -> (h1, h2)``
-    two independent 64-bit hashes of an int64 array's values and positions (parallel, one
+``fingerprint(a, key=0) -> (h1, h2)``
+    two independent 64-bit hashes, keyed by ``key``, of an int64 array's values and positions (parallel, one
     read of the array, ~1 ms for 2M entries): the content key of the layers' CSR cache.
 ``csr_with_self_loops(src, dst, num_groups, num_loops, remove_loops) -> (indptr, perm, col, keep)``
     the target CSR of "remove self loops, append one loop per node" without building that
@@ -82,15 +82,17 @@ def csr_grouped(index, other, num_groups):
 
 
 @njit(cache=True, parallel=True)
-def fingerprint(a):
+def fingerprint(a, key=np.uint64(0)):
     """``(h1, h2)``: sums over ``k`` of two different 64-bit finalisers (splitmix64 and a
-    murmur3-style mix) of ``a[k] + k * golden``; order-sensitive through the position term,
-    so permuted or shifted arrays hash differently."""
+    murmur3-style mix) of ``(a[k] + k * golden) xor key``; order-sensitive through the position
+    term, so permuted or shifted arrays hash differently. ``key`` (a secret random 64-bit value
+    for a cache) keeps the sums unpredictable, so colliding arrays cannot be built offline."""
     h1 = np.uint64(0)
     h2 = np.uint64(0)
+    kk = np.uint64(key)
     flat = a.ravel()
     for k in prange(flat.shape[0]):
-        z = np.uint64(flat[k]) + np.uint64(k + 1) * np.uint64(0x9E3779B97F4A7C15)
+        z = (np.uint64(flat[k]) + np.uint64(k + 1) * np.uint64(0x9E3779B97F4A7C15)) ^ kk
         u = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         u = (u ^ (u >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         h1 += u ^ (u >> np.uint64(31))
