@@ -23,6 +23,7 @@ import numpy as np
 from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
+from .auto import AUTO, auto_parameters, graph_statistics
 from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
@@ -103,6 +104,12 @@ class GraphReranker:
             against the vector similarity; the Poincare-ball curvature of ``"hyperbolic"``; the
             trained layer of ``"gat"``/``"sage"``/``"gin"``/``"multihead"``). A scorer object
             carries its own parameters; these are then only used by :meth:`embed_subgraph`.
+            ``temperature`` and ``blend`` default to ``"auto"``: for the ``"attention"`` scorer
+            they are chosen per graph at the first call from cheap statistics of a sample of
+            the index's nodes (degree spread, feature homophily; the rule and its measurements:
+            :mod:`ruvector_graph_attn.rerank.auto`, ``docs/quality.md``; the statistics are kept
+            in ``auto_statistics``); every other alias gets ``DEFAULT_TEMPERATURE`` /
+            ``DEFAULT_BLEND``. Numbers are used as given.
         direction: ``"both"`` (default: any edge counts as a neighbour), ``"out"`` or ``"in"``.
         max_neighbors: cap on each expanded node's neighbours (deterministic sample).
         ef: HNSW beam width for the candidate search (default: ``max(index.ef, candidates)``).
@@ -126,8 +133,8 @@ class GraphReranker:
     """
 
     def __init__(self, index: Any, graph: Any, scorer: Any = "attention", hops: Optional[int] = None,
-                 candidates: int = 100, temperature: float = DEFAULT_TEMPERATURE,
-                 blend: float = DEFAULT_BLEND, direction: str = "both",
+                 candidates: int = 100, temperature: Any = AUTO,
+                 blend: Any = AUTO, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
                  seed: int = 0, curvature: float = 1.0, embedder: Any = None,
                  graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None,
@@ -138,8 +145,19 @@ class GraphReranker:
             raise InvalidInputError(
                 f"graph must implement the GraphSource protocol (expand, features, contains, dim), "
                 f"got {type(graph).__name__}")
-        self.temperature = self._check_float(temperature, "temperature", lo=0.0, lo_open=True)
-        self.blend = self._check_float(blend, "blend", lo=0.0, hi=1.0)
+        auto_t, auto_b = (isinstance(v, str) for v in (temperature, blend))
+        for name, v in (("temperature", temperature), ("blend", blend)):
+            if isinstance(v, str) and v != AUTO:
+                raise ConfigError(f"{name} must be a number or {AUTO!r}, got {v!r}")
+        # "auto": the attention alias gets per-graph values (rerank/auto.py) at the first call;
+        # until then, and for every other scorer, the fixed values below
+        self._auto = (auto_t, auto_b) if scorer == "attention" else (False, False)
+        self._auto_state: Any = None
+        #: the graph statistics the "auto" parameters were chosen from (None: not computed)
+        self.auto_statistics: Optional[dict] = None
+        t0, b0 = auto_parameters(None) if scorer == "attention" else (DEFAULT_TEMPERATURE, DEFAULT_BLEND)
+        self.temperature = self._check_float(t0 if auto_t else temperature, "temperature", lo=0.0, lo_open=True)
+        self.blend = self._check_float(b0 if auto_b else blend, "blend", lo=0.0, hi=1.0)
         self.curvature = self._check_float(curvature, "curvature", lo=0.0, lo_open=True)
         self.scorer = resolve_scorer(scorer, layer=layer, temperature=self.temperature, blend=self.blend,
                                      curvature=self.curvature)
@@ -227,12 +245,35 @@ class GraphReranker:
         kind = np.asarray(raw).dtype
         return np.ascontiguousarray(arr.astype(np.float64 if kind == np.float64 else np.float32))
 
+    def _resolve_auto(self) -> None:
+        """Choose the ``"auto"`` temperature / blend from the graph's statistics (once; again
+        when the index or the graph reports a new ``version``)."""
+        auto_t, auto_b = self._auto
+        if not (auto_t or auto_b):
+            return
+        versions = (id(self.index), getattr(self.index, "version", None), id(self.graph),
+                    getattr(self.graph, "version", None))
+        if self._auto_state is not None and (self._auto_state == versions or None in versions):
+            return
+        ids = None
+        if self.index is not None and callable(getattr(self.index, "ids", None)):
+            ids = self.index.ids()
+        stats = None if ids is None else graph_statistics(self.graph, ids, self.direction, self.seed)
+        t, b = auto_parameters(stats)
+        if auto_t:
+            self.temperature = self.scorer.temperature = t
+        if auto_b:
+            self.blend = self.scorer.blend = b
+        self.auto_statistics = stats
+        self._auto_state = versions
+
     def _query(self, q: Any) -> np.ndarray:
         if isinstance(q, str):
             return self.embed([q])[0]
         return as_float_array(q, "query", ndim=1)
 
     def _queries(self, Q: Any) -> np.ndarray:
+        self._resolve_auto()
         if isinstance(Q, (list, tuple)) and Q and all(isinstance(t, str) for t in Q):
             Qa = self.embed(Q)
         elif isinstance(Q, str):
@@ -701,6 +742,7 @@ class GraphReranker:
             raise InvalidInputError("node_ids must be a sequence of node ids")
         if len(node_ids) == 0:
             raise InvalidInputError("node_ids is empty; expected at least one node id")
+        self._resolve_auto()
         h = self.hops if hops is None else check_hops(hops)
         sg = self.graph.expand(node_ids, hops=h, direction=self.direction,
                                max_neighbors=self.max_neighbors, seed=self.seed)
