@@ -27,7 +27,7 @@ import argparse
 import json
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -52,6 +52,10 @@ def build_parser(prog: str = "rerank_defaults") -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="also evaluate a grid of settings on the tuning split")
     p.add_argument("--graph-candidates", action="store_true",
                    help="also measure graph_candidates (candidate recall and nDCG@10)")
+    p.add_argument("--poincare", action="store_true",
+                   help="also re-rank the pyclasses benchmark with Poincare positions (PoincareScorer)")
+    p.add_argument("--poincare-dim", type=int, default=10)
+    p.add_argument("--poincare-epochs", type=int, default=300)
     p.add_argument("--json", action="store_true")
     return p
 
@@ -61,7 +65,7 @@ class Bench:
     """One benchmark: index, graph (GraphSource), query vectors and relevant sets per split."""
 
     def __init__(self, name: str, X: np.ndarray, edges: np.ndarray, index: Any, queries: dict, relevant: dict,
-                 exclude: dict, naive_direction: str = "both"):
+                 exclude: dict):
         from ..connectors import NetworkXGraph
         import networkx as nx
 
@@ -72,7 +76,7 @@ class Bench:
         G.add_edges_from(zip(edges[0].tolist(), edges[1].tolist()))
         self.graph = NetworkXGraph(G)
         self.graph.refresh()
-        self.naive_direction = naive_direction
+        self._naive_means = None
 
     def rank(self, split: str, n_cand: int, **kw) -> list:
         import ruvector_graph_attn as rga
@@ -96,24 +100,28 @@ class Bench:
             out.append(row[row != q] if q is not None else row)
         return out
 
-    def naive(self, split: str, n_cand: int) -> list:
+    def naive(self, split: str, n_cand: int, cand_lists: Optional[list] = None) -> list:
         """``cos(q, x_c) + 0.5 * mean_j cos(q, x_j)`` over the candidate's neighbours (both
-        directions) on the HNSW candidates."""
+        directions) on the HNSW candidates (or on ``cand_lists``)."""
         Xn = self.X / np.linalg.norm(self.X, axis=1, keepdims=True)
-        n = Xn.shape[0]
-        und = np.concatenate([self.edges, self.edges[::-1]], axis=1)
-        deg = np.bincount(und[0], minlength=n).astype(np.float64)
-        M = np.zeros((n, Xn.shape[1]))
-        np.add.at(M, und[0], Xn[und[1]])
-        M /= np.maximum(deg, 1.0)[:, None]
+        if self._naive_means is None:
+            n = Xn.shape[0]
+            und = np.concatenate([self.edges, self.edges[::-1]], axis=1)
+            deg = np.bincount(und[0], minlength=n).astype(np.float64)
+            M = np.zeros((n, Xn.shape[1]))
+            np.add.at(M, und[0], Xn[und[1]])
+            self._naive_means = M / np.maximum(deg, 1.0)[:, None]
+        M = self._naive_means
         Q = self.queries[split]
         Qn = Q / np.linalg.norm(Q, axis=1, keepdims=True)
-        ids, _ = self.index.search(Q, n_cand + 1, ef=max(int(self.index.ef), n_cand + 1))
-        ids = np.asarray(ids, np.int64)
-        s = np.einsum("bd,bcd->bc", Qn, Xn[ids]) + 0.5 * np.einsum("bd,bcd->bc", Qn, M[ids])
+        if cand_lists is None:
+            ids, _ = self.index.search(Q, n_cand + 1, ef=max(int(self.index.ef), n_cand + 1))
+            cand_lists = list(np.asarray(ids, np.int64))
         out = []
         for b, q in enumerate(self.exclude[split]):
-            r = ids[b][np.argsort(-s[b], kind="stable")]
+            c = np.asarray(cand_lists[b], np.int64)
+            s = Xn[c] @ Qn[b] + 0.5 * (M[c] @ Qn[b])
+            r = c[np.argsort(-s, kind="stable")]
             out.append((r[r != q] if q is not None else r)[:K])
         return out
 
@@ -188,6 +196,40 @@ def load_bench(name: str, args) -> Bench:
     raise ValueError(name)
 
 
+def poincare_rows(b: Bench, args, add) -> None:
+    """Poincare positions trained on the transitive closure of the graph the methods see (the
+    held-out nodes' parent edges removed), then :class:`PoincareScorer` (relation "ancestor")
+    with its parameters chosen on the tuning split."""
+    from ..rerank.hierarchy import PoincareScorer
+    from ..training.poincare import PoincareEmbedding, transitive_closure
+
+    n = b.X.shape[0]
+    pairs = transitive_closure(b.edges, n)
+    emb = PoincareEmbedding(n, dim=args.poincare_dim, lr=0.03, negatives=50, burn_in_epochs=20,
+                            burn_in_factor=0.01, seed=args.seed)
+    t0 = time.perf_counter()
+    emb.fit(pairs, epochs=args.poincare_epochs)
+    secs = time.perf_counter() - t0
+    rec = emb.evaluate(pairs)
+    ids = np.unique(pairs)                   # only nodes the closure placed have a position
+    pos = emb.theta[ids]
+    best, cfg = -1.0, None
+    for m in (3, 5, 10):
+        for t in (0.05, 0.2):
+            for alpha in (0.0, 2.0, 10.0):
+                for bl in (0.1, 0.3, 0.5):
+                    sc = PoincareScorer(ids, pos, "ancestor", m, t, alpha, bl)
+                    v = b.metrics("tune", b.rank("tune", args.candidates, scorer=sc))["ndcg@10"]
+                    if v > best:
+                        best, cfg = v, (m, t, alpha, bl)
+    m, t, alpha, bl = cfg
+    info = {"closure_pairs": int(pairs.shape[0]), "train_s": secs, "mean_rank": rec["mean_rank"],
+            "map": rec["map"], "tune_ndcg@10": best}
+    add("PoincareScorer (ancestor), tuned",
+        f"dim={args.poincare_dim}, anchors={m}, T={t}, alpha={alpha}, blend={bl}",
+        b.rank("test", args.candidates, scorer=PoincareScorer(ids, pos, "ancestor", m, t, alpha, bl)), info)
+
+
 # ---------------------------------------------------------------------------- run
 def evaluate(b: Bench, args, out: dict) -> list:
     """Rows of one benchmark on the test split (and the grid on the tuning split)."""
@@ -202,21 +244,28 @@ def evaluate(b: Bench, args, out: dict) -> list:
         if not args.json:
             print(f"  {b.name:<10} {method:<44} {params:<28} nDCG@10 {m['ndcg@10']:.4f}", flush=True)
 
-    hnsw = b.candidate_sets("test", n, scorer="vector")
-    add("HNSW vector-only", f"{n} candidates", [r[:K] for r in b.rank("test", n, scorer="vector")],
+    hnsw = b.candidate_sets("test", n, scorer="vector", graph_candidates=0)
+    add("HNSW vector-only", f"{n} candidates", [r[:K] for r in b.rank("test", n, scorer="vector", graph_candidates=0)],
         {"cand_recall": b.cand_recall("test", hnsw)})
     add("naive: cos + 0.5 * mean neighbour cos", "both directions", b.naive("test", n))
-    add("attention, former default", "T=0.2, blend=0.8", b.rank("test", n, **OLD_DEFAULT))
+    add("attention, former default", "T=0.2, blend=0.8, no graph candidates",
+        b.rank("test", n, graph_candidates=0, **OLD_DEFAULT))
     rr = rga.GraphReranker(b.index, b.graph)
     rr._resolve_auto()
     out.setdefault("statistics", {})[b.name] = rr.auto_statistics
     auto = f"auto: T={rr.temperature}, blend={rr.blend}"
-    add("attention, package default", auto, b.rank("test", n))
+    add("attention, auto T/blend, no graph candidates", auto, b.rank("test", n, graph_candidates=0))
+    gc = b.candidate_sets("test", n, scorer="attention")
+    add("naive on the same graph candidates", f"graph_candidates={rr.graph_candidates}", b.naive("test", n, gc))
+    add("attention, package default", f"{auto}, graph_candidates={rr.graph_candidates}", b.rank("test", n),
+        {"cand_recall": b.cand_recall("test", gc), "cand_size": float(np.mean([len(c) for c in gc]))})
     if args.graph_candidates:
-        for m in (5, 10):
-            gc = b.candidate_sets("test", n, scorer="vector", graph_candidates=m)
-            add(f"package default + graph_candidates={m}", auto, b.rank("test", n, graph_candidates=m),
+        for m in (10,):
+            gc = b.candidate_sets("test", n, scorer="attention", graph_candidates=m)
+            add(f"attention, auto T/blend + graph_candidates={m}", auto, b.rank("test", n, graph_candidates=m),
                 {"cand_recall": b.cand_recall("test", gc), "cand_size": float(np.mean([len(c) for c in gc]))})
+    if args.poincare and b.name == "pyclasses":
+        poincare_rows(b, args, add)
     if args.grid:
         from ..rerank.scorers import AttentionScorer
 

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..connectors.networkx import NetworkXGraph
     from ..index.hnsw import HNSWIndex
-    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, GraphReranker
+    from ..rerank.pipeline import GraphReranker
 
     err = Console(stderr=True)
     layer = None
@@ -167,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
                   f"(e.g. {dropped[0]!r})")
     graph = NetworkXGraph(G)
     rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
-                       temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
-                       blend=DEFAULT_BLEND if args.blend is None else args.blend,
+                       temperature="auto" if args.temperature is None else args.temperature,
+                       blend="auto" if args.blend is None else args.blend,
                        direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)
     Q, labels = _queries(args, index)
     results = rr.search_batch(Q, args.k)

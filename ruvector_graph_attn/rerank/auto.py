@@ -17,7 +17,9 @@ kNN-like or citation graphs: a candidate's neighbourhood is a small, even sample
 surroundings) and ``0.1`` otherwise (heavy-tailed degrees, as in taxonomies and dependency
 graphs: a parent or a library has tens to thousands of neighbours, and a sharper softmax keeps
 the context on the few that match the query). Without statistics (no index to sample from, or
-an empty sample) the temperature is ``0.1``. Other scorers keep ``DEFAULT_TEMPERATURE`` and
+an empty sample) the temperature is ``0.1``. ``graph_candidates="auto"``: the neighbours of the
+``AUTO_GRAPH_CANDIDATES`` (5) best vector hits join the candidates of the ``"attention"``
+scorer (0 for the others). Other scorers keep ``DEFAULT_TEMPERATURE`` and
 ``DEFAULT_BLEND``. The measurements behind the rule are in ``docs/quality.md``.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["AUTO", "AUTO_BLEND", "AUTO_TEMPERATURE_REGULAR", "AUTO_TEMPERATURE_HEAVY_TAILED",
+__all__ = ["AUTO", "AUTO_BLEND", "AUTO_GRAPH_CANDIDATES", "AUTO_TEMPERATURE_REGULAR", "AUTO_TEMPERATURE_HEAVY_TAILED",
            "DEGREE_CV_THRESHOLD", "SAMPLE", "graph_statistics", "auto_parameters"]
 
 AUTO = "auto"
@@ -35,6 +37,8 @@ AUTO_TEMPERATURE_REGULAR = 0.2
 AUTO_TEMPERATURE_HEAVY_TAILED = 0.1
 DEGREE_CV_THRESHOLD = 1.0
 SAMPLE = 1000
+#: graph candidates of the "attention" scorer by default: the neighbours of the 5 best vector hits
+AUTO_GRAPH_CANDIDATES = 5
 
 
 def graph_statistics(graph: Any, ids: Any, direction: str = "both", seed: int = 0,

@@ -23,12 +23,12 @@ import numpy as np
 from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
-from .auto import AUTO, auto_parameters, graph_statistics
+from .auto import AUTO, AUTO_GRAPH_CANDIDATES, auto_parameters, graph_statistics
 from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
-    graph_depth, resolve_scorer,
+    graph_depth, resolve_scorer, traversed_pairs,
 )
 
 __all__ = ["GraphReranker", "SCORERS", "DEFAULT_TEMPERATURE", "DEFAULT_BLEND"]
@@ -122,7 +122,9 @@ class GraphReranker:
         graph_candidates: candidates from the graph (``search``/``search_batch``/
             ``rerank_arrays``): the neighbours of each query's ``graph_candidates`` best vector
             hits that are not candidates yet join its candidate set, with their feature
-            similarity to the query as vector score; filters apply to them too. 0 (default): off.
+            similarity to the query as vector score; filters apply to them too. 0: off.
+            Default ``"auto"``: ``AUTO_GRAPH_CANDIDATES`` (5) for the ``"attention"`` scorer, 0
+            for every other scorer (measurements: ``docs/quality.md``).
         graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
             default ``direction``).
         cache: an LRU cache of results (:mod:`ruvector_graph_attn.rerank.cache`): ``None``
@@ -137,7 +139,7 @@ class GraphReranker:
                  blend: Any = AUTO, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
                  seed: int = 0, curvature: float = 1.0, embedder: Any = None,
-                 graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None,
+                 graph_candidates: Any = AUTO, graph_candidate_direction: Optional[str] = None,
                  cache: Any = None) -> None:
         if index is not None and (not hasattr(index, "search") or not callable(index.search)):
             raise InvalidInputError(f"index must have a search(queries, k) method, got {type(index).__name__}")
@@ -189,6 +191,11 @@ class GraphReranker:
         #: candidates from the graph: the neighbours (``graph_candidate_direction``, default
         #: ``direction``) of each query's ``graph_candidates`` best vector hits join its candidates,
         #: with their feature similarity as vector score (0: off)
+        if isinstance(graph_candidates, str):
+            if graph_candidates != AUTO:
+                raise ConfigError(f"graph_candidates must be a non-negative integer or {AUTO!r}, "
+                                  f"got {graph_candidates!r}")
+            graph_candidates = AUTO_GRAPH_CANDIDATES if scorer == "attention" else 0
         self.graph_candidates = check_positive_int(graph_candidates, "graph_candidates", allow_zero=True)
         self.graph_candidate_direction = check_direction(graph_candidate_direction) \
             if graph_candidate_direction is not None else self.direction
@@ -544,10 +551,9 @@ class GraphReranker:
             return ids, own, valid
         sg = self.graph.expand(seeds, hops=1, direction=self.graph_candidate_direction,
                                max_neighbors=self.max_neighbors, seed=self.seed)
-        src, dst = sg.edge_index[0], sg.edge_index[1]
-        d = self.graph_candidate_direction
-        a = src if d == "out" else dst if d == "in" else np.concatenate([src, dst])
-        b = dst if d == "out" else src if d == "in" else np.concatenate([dst, src])
+        # exact per-seed neighbour lists (not the edges other seeds of the batch brought in),
+        # so a query's graph candidates do not depend on the rest of its batch
+        a, b = traversed_pairs(sg, self.graph_candidate_direction)
         is_seed = np.zeros(sg.num_nodes, bool)
         is_seed[sg.seeds] = True
         keep = is_seed[a]
@@ -560,6 +566,13 @@ class GraphReranker:
         ok = None
         if filter is not None:
             ok = filter if callable(filter) else filter.__contains__
+        # only ids the index holds (an id deleted from the index stays out of the results)
+        in_index = None
+        if callable(getattr(self.index, "contains", None)) and b.size:
+            cand_nodes = np.unique(b)
+            flags = np.asarray(self.index.contains([node_ids[j] for j in cand_nodes.tolist()]), dtype=bool)
+            in_index = np.zeros(sg.num_nodes, bool)
+            in_index[cand_nodes[flags]] = True
         extra = []
         for row, tops in zip(ids, top):
             have = set(row.tolist())
@@ -569,6 +582,8 @@ class GraphReranker:
                 if p is None:
                     continue
                 for j in b[ptr[p]:ptr[p + 1]].tolist():
+                    if in_index is not None and not in_index[j]:
+                        continue
                     nid = node_ids[j]
                     nid = nid.item() if hasattr(nid, "item") else nid
                     if nid not in have and (ok is None or ok(nid)):

@@ -116,6 +116,27 @@ def graph_depth(layer: Any) -> int:
     return 1 if is_graph_layer(layer) else 0
 
 
+def traversed_pairs(sg: Subgraph, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)``: ``a -> b`` for every "expanding ``a`` reaches ``b``" of the subgraph in
+    ``direction`` (exact per-node neighbourhoods when the source records ``edge_origin``)."""
+    src, dst = sg.edge_index[0], sg.edge_index[1]
+    org = sg.edge_origin
+    if org is not None:
+        # exact: each edge leads from the node that traversed it to its other endpoint
+        # (both ways when both endpoints traversed it)
+        two = org < 0
+        one = ~two
+        a = np.concatenate([org[one], src[two], dst[two]])
+        b = np.concatenate([np.where(org[one] == src[one], dst[one], src[one]), dst[two], src[two]])
+    elif direction == "out":
+        a, b = src, dst
+    elif direction == "in":
+        a, b = dst, src
+    else:
+        a, b = np.concatenate([src, dst]), np.concatenate([dst, src])
+    return a, b
+
+
 # ---------------------------------------------------------------------------- data types
 @dataclass
 class Neighbourhoods:
@@ -197,23 +218,8 @@ class Candidates:
         this ``direction`` (exact per-node neighbourhoods when the source records
         ``edge_origin``)."""
         if self._adj is None:
-            n = sg.num_nodes
-            src, dst = sg.edge_index[0], sg.edge_index[1]
-            org = sg.edge_origin
-            if org is not None:
-                # exact: each edge leads from the node that traversed it to its other endpoint
-                # (both ways when both endpoints traversed it)
-                two = org < 0
-                one = ~two
-                a = np.concatenate([org[one], src[two], dst[two]])
-                b = np.concatenate([np.where(org[one] == src[one], dst[one], src[one]), dst[two], src[two]])
-            elif self.direction == "out":
-                a, b = src, dst
-            elif self.direction == "in":
-                a, b = dst, src
-            else:
-                a, b = np.concatenate([src, dst]), np.concatenate([dst, src])
-            indptr, indices, _ = build_csr(np.ascontiguousarray(a), np.ascontiguousarray(b), n)
+            a, b = traversed_pairs(sg, self.direction)
+            indptr, indices, _ = build_csr(np.ascontiguousarray(a), np.ascontiguousarray(b), sg.num_nodes)
             self._adj = (indptr, indices)
         return self._adj
 
