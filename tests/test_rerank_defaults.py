@@ -204,6 +204,23 @@ def test_poincare_scorer_by_hand():
         np.array([1.0, 0.0]), ids, v, k=4)}
     n = np.linalg.norm(pos, axis=1)
     assert h["root"] == pytest.approx(0.5 * 0.1 + 0.5 * (-d[3, 0] - 2 * (n[3] - n[0])))
+    # base=: the base scorer's score replaces v_c (VectorScorer: the same scores; attention: its own)
+    from ruvector_graph_attn.rerank.scorers import VectorScorer
+
+    sv = PoincareScorer(ids, pos, "descendant", anchors=1, temperature=1.0, alpha=2.0, blend=0.5, base=VectorScorer())
+    assert not sv.uses_graph and sv.hops_needed == 0
+    h2 = {x.id: x.score for x in rga.GraphReranker(None, NetworkXGraph(G), scorer=sv).rerank(
+        np.array([1.0, 0.0]), ids, v, k=4)}
+    assert h2 == pytest.approx(h)
+    att = AttentionScorer(0.5, 0.5)
+    sa = PoincareScorer(ids, pos, "descendant", anchors=1, temperature=1.0, alpha=2.0, blend=0.5, base=att)
+    assert sa.uses_graph
+    ha = {x.id: x.score for x in rga.GraphReranker(None, NetworkXGraph(G), scorer=sa).rerank(
+        np.array([1.0, 0.0]), ids, v, k=4)}
+    hb = {x.id: x.score for x in rga.GraphReranker(None, NetworkXGraph(G), scorer=att).rerank(
+        np.array([1.0, 0.0]), ids, v, k=4)}
+    for i in ids:
+        assert ha[i] == pytest.approx(h[i] + 0.5 * (hb[i] - v[ids.index(i)]))
     with pytest.raises(InvalidInputError):
         PoincareScorer(ids, pos * 3, "ancestor")
     with pytest.raises(ConfigError):

@@ -228,6 +228,28 @@ def poincare_rows(b: Bench, args, add) -> None:
     add("PoincareScorer (ancestor), tuned",
         f"dim={args.poincare_dim}, anchors={m}, T={t}, alpha={alpha}, blend={bl}",
         b.rank("test", args.candidates, scorer=PoincareScorer(ids, pos, "ancestor", m, t, alpha, bl)), info)
+    # on top of the package default: base = the auto attention scorer, with its graph candidates
+    from ..rerank.auto import AUTO_GRAPH_CANDIDATES
+    from ..rerank.scorers import AttentionScorer
+    import ruvector_graph_attn as rga
+
+    rr = rga.GraphReranker(b.index, b.graph)
+    rr._resolve_auto()
+    base = AttentionScorer(rr.temperature, rr.blend)
+    best, cfg = -1.0, None
+    for m in (5, 10):
+        for alpha in (0.0, 2.0):
+            for bl in (0.005, 0.01, 0.02, 0.05):
+                sc = PoincareScorer(ids, pos, "ancestor", m, 0.2, alpha, bl, base=base)
+                v = b.metrics("tune", b.rank("tune", args.candidates, scorer=sc,
+                                             graph_candidates=AUTO_GRAPH_CANDIDATES))["ndcg@10"]
+                if v > best:
+                    best, cfg = v, (m, alpha, bl)
+    m, alpha, bl = cfg
+    sc = PoincareScorer(ids, pos, "ancestor", m, 0.2, alpha, bl, base=base)
+    add("package default + Poincare term (base=attention)",
+        f"anchors={m}, T=0.2, alpha={alpha}, blend={bl}, graph_candidates={AUTO_GRAPH_CANDIDATES}",
+        b.rank("test", args.candidates, scorer=sc, graph_candidates=AUTO_GRAPH_CANDIDATES), {"tune_ndcg@10": best})
 
 
 # ---------------------------------------------------------------------------- run

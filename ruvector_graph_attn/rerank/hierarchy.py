@@ -14,7 +14,9 @@ candidate deeper in the ball than the anchors -- a larger norm -- is penalised: 
 closer to the origin, as the trained embedding puts general nodes there), ``s = -1`` for
 ``"descendant"``, ``alpha = 0`` for ``"related"``. An anchor that is itself the candidate is
 left out of its own sum (weights renormalised). Candidates without a position get the row's
-smallest ``g``. The graph is not expanded (``uses_graph = False``).
+smallest ``g``. The graph is not expanded (``uses_graph = False``) unless ``base`` is given: a
+scorer whose score replaces ``v_c`` in the blend (``score = (1 - blend) base_c + blend g_c``; the
+anchors are still the best vector hits).
 """
 from __future__ import annotations
 
@@ -44,11 +46,8 @@ class PoincareScorer:
     """See the module docstring. ``ids``: the node id of each row of ``positions [N, d]``
     (points strictly inside the unit ball)."""
 
-    hops_needed = 0
-    uses_graph = False
-
     def __init__(self, ids: Sequence[Any], positions: Any, relation: str = "ancestor", anchors: int = 5,
-                 temperature: float = 0.05, alpha: float = 1.0, blend: float = 0.5) -> None:
+                 temperature: float = 0.05, alpha: float = 1.0, blend: float = 0.5, base: Any = None) -> None:
         pos = np.asarray(positions, dtype=np.float64)
         if pos.ndim != 2 or pos.shape[0] == 0 or not np.isfinite(pos).all():
             raise InvalidInputError(f"positions must be a finite, non-empty [N, d] array, got shape {pos.shape}")
@@ -71,6 +70,11 @@ class PoincareScorer:
         self.temperature = check_float(temperature, "temperature", lo=0.0, lo_open=True)
         self.alpha = check_float(alpha, "alpha", lo=0.0)
         self.blend = check_float(blend, "blend", lo=0.0, hi=1.0)
+        if base is not None and not (callable(getattr(base, "score", None)) and hasattr(base, "hops_needed")):
+            raise ConfigError(f"base must be a scorer object, got {type(base).__name__}")
+        self.base = base
+        self.hops_needed = 0 if base is None else int(base.hops_needed)
+        self.uses_graph = base is not None and bool(getattr(base, "uses_graph", True))
 
     def __repr__(self) -> str:
         return (f"PoincareScorer({len(self.row_of)} positions of dim {self.positions.shape[1]}, "
@@ -115,5 +119,8 @@ class PoincareScorer:
         rows = np.fromiter((self.row_of.get(i, -1) for i in flat), dtype=np.int64, count=len(flat)).reshape(ids.shape)
         rows = np.where(candidates.present, rows, -1)
         g = self.context(candidates.vector_scores, rows)
-        s = (1.0 - self.blend) * candidates.vector_scores + self.blend * g
+        first = candidates.vector_scores
+        if self.base is not None:
+            first = np.asarray(self.base.score(queries, candidates, subgraph).scores, dtype=np.float64)
+        s = (1.0 - self.blend) * first + self.blend * g
         return Scores(np.where(candidates.present, s, candidates.vector_scores), np.where(candidates.present, g, np.nan))
