@@ -600,10 +600,22 @@ class GraphReranker:
             if e:
                 pad[r, :len(e)] = np.asarray(e, dtype=ids.dtype)
                 vext[r, :len(e)] = True
+        ext_own = np.full((B, E), -np.inf)
+        ext_own[vext] = self._feature_scores(Q, pad, vext)
+        # each row's added candidates in a batch-independent order: by vector score, ties by id
+        # (their column is their reported vector_rank)
+        for r, e in enumerate(extra):
+            if len(e) > 1:
+                try:
+                    by_id = np.asarray(sorted(range(len(e)), key=e.__getitem__), dtype=np.int64)
+                except TypeError:  # ids of mixed types: keep the expansion order
+                    by_id = np.arange(len(e))
+                o = by_id[np.argsort(-ext_own[r, by_id], kind="stable")]
+                pad[r, :len(e)] = pad[r, o]
+                ext_own[r, :len(e)] = ext_own[r, o]
         ids2 = np.concatenate([ids, pad], axis=1)
         valid2 = np.concatenate([np.ones((B, C), bool) if valid is None else valid, vext], axis=1)
-        own2 = np.concatenate([own, np.full((B, E), -np.inf)], axis=1)
-        own2[:, C:][vext] = self._feature_scores(Q, pad, vext)
+        own2 = np.concatenate([own, ext_own], axis=1)
         return ids2, own2, valid2
 
     # ------------------------------------------------------------------ the shared flow
