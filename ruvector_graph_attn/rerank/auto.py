@@ -54,16 +54,12 @@ def graph_statistics(graph: Any, ids: Any, direction: str = "both", seed: int = 
     ids = ids[np.asarray(graph.contains(ids), dtype=bool)]
     if ids.size == 0:
         return None
+    from .scorers import traversed_pairs
+
     sg = graph.expand(ids, hops=1, direction=direction, max_neighbors=None, seed=seed)
     seeds = np.asarray(sg.seeds, dtype=np.int64)
     n = sg.num_nodes
-    src, dst = np.asarray(sg.edge_index[0], np.int64), np.asarray(sg.edge_index[1], np.int64)
-    if direction == "out":
-        a, b = src, dst
-    elif direction == "in":
-        a, b = dst, src
-    else:
-        a, b = np.concatenate([src, dst]), np.concatenate([dst, src])
+    a, b = (np.asarray(v, np.int64) for v in traversed_pairs(sg, direction))
     is_seed = np.zeros(n, bool)
     is_seed[seeds] = True
     keep = is_seed[a] & (a != b)

@@ -178,7 +178,8 @@ def taxonomy_graph(n: int = 20000, dim: int = 64, roots: int = 20, hub_fraction:
     Gaussian step of norm about ``drift`` (renormalised), so children are near their parent and
     siblings near each other; the observed vector adds isotropic noise of norm about ``noise``
     and a direction shared by every node of weight ``common`` (sentence embeddings of one
-    domain all share a component: random pairs have cosine about ``common^2 / (1 + common^2)``),
+    domain all share a component: random pairs have cosine about
+    ``common^2 / (1 + noise^2 + common^2)``, 0.12 with the defaults),
     then is normalised. Edges are ``child -> parent``.
     """
     n = check_positive_int(n, "n")
