@@ -57,8 +57,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="expansion depth (default 1; for --scorer gat|sage|gin the number of graph layers of the "
                         "model, so that it sees its whole receptive field)")
     p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--blend", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature (default: chosen per graph for the attention scorer, see docs/quality.md)")
+    p.add_argument("--blend", type=float, default=None,
+                   help="weight of the graph context, 0..1 (default: chosen per graph for the attention scorer)")
     p.add_argument("--direction", default="both", choices=("out", "in", "both"))
     p.add_argument("--max-neighbors", type=int, default=None)
 
