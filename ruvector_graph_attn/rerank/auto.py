@@ -2,7 +2,8 @@
 ``blend="auto"``, the defaults of :class:`~ruvector_graph_attn.GraphReranker`).
 
 Statistics (:func:`graph_statistics`), computed once from a deterministic sample of at most
-``SAMPLE`` node ids (the index's ids) and one 1-hop expansion around them:
+``SAMPLE`` node ids (the index's ids) and one 1-hop expansion around them (at most ``MAX_DEGREE``
+neighbours read per node):
 
 - ``degree_mean`` and ``degree_cv``: mean and coefficient of variation (standard deviation /
   mean) of the sampled nodes' numbers of distinct neighbours in the re-ranker's ``direction``;
@@ -37,6 +38,8 @@ AUTO_TEMPERATURE_REGULAR = 0.2
 AUTO_TEMPERATURE_HEAVY_TAILED = 0.1
 DEGREE_CV_THRESHOLD = 1.0
 SAMPLE = 1000
+#: neighbours read per sampled node (bounds the cost on hubs; a degree above it counts as MAX_DEGREE)
+MAX_DEGREE = 1000
 #: graph candidates of the "attention" scorer by default: the neighbours of the 5 best vector hits
 AUTO_GRAPH_CANDIDATES = 5
 
@@ -56,7 +59,7 @@ def graph_statistics(graph: Any, ids: Any, direction: str = "both", seed: int = 
         return None
     from .scorers import traversed_pairs
 
-    sg = graph.expand(ids, hops=1, direction=direction, max_neighbors=None, seed=seed)
+    sg = graph.expand(ids, hops=1, direction=direction, max_neighbors=MAX_DEGREE, seed=seed)
     seeds = np.asarray(sg.seeds, dtype=np.int64)
     n = sg.num_nodes
     a, b = (np.asarray(v, np.int64) for v in traversed_pairs(sg, direction))
