@@ -17,8 +17,9 @@ temperature ``0.2`` when ``degree_cv <= 1`` (degrees concentrated around their m
 kNN-like or citation graphs: a candidate's neighbourhood is a small, even sample of its
 surroundings) and ``0.1`` otherwise (heavy-tailed degrees, as in taxonomies and dependency
 graphs: a parent or a library has tens to thousands of neighbours, and a sharper softmax keeps
-the context on the few that match the query). Without statistics (no index to sample from, or
-an empty sample) the temperature is ``0.1``. ``graph_candidates="auto"``: the neighbours of the
+the context on the few that match the query). Without statistics (no index, an index that does not list
+its ids with ``ids()`` -- the Neo4j vector index does not --, or an empty sample) the temperature
+is ``0.1``. ``graph_candidates="auto"``: the neighbours of the
 ``AUTO_GRAPH_CANDIDATES`` (5) best vector hits join the candidates of the ``"attention"``
 scorer (0 for the others). Other scorers keep ``DEFAULT_TEMPERATURE`` and
 ``DEFAULT_BLEND``. The measurements behind the rule are in ``docs/quality.md``.
