@@ -23,6 +23,7 @@ BENCHES: dict[str, str] = {
     "rerank": "bench.rerank",
     "rerank-quality": "bench.rerank_quality",
     "rerank-real": "bench.rerank_real",
+    "rerank-defaults": "bench.rerank_defaults",
     "poincare": "bench.poincare",
     "neo4j": "bench.neo4j",
     "train": "bench.train",

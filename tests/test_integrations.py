@@ -145,6 +145,8 @@ def test_langchain_compressor_equals_search_on_the_same_candidates(data):
     from langchain_core.documents import Document
 
     texts, G, X, emb, rr = data
+    # without graph candidates: search then scores exactly the index's candidates
+    rr = rga.GraphReranker(rr.index, rr.graph, candidates=rr.candidates, graph_candidates=0)
     q = QUERIES[2]
     cand, _ = rr.index.search(_qvec(emb, q).reshape(1, -1), rr.candidates)
     docs = [Document(page_content=texts[int(i)], metadata={"node_id": int(i)}) for i in cand[0][::-1]]

@@ -329,9 +329,13 @@ def test_reranker_on_neo4j_equals_networkx_pipeline(neo4j_server, label):
     hidx = rga.HNSWIndex(dim=dim, space="cosine")
     hidx.add(np.arange(n), X)
     Q = rng.normal(size=(3, dim)).astype(np.float32)
-    ref = rga.GraphReranker(index=hidx, graph=NetworkXGraph(G), hops=2, candidates=20, max_neighbors=4)
-    neo = rga.GraphReranker(index=nidx, graph=g, hops=2, candidates=20, max_neighbors=4)
-    mixed = rga.GraphReranker(index=hidx, graph=g, hops=2, candidates=20, max_neighbors=4)
+    # explicit temperature / blend: "auto" samples the index's ids, which the Neo4j vector index
+    # does not list (it then uses the fallback values); graph candidates stay at their default
+    kw = dict(hops=2, candidates=20, max_neighbors=4, temperature=0.2, blend=0.9)
+    ref = rga.GraphReranker(index=hidx, graph=NetworkXGraph(G), **kw)
+    neo = rga.GraphReranker(index=nidx, graph=g, **kw)
+    mixed = rga.GraphReranker(index=hidx, graph=g, **kw)
+    assert ref.graph_candidates == neo.graph_candidates == 5
     for a_list, b_list, c_list in zip(ref.search_batch(Q, k=8), neo.search_batch(Q, k=8), mixed.search_batch(Q, k=8)):
         assert [h.id for h in a_list] == [h.id for h in b_list] == [h.id for h in c_list]
         np.testing.assert_allclose([h.score for h in a_list], [h.score for h in b_list], atol=1e-5)

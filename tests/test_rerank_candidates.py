@@ -47,7 +47,9 @@ def _same(a, b, exact=True):
 @pytest.mark.parametrize("scorer", ["attention", "vector", "hyperbolic", "ppr", "sparse_topk"])
 def test_rerank_with_the_candidates_search_found_equals_search(world, scorer):
     X, index, graph, Q = world
-    rr = rga.GraphReranker(index, graph, scorer=scorer, candidates=30)
+    # graph_candidates=0: search must score exactly the candidates handed to rerank (with the
+    # default graph candidates, search scores more candidates than the 30 hits it returns)
+    rr = rga.GraphReranker(index, graph, scorer=scorer, candidates=30, graph_candidates=0)
     for q in Q:
         hits = rr.search(q, k=30)
         by_vector = sorted(hits, key=lambda h: h.vector_rank)

@@ -253,13 +253,15 @@ def run_deps(args, g, X, out: dict) -> list:
     index = task.index
 
     def lib_rank(split, **kw):
+        kw.setdefault("graph_candidates", 0)      # the HNSW candidates unless a row adds graph candidates
         rr = rga.GraphReranker(index, graph, candidates=args.candidates + 1, **kw)
         ids, _ = rr.rerank_arrays(qx[split], K + 1)
         return [r[r != q][:K] for r, q in zip(ids, Qs[split])]
 
-    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE
-    add("attention (package defaults)", f"T={DEFAULT_TEMPERATURE}, blend={DEFAULT_BLEND}, both",
-        lib_rank("test", scorer="attention"))
+    add("attention, former default", "T=0.2, blend=0.8, both", lib_rank("test", scorer="attention",
+                                                                       temperature=0.2, blend=0.8))
+    add("attention (package defaults)", "auto T/blend and graph candidates, both",
+        lib_rank("test", scorer="attention", graph_candidates="auto"))
     Q2 = (0.05, 0.2) if not args.quick else (0.1,)
     tune_grid("attention (tuned)", [{"temperature": t, "blend": b, "direction": d} for t in Q2
                                     for b in (0.3, 0.6) for d in ("both", "in")],

@@ -57,8 +57,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="expansion depth (default 1; for --scorer gat|sage|gin the number of graph layers of the "
                         "model, so that it sees its whole receptive field)")
     p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--blend", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature (default: chosen per graph for the attention scorer, see docs/quality.md)")
+    p.add_argument("--blend", type=float, default=None,
+                   help="weight of the graph context, 0..1 (default: chosen per graph for the attention scorer)")
     p.add_argument("--direction", default="both", choices=("out", "in", "both"))
     p.add_argument("--max-neighbors", type=int, default=None)
 
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..connectors.networkx import NetworkXGraph
     from ..index.hnsw import HNSWIndex
-    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, GraphReranker
+    from ..rerank.pipeline import GraphReranker
 
     err = Console(stderr=True)
     layer = None
@@ -167,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
                   f"(e.g. {dropped[0]!r})")
     graph = NetworkXGraph(G)
     rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
-                       temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
-                       blend=DEFAULT_BLEND if args.blend is None else args.blend,
+                       temperature="auto" if args.temperature is None else args.temperature,
+                       blend="auto" if args.blend is None else args.blend,
                        direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)
     Q, labels = _queries(args, index)
     results = rr.search_batch(Q, args.k)

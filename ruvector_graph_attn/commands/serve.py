@@ -81,7 +81,6 @@ def _layers(specs: list) -> dict:
 def load_engine(args: argparse.Namespace):
     """The :class:`~ruvector_graph_attn.service.Engine` described by the command's arguments."""
     from ..index.hnsw import HNSWIndex
-    from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE
     from ..service.engine import Engine, Limits
 
     index = HNSWIndex.load(args.index)
@@ -105,8 +104,8 @@ def load_engine(args: argparse.Namespace):
     limits = Limits(max_batch=args.max_batch, max_ids=args.max_ids, max_k=args.max_k)
     return Engine(index, graph, scorer=args.scorer, layers=_layers(args.layer), hops=args.hops,
                   candidates=args.candidates,
-                  temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
-                  blend=DEFAULT_BLEND if args.blend is None else args.blend, direction=args.direction,
+                  temperature="auto" if args.temperature is None else args.temperature,
+                  blend="auto" if args.blend is None else args.blend, direction=args.direction,
                   max_neighbors=args.max_neighbors, limits=limits)
 
 

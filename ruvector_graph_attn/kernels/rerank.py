@@ -358,74 +358,15 @@ def snapshot_attention(Q, X, qsq, xsq, cand, valid, own, C, lut, int_sorted, int
 
 
 @njit(cache=True)
-def graph_candidate_rows(cand_pos, valid, B, C, m, seeds, indptr, nbr, e_fwd, e_bwd, node_key, cap, salt, mode):
+def graph_candidate_rows(cand_pos, valid, B, C, m, indptr, nbr, node_key, cap, salt):
     """New candidates from the graph for each of ``B`` rows of ``C`` candidates (flat
-    ``cand_pos``: snapshot positions, -1 for none; ``valid`` flat bool): the neighbours of each
-    row's first ``m`` valid candidates that are not in the row yet, in the order the general
-    path (``GraphReranker._add_graph_candidates`` over a one-hop ``expand`` of ``seeds``)
-    lists them. ``seeds``: the distinct positions of those top candidates in expansion
-    order. ``mode``: 0 ``"out"``, 1 ``"in"``, 2 ``"both"`` -- the neighbours of seed ``p``
-    are the far ends of the traversed edges leaving ``p`` (out), entering ``p`` (in), or
-    those leaving then those entering (both), each in traversal order.
+    ``cand_pos``: snapshot positions, -1 for none; ``valid`` flat bool): the neighbours (CSR
+    ``indptr``/``nbr`` of the traversal direction; at most ``cap`` per node, the expansion's
+    ``pair_hash`` sample) of each row's first ``m`` valid candidates that are not in the row
+    yet -- each seed's own neighbour list, as ``GraphReranker._add_graph_candidates`` takes it.
 
-    Returns ``(row_ptr [B+1], extra [X])``: row ``b``'s new candidates (snapshot positions)
-    at ``extra[row_ptr[b]:row_ptr[b+1]]``, each once."""
-    S = seeds.shape[0]
-    order = np.argsort(seeds)
-    sorted_seeds = seeds[order]
-    # traversed edges in emission order: (owner seed, block 0 = leaving / 1 = entering, far end)
-    cap_e = 16
-    own_ = np.empty(cap_e, np.int64)
-    blk = np.empty(cap_e, np.int64)
-    val = np.empty(cap_e, np.int64)
-    n = 0
-    for f in range(S):
-        u = seeds[f]
-        picks = _picks(indptr, nbr, node_key, u, cap, salt)
-        for t in range(picks.shape[0]):
-            k = picks[t]
-            v = nbr[k]
-            j = np.searchsorted(sorted_seeds, v)
-            g = order[j] if j < S and sorted_seeds[j] == v else -1
-            if n + 4 > own_.shape[0]:
-                own_ = _grown(own_, n, 2 * own_.shape[0])
-                blk = _grown(blk, n, 2 * blk.shape[0])
-                val = _grown(val, n, 2 * val.shape[0])
-            if e_fwd[k] >= 0:          # edge u -> v
-                own_[n] = f
-                blk[n] = 0
-                val[n] = v
-                n += 1
-                if g >= 0:
-                    own_[n] = g
-                    blk[n] = 1
-                    val[n] = u
-                    n += 1
-            if e_bwd[k] >= 0:          # edge v -> u
-                if g >= 0:
-                    own_[n] = g
-                    blk[n] = 0
-                    val[n] = u
-                    n += 1
-                own_[n] = f
-                blk[n] = 1
-                val[n] = v
-                n += 1
-    # per seed: its list (stable counting sort by (seed, block)), blocks the mode uses
-    lptr = np.zeros(2 * S + 1, np.int64)
-    for i in range(n):
-        if mode == 2 or blk[i] == mode:
-            lptr[2 * own_[i] + blk[i] + 1] += 1
-    for i in range(2 * S):
-        lptr[i + 1] += lptr[i]
-    fill = lptr[:-1].copy()
-    lst = np.empty(lptr[2 * S], np.int64)
-    for i in range(n):
-        if mode == 2 or blk[i] == mode:
-            s = 2 * own_[i] + blk[i]
-            lst[fill[s]] = val[i]
-            fill[s] += 1
-    # rows
+    Returns ``(row_ptr [B+1], extra [X])``: row ``b``'s new candidates (snapshot positions,
+    each once, in discovery order) at ``extra[row_ptr[b]:row_ptr[b+1]]``."""
     row_ptr = np.zeros(B + 1, np.int64)
     extra = np.empty(16, np.int64)
     x = 0
@@ -438,10 +379,9 @@ def graph_candidate_rows(cand_pos, valid, B, C, m, seeds, indptr, nbr, e_fwd, e_
             t = cand_pos[b * C + c]
             if t < 0 or not valid[b * C + c]:
                 continue
-            j = np.searchsorted(sorted_seeds, t)
-            f = order[j]
-            for i in range(lptr[2 * f], lptr[2 * f + 2]):
-                v = lst[i]
+            picks = _picks(indptr, nbr, node_key, t, cap, salt)
+            for i in range(picks.shape[0]):
+                v = nbr[picks[i]]
                 if v not in have:
                     have.add(v)
                     if x == extra.shape[0]:

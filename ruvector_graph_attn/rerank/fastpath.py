@@ -112,46 +112,21 @@ def graph_candidates(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndar
     top = ids[:, :m] if valid is None else ids[:, :m][valid[:, :m]]
     if top.size == 0:
         return ids, own, valid
-    seeds = np.unique(top.reshape(-1))        # the general path's expansion order
-    seed_pos = _positions(reranker, snap, seeds)
-    seed_pos = seed_pos[seed_pos >= 0]
-    if seed_pos.size == 0:
-        return ids, own, valid
     d = reranker.graph_candidate_direction
-    indptr, nbr, e_fwd, e_bwd = snap.csr[d]
+    indptr, nbr, _, _ = snap.csr[d]
     cap = -1 if reranker.max_neighbors is None else int(reranker.max_neighbors)
-    row_ptr, extra = graph_candidate_rows(pos, flat_valid, B, C, m, seed_pos, indptr, nbr, e_fwd, e_bwd,
-                                          snap.keys, cap, reranker.seed, _MODES[d])
+    row_ptr, extra = graph_candidate_rows(pos, flat_valid, B, C, m, indptr, nbr, snap.keys, cap, reranker.seed)
     if extra.size == 0:
         return ids, own, valid
     node_ids = snap.node_arr if snap.node_int is None else snap.node_int
-    rows = []
-    if filter is None:
-        for b in range(B):
-            rows.append(extra[row_ptr[b]:row_ptr[b + 1]])
-    else:
-        ok = filter if callable(filter) else filter.__contains__
-        for b in range(B):
-            e = extra[row_ptr[b]:row_ptr[b + 1]]
-            keep = [t for t, nid in enumerate(node_ids[e].tolist()) if ok(nid)]
-            rows.append(e[keep])
-    E = max(r.size for r in rows)
-    if E == 0:
-        return ids, own, valid
-    pad = np.empty((B, E), dtype=ids.dtype)
-    pad[:] = ids[:, :1]
-    vext = np.zeros((B, E), bool)
-    ext_pos = np.zeros((B, E), np.int64)
-    for b, r in enumerate(rows):
-        if r.size:
-            pad[b, :r.size] = node_ids[r] if ids.dtype != object else np.asarray(node_ids[r].tolist(), dtype=object)
-            vext[b, :r.size] = True
-            ext_pos[b, :r.size] = r
-    ids2 = np.concatenate([ids, pad], axis=1)
-    valid2 = np.concatenate([np.ones((B, C), bool) if valid is None else valid, vext], axis=1)
-    own2 = np.concatenate([own, np.full((B, E), -np.inf)], axis=1)
-    own2[:, C:][vext] = _feature_scores(Q, snap.x[ext_pos[vext]], np.nonzero(vext)[0], reranker.space)
-    return ids2, own2, valid2
+    rows = [node_ids[extra[row_ptr[b]:row_ptr[b + 1]]].tolist() for b in range(B)]
+    pos_of_id = dict(zip(node_ids[extra].tolist(), extra.tolist()))
+
+    def scores(pad, vext):
+        rows_pos = np.fromiter((pos_of_id[i] for i in pad[vext].tolist()), dtype=np.int64, count=int(vext.sum()))
+        return _feature_scores(Q, snap.x[rows_pos], np.nonzero(vext)[0], reranker.space)
+
+    return reranker._append_candidates(Q, ids, own, valid, rows, filter, scores)
 
 
 def _feature_scores(Q: np.ndarray, X: np.ndarray, qrow: np.ndarray, space: str) -> np.ndarray:

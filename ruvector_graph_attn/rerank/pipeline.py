@@ -24,11 +24,12 @@ from ..connectors.base import GraphSource, Subgraph, check_direction, check_hops
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, UnknownIdError
 from ..validation import DEFAULT_MAX_KEYS, as_float_array, check_int, check_positive_int, check_size
 from . import fastpath as _fastpath
+from .auto import AUTO, AUTO_GRAPH_CANDIDATES, auto_parameters, graph_statistics
 from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
-    graph_depth, resolve_scorer,
+    graph_depth, resolve_scorer, traversed_pairs,
 )
 
 __all__ = ["GraphReranker", "SCORERS", "DEFAULT_TEMPERATURE", "DEFAULT_BLEND"]
@@ -104,6 +105,12 @@ class GraphReranker:
             against the vector similarity; the Poincare-ball curvature of ``"hyperbolic"``; the
             trained layer of ``"gat"``/``"sage"``/``"gin"``/``"multihead"``). A scorer object
             carries its own parameters; these are then only used by :meth:`embed_subgraph`.
+            ``temperature`` and ``blend`` default to ``"auto"``: for the ``"attention"`` scorer
+            they are chosen per graph at the first call from cheap statistics of a sample of
+            the index's nodes (degree spread, feature homophily; the rule and its measurements:
+            :mod:`ruvector_graph_attn.rerank.auto`, ``docs/quality.md``; the statistics are kept
+            in ``auto_statistics``); every other alias gets ``DEFAULT_TEMPERATURE`` /
+            ``DEFAULT_BLEND``. Numbers are used as given.
         direction: ``"both"`` (default: any edge counts as a neighbour), ``"out"`` or ``"in"``.
         max_neighbors: cap on each expanded node's neighbours (deterministic sample).
         ef: HNSW beam width for the candidate search (default: ``max(index.ef, candidates)``).
@@ -116,7 +123,9 @@ class GraphReranker:
         graph_candidates: candidates from the graph (``search``/``search_batch``/
             ``rerank_arrays``): the neighbours of each query's ``graph_candidates`` best vector
             hits that are not candidates yet join its candidate set, with their feature
-            similarity to the query as vector score; filters apply to them too. 0 (default): off.
+            similarity to the query as vector score; filters apply to them too. 0: off.
+            Default ``"auto"``: ``AUTO_GRAPH_CANDIDATES`` (5) for the ``"attention"`` scorer, 0
+            for every other scorer (measurements: ``docs/quality.md``).
         graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
             default ``direction``).
         cache: an LRU cache of results (:mod:`ruvector_graph_attn.rerank.cache`): ``None``
@@ -127,11 +136,11 @@ class GraphReranker:
     """
 
     def __init__(self, index: Any, graph: Any, scorer: Any = "attention", hops: Optional[int] = None,
-                 candidates: int = 100, temperature: float = DEFAULT_TEMPERATURE,
-                 blend: float = DEFAULT_BLEND, direction: str = "both",
+                 candidates: int = 100, temperature: Any = AUTO,
+                 blend: Any = AUTO, direction: str = "both",
                  max_neighbors: Optional[int] = None, layer: Any = None, ef: Optional[int] = None,
                  seed: int = 0, curvature: float = 1.0, embedder: Any = None,
-                 graph_candidates: int = 0, graph_candidate_direction: Optional[str] = None,
+                 graph_candidates: Any = AUTO, graph_candidate_direction: Optional[str] = None,
                  cache: Any = None) -> None:
         if index is not None and (not hasattr(index, "search") or not callable(index.search)):
             raise InvalidInputError(f"index must have a search(queries, k) method, got {type(index).__name__}")
@@ -139,8 +148,19 @@ class GraphReranker:
             raise InvalidInputError(
                 f"graph must implement the GraphSource protocol (expand, features, contains, dim), "
                 f"got {type(graph).__name__}")
-        self.temperature = self._check_float(temperature, "temperature", lo=0.0, lo_open=True)
-        self.blend = self._check_float(blend, "blend", lo=0.0, hi=1.0)
+        auto_t, auto_b = (isinstance(v, str) for v in (temperature, blend))
+        for name, v in (("temperature", temperature), ("blend", blend)):
+            if isinstance(v, str) and v != AUTO:
+                raise ConfigError(f"{name} must be a number or {AUTO!r}, got {v!r}")
+        # "auto": the attention alias gets per-graph values (rerank/auto.py) at the first call;
+        # until then, and for every other scorer, the fixed values below
+        self._auto = (auto_t, auto_b) if scorer == "attention" else (False, False)
+        self._auto_state: Any = None
+        #: the graph statistics the "auto" parameters were chosen from (None: not computed)
+        self.auto_statistics: Optional[dict] = None
+        t0, b0 = auto_parameters(None) if scorer == "attention" else (DEFAULT_TEMPERATURE, DEFAULT_BLEND)
+        self.temperature = self._check_float(t0 if auto_t else temperature, "temperature", lo=0.0, lo_open=True)
+        self.blend = self._check_float(b0 if auto_b else blend, "blend", lo=0.0, hi=1.0)
         self.curvature = self._check_float(curvature, "curvature", lo=0.0, lo_open=True)
         self.scorer = resolve_scorer(scorer, layer=layer, temperature=self.temperature, blend=self.blend,
                                      curvature=self.curvature)
@@ -172,6 +192,11 @@ class GraphReranker:
         #: candidates from the graph: the neighbours (``graph_candidate_direction``, default
         #: ``direction``) of each query's ``graph_candidates`` best vector hits join its candidates,
         #: with their feature similarity as vector score (0: off)
+        if isinstance(graph_candidates, str):
+            if graph_candidates != AUTO:
+                raise ConfigError(f"graph_candidates must be a non-negative integer or {AUTO!r}, "
+                                  f"got {graph_candidates!r}")
+            graph_candidates = AUTO_GRAPH_CANDIDATES if scorer == "attention" else 0
         self.graph_candidates = check_positive_int(graph_candidates, "graph_candidates", allow_zero=True)
         self.graph_candidate_direction = check_direction(graph_candidate_direction) \
             if graph_candidate_direction is not None else self.direction
@@ -228,12 +253,35 @@ class GraphReranker:
         kind = np.asarray(raw).dtype
         return np.ascontiguousarray(arr.astype(np.float64 if kind == np.float64 else np.float32))
 
+    def _resolve_auto(self) -> None:
+        """Choose the ``"auto"`` temperature / blend from the graph's statistics (once; again
+        when the index or the graph reports a new ``version``)."""
+        auto_t, auto_b = self._auto
+        if not (auto_t or auto_b):
+            return
+        versions = (id(self.index), getattr(self.index, "version", None), id(self.graph),
+                    getattr(self.graph, "version", None))
+        if self._auto_state is not None and (self._auto_state == versions or None in versions):
+            return
+        ids = None
+        if self.index is not None and callable(getattr(self.index, "ids", None)):
+            ids = self.index.ids()
+        stats = None if ids is None else graph_statistics(self.graph, ids, self.direction, self.seed)
+        t, b = auto_parameters(stats)
+        if auto_t:
+            self.temperature = self.scorer.temperature = t
+        if auto_b:
+            self.blend = self.scorer.blend = b
+        self.auto_statistics = stats
+        self._auto_state = versions
+
     def _query(self, q: Any) -> np.ndarray:
         if isinstance(q, str):
             return self.embed([q])[0]
         return as_float_array(q, "query", ndim=1)
 
     def _queries(self, Q: Any) -> np.ndarray:
+        self._resolve_auto()
         if isinstance(Q, (list, tuple)) and Q and all(isinstance(t, str) for t in Q):
             Qa = self.embed(Q)
         elif isinstance(Q, str):
@@ -507,10 +555,9 @@ class GraphReranker:
             return ids, own, valid
         sg = self.graph.expand(seeds, hops=1, direction=self.graph_candidate_direction,
                                max_neighbors=self.max_neighbors, seed=self.seed)
-        src, dst = sg.edge_index[0], sg.edge_index[1]
-        d = self.graph_candidate_direction
-        a = src if d == "out" else dst if d == "in" else np.concatenate([src, dst])
-        b = dst if d == "out" else src if d == "in" else np.concatenate([dst, src])
+        # exact per-seed neighbour lists (not the edges other seeds of the batch brought in),
+        # so a query's graph candidates do not depend on the rest of its batch
+        a, b = traversed_pairs(sg, self.graph_candidate_direction)
         is_seed = np.zeros(sg.num_nodes, bool)
         is_seed[sg.seeds] = True
         keep = is_seed[a]
@@ -520,9 +567,6 @@ class GraphReranker:
         ptr = np.searchsorted(a, np.arange(sg.num_nodes + 1))
         pos_of = dict(zip(seeds.tolist(), np.asarray(sg.seeds).tolist()))
         node_ids = sg.node_ids
-        ok = None
-        if filter is not None:
-            ok = filter if callable(filter) else filter.__contains__
         extra = []
         for row, tops in zip(ids, top):
             have = set(row.tolist())
@@ -534,10 +578,29 @@ class GraphReranker:
                 for j in b[ptr[p]:ptr[p + 1]].tolist():
                     nid = node_ids[j]
                     nid = nid.item() if hasattr(nid, "item") else nid
-                    if nid not in have and (ok is None or ok(nid)):
+                    if nid not in have:
                         have.add(nid)
                         new.append(nid)
             extra.append(new)
+        return self._append_candidates(Q, ids, own, valid, extra, filter, lambda pad, vext: self._feature_scores(Q, pad, vext))
+
+    def _append_candidates(self, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray],
+                           extra: list, filter: Any, scores: Any):
+        """Append each row's new candidates ``extra[r]`` (distinct ids, none in the row yet)
+        that pass ``filter`` and that the index holds (an id deleted from the index stays out
+        of the results); ``scores(pad, vext)`` gives their vector scores. They follow the
+        row's candidates in a batch-independent order -- by vector score, ties by id -- and
+        their column is their reported ``vector_rank``; rows are padded, the padding marked
+        invalid. Shared by the general and the snapshot (``rerank/fastpath.py``) paths."""
+        B, C = ids.shape
+        if filter is not None:
+            ok = filter if callable(filter) else filter.__contains__
+            extra = [[e for e in row if ok(e)] for row in extra]
+        contains = getattr(self.index, "contains", None)
+        if callable(contains) and any(len(e) for e in extra):
+            flat = [e for row in extra for e in row]
+            flags = dict(zip(flat, np.asarray(contains(flat), dtype=bool).tolist()))
+            extra = [[e for e in row if flags[e]] for row in extra]
         E = max(len(e) for e in extra)
         if E == 0:
             return ids, own, valid
@@ -548,10 +611,20 @@ class GraphReranker:
             if e:
                 pad[r, :len(e)] = np.asarray(e, dtype=ids.dtype)
                 vext[r, :len(e)] = True
+        ext_own = np.full((B, E), -np.inf)
+        ext_own[vext] = scores(pad, vext)
+        for r, e in enumerate(extra):
+            if len(e) > 1:
+                try:
+                    by_id = np.asarray(sorted(range(len(e)), key=e.__getitem__), dtype=np.int64)
+                except TypeError:  # ids of mixed types: keep the expansion order
+                    by_id = np.arange(len(e))
+                o = by_id[np.argsort(-ext_own[r, by_id], kind="stable")]
+                pad[r, :len(e)] = pad[r, o]
+                ext_own[r, :len(e)] = ext_own[r, o]
         ids2 = np.concatenate([ids, pad], axis=1)
         valid2 = np.concatenate([np.ones((B, C), bool) if valid is None else valid, vext], axis=1)
-        own2 = np.concatenate([own, np.full((B, E), -np.inf)], axis=1)
-        own2[:, C:][vext] = self._feature_scores(Q, pad, vext)
+        own2 = np.concatenate([own, ext_own], axis=1)
         return ids2, own2, valid2
 
     # ------------------------------------------------------------------ the shared flow
@@ -710,6 +783,7 @@ class GraphReranker:
             raise InvalidInputError("node_ids must be a sequence of node ids")
         if len(node_ids) == 0:
             raise InvalidInputError("node_ids is empty; expected at least one node id")
+        self._resolve_auto()
         h = self.hops if hops is None else check_hops(hops)
         sg = self.graph.expand(node_ids, hops=h, direction=self.direction,
                                max_neighbors=self.max_neighbors, seed=self.seed)

@@ -73,6 +73,9 @@ __all__ = [
 #: ``benchmarks/rerank_quality.py`` (see docs/rerank.md)
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_BLEND = 0.8
+#: context terms of AttentionScorer: "pooled" (sim(q, h) of the attention-pooled neighbourhood
+#: vector h) or "mean" (the attention-weighted mean of sim(q, x_j))
+CONTEXTS = ("pooled", "mean")
 #: Poincare-ball radius the features are scaled to (fraction of the ball) by GeometricScorer
 HYPERBOLIC_RADIUS = 0.9
 
@@ -111,6 +114,27 @@ def graph_depth(layer: Any) -> int:
     if isinstance(layer, GraphSequential):
         return sum(graph_depth(m) for m in layer.children())
     return 1 if is_graph_layer(layer) else 0
+
+
+def traversed_pairs(sg: Subgraph, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)``: ``a -> b`` for every "expanding ``a`` reaches ``b``" of the subgraph in
+    ``direction`` (exact per-node neighbourhoods when the source records ``edge_origin``)."""
+    src, dst = sg.edge_index[0], sg.edge_index[1]
+    org = sg.edge_origin
+    if org is not None:
+        # exact: each edge leads from the node that traversed it to its other endpoint
+        # (both ways when both endpoints traversed it)
+        two = org < 0
+        one = ~two
+        a = np.concatenate([org[one], src[two], dst[two]])
+        b = np.concatenate([np.where(org[one] == src[one], dst[one], src[one]), dst[two], src[two]])
+    elif direction == "out":
+        a, b = src, dst
+    elif direction == "in":
+        a, b = dst, src
+    else:
+        a, b = np.concatenate([src, dst]), np.concatenate([dst, src])
+    return a, b
 
 
 # ---------------------------------------------------------------------------- data types
@@ -194,23 +218,8 @@ class Candidates:
         this ``direction`` (exact per-node neighbourhoods when the source records
         ``edge_origin``)."""
         if self._adj is None:
-            n = sg.num_nodes
-            src, dst = sg.edge_index[0], sg.edge_index[1]
-            org = sg.edge_origin
-            if org is not None:
-                # exact: each edge leads from the node that traversed it to its other endpoint
-                # (both ways when both endpoints traversed it)
-                two = org < 0
-                one = ~two
-                a = np.concatenate([org[one], src[two], dst[two]])
-                b = np.concatenate([np.where(org[one] == src[one], dst[one], src[one]), dst[two], src[two]])
-            elif self.direction == "out":
-                a, b = src, dst
-            elif self.direction == "in":
-                a, b = dst, src
-            else:
-                a, b = np.concatenate([src, dst]), np.concatenate([dst, src])
-            indptr, indices, _ = build_csr(np.ascontiguousarray(a), np.ascontiguousarray(b), n)
+            a, b = traversed_pairs(sg, self.direction)
+            indptr, indices, _ = build_csr(np.ascontiguousarray(a), np.ascontiguousarray(b), sg.num_nodes)
             self._adj = (indptr, indices)
         return self._adj
 
@@ -326,16 +335,53 @@ class AttentionScorer(_Blended):
     cosine), ``ctx = sim(q, h)``, ``score = (1 - blend) v_c + blend ctx``. One fused Numba
     segment-softmax pass over every (query, candidate) pair."""
 
+    def __init__(self, temperature: float = DEFAULT_TEMPERATURE, blend: float = DEFAULT_BLEND,
+                 context: str = "pooled") -> None:
+        super().__init__(temperature, blend)
+        if context not in CONTEXTS:
+            raise ConfigError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
+        self.context = context
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(temperature={self.temperature}, blend={self.blend}, "
+                f"context={self.context!r})")
+
     def score(self, queries: np.ndarray, candidates: Candidates, subgraph: Optional[Subgraph]) -> Scores:
         sg = subgraph
         _check_feature_dim(queries, sg)
         nb = candidates.neighbourhoods(sg)
+        if self.context == "mean":
+            return self._score_mean(queries, candidates, sg, nb)
         # (the kernel divides by the feature norms itself: no normalised copy of X)
         Qd, Xd, qsq, xsq = _prepared(queries, sg.x, candidates.space, unit_x=False)
         pown = candidates.pair_vector_score.astype(Qd.dtype)
         s, ctx, w = neighbourhood_attention(Qd, Xd, qsq, xsq, candidates.pair_query, nb.seg_of, pown,
                                             nb.seg_ptr, nb.members, self.temperature, self.blend,
                                             _context_metric(candidates.space), nb.entry_ptr)
+        expl = AttentionExplanation(sg.node_ids, candidates.pair_index, candidates.ids.shape[1], nb.entry_ptr, w,
+                                    seg_of=nb.seg_of, seg_ptr=nb.seg_ptr, members=nb.members)
+        return _finish(candidates, s, ctx, expl)
+
+    def _score_mean(self, queries, candidates: Candidates, sg: Subgraph, nb: Neighbourhoods) -> Scores:
+        """``ctx = sum_j a_j sim(q, x_j)``: the attention-weighted mean similarity."""
+        if candidates.space == "l2":
+            Qd, Xd, qsq, xsq = _prepared(queries, sg.x, candidates.space)
+            pair_of, mem = nb.entries()
+            sim = np.asarray(_entry_similarity(Qd, Xd, qsq, xsq, candidates.pair_query[pair_of], mem, "l2"),
+                             dtype=np.float64)
+            w, _ = segment_softmax_pool(np.ascontiguousarray(sim / self.temperature), np.zeros_like(sim),
+                                        nb.entry_ptr)
+            ctx = np.add.reduceat(w * sim, nb.entry_ptr[:-1]) if sim.size else np.zeros(0)
+            ctx = np.where(np.diff(nb.entry_ptr) > 0, ctx, 0.0)
+            s = (1.0 - self.blend) * candidates.pair_vector_score + self.blend * ctx
+        else:
+            # unit rows (cosine) or raw rows (ip) with the dot-product metric: the pooled vector
+            # h = sum_j a_j x_j gives <q, h> = sum_j a_j sim(q, x_j) exactly
+            Qd, Xd, qsq, xsq = _prepared(queries, sg.x, candidates.space, unit_x=True)
+            pown = candidates.pair_vector_score.astype(Qd.dtype)
+            s, ctx, w = neighbourhood_attention(Qd, Xd, qsq, xsq, candidates.pair_query, nb.seg_of, pown,
+                                                nb.seg_ptr, nb.members, self.temperature, self.blend, 0,
+                                                nb.entry_ptr)
         expl = AttentionExplanation(sg.node_ids, candidates.pair_index, candidates.ids.shape[1], nb.entry_ptr, w,
                                     seg_of=nb.seg_of, seg_ptr=nb.seg_ptr, members=nb.members)
         return _finish(candidates, s, ctx, expl)

@@ -130,3 +130,85 @@ def latent_citation_graph(n: int = 20000, dim: int = 64, latent_dim: int = 8, n_
     edges = np.unique(np.stack([src[keep], dst[keep]]), axis=1)   # (rare) repeats collapse
     return LatentGraphData(x=x, z=z, topic=topic, edges=edges, projection=projection, centres=centres,
                            noise=float(noise), spread=float(spread), seed=int(seed))
+
+
+@dataclass
+class TaxonomyData:
+    """A generated taxonomy (see :func:`taxonomy_graph`)."""
+
+    x: np.ndarray          # [n, D] float32 unit "text embeddings"
+    parent: np.ndarray     # [n] int64 parent of each node (-1 for the roots)
+    depth: np.ndarray      # [n] int64 (roots: 0)
+    edges: np.ndarray      # [2, E] int64 child -> parent
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def num_nodes(self) -> int:
+        return self.n
+
+    @property
+    def edge_index(self) -> np.ndarray:
+        return self.edges
+
+    def to_networkx(self, feature_key: str = "embedding"):
+        """A ``networkx.DiGraph`` (edges child -> parent) with ``feature_key`` node attributes."""
+        import networkx as nx
+
+        G = nx.DiGraph()
+        G.add_nodes_from((i, {feature_key: self.x[i]}) for i in range(self.n))
+        G.add_edges_from(zip(self.edges[0].tolist(), self.edges[1].tolist()))
+        return G
+
+
+def taxonomy_graph(n: int = 20000, dim: int = 64, roots: int = 20, hub_fraction: float = 0.01,
+                   hub_share: float = 0.4, drift: float = 0.6, noise: float = 0.9, common: float = 0.5,
+                   seed: int = 0) -> TaxonomyData:
+    """A taxonomy with text-embedding-like features (deterministic in ``seed``).
+
+    Shape: ``roots`` trees; node ``k`` (after the roots) gets one parent among the earlier
+    nodes -- one of the hubs (the first ``hub_fraction * n`` nodes) with probability
+    ``hub_share``, otherwise a uniformly chosen earlier node -- so a few broad categories have
+    hundreds of children, most nodes are leaves, and depth grows like ``log n``.
+
+    Features: a root sits at a random unit direction; a child at its parent's position plus a
+    Gaussian step of norm about ``drift`` (renormalised), so children are near their parent and
+    siblings near each other; the observed vector adds isotropic noise of norm about ``noise``
+    and a direction shared by every node of weight ``common`` (sentence embeddings of one
+    domain all share a component: random pairs have cosine about
+    ``common^2 / (1 + noise^2 + common^2)``, 0.12 with the defaults),
+    then is normalised. Edges are ``child -> parent``.
+    """
+    n = check_positive_int(n, "n")
+    dim = check_positive_int(dim, "dim")
+    roots = check_positive_int(roots, "roots")
+    if n < 2 * roots or dim < 2:
+        raise InvalidInputError(f"taxonomy_graph needs n >= 2 * roots and dim >= 2 (n={n}, roots={roots})")
+    if not 0.0 < hub_fraction < 1.0 or not 0.0 <= hub_share < 1.0:
+        raise InvalidInputError("hub_fraction must be in (0, 1) and hub_share in [0, 1)")
+    if min(drift, noise, common) < 0:
+        raise InvalidInputError("drift, noise and common must be >= 0")
+    rng = np.random.default_rng(seed)
+    parent = np.full(n, -1, np.int64)
+    k = np.arange(roots, n)
+    n_hubs = max(roots, int(hub_fraction * n))
+    to_hub = rng.random(k.size) < hub_share
+    hub = np.minimum(rng.integers(0, roots + n_hubs, k.size), k - 1)
+    parent[roots:] = np.where(to_hub, hub, (rng.random(k.size) * k).astype(np.int64))
+    depth = np.zeros(n, np.int64)
+    pos = np.empty((n, dim))
+    g = rng.standard_normal((n, dim)) / np.sqrt(dim)
+    pos[:roots] = g[:roots] / np.linalg.norm(g[:roots], axis=1, keepdims=True)
+    for i in range(roots, n):  # parents precede children
+        depth[i] = depth[parent[i]] + 1
+        v = pos[parent[i]] + drift * g[i]
+        pos[i] = v / np.linalg.norm(v)
+    shared = rng.standard_normal(dim)
+    shared /= np.linalg.norm(shared)
+    x = pos + noise * rng.standard_normal((n, dim)) / np.sqrt(dim) + common * shared
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    edges = np.ascontiguousarray(np.stack([k, parent[roots:]]).astype(np.int64))
+    return TaxonomyData(x=x.astype(np.float32), parent=parent, depth=depth, edges=edges, seed=int(seed))

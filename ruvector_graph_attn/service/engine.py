@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputTooLargeError, InvalidInputError
 from ..rerank.results import _plain
-from ..rerank.pipeline import DEFAULT_BLEND, DEFAULT_TEMPERATURE, SCORERS, GraphReranker
+from ..rerank.pipeline import SCORERS, GraphReranker
 
 __all__ = ["Limits", "Engine"]
 
@@ -59,8 +59,8 @@ class Engine:
     """
 
     def __init__(self, index: Any, graph: Any, scorer: str = "attention", layers: Optional[dict] = None,
-                 hops: Optional[int] = None, candidates: int = 100, temperature: float = DEFAULT_TEMPERATURE,
-                 blend: float = DEFAULT_BLEND, direction: str = "both", max_neighbors: Optional[int] = None,
+                 hops: Optional[int] = None, candidates: int = 100, temperature: Any = "auto",
+                 blend: Any = "auto", direction: str = "both", max_neighbors: Optional[int] = None,
                  limits: Limits = Limits(), max_cached: int = 64):
         self.index = index
         self.graph = graph
