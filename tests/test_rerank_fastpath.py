@@ -99,12 +99,17 @@ def test_fast_path_skips_expansion_and_general_path_expands():
     X, G, index, graph = _graph(3)
     q = np.random.default_rng(0).normal(size=X.shape[1]).astype(np.float32)
     calls = _expand_counter(graph)
-    rga.GraphReranker(index, graph, candidates=30).search(q, 5)
-    assert calls == []
-    for make in (lambda: rga.GraphReranker(index, graph, candidates=30, hops=2),
-                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer=SparseTopKScorer(3)),
-                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer=type("Sub", (AttentionScorer,), {})()),
-                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer="hyperbolic")):
+    rr = rga.GraphReranker(index, graph, candidates=30)
+    rr.search(q, 5)              # the first call samples the graph once for the "auto" defaults
+    assert len(calls) == 1 and rr.auto_statistics is not None
+    rr.search(q + 0.5, 5)        # graph candidates included, no expansion
+    assert len(calls) == 1
+    fixed = {"temperature": 0.2, "blend": 0.8, "graph_candidates": 0}   # no statistics sample
+    for make in (lambda: rga.GraphReranker(index, graph, candidates=30, hops=2, **fixed),
+                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer=SparseTopKScorer(3), **fixed),
+                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer=type("Sub", (AttentionScorer,), {})(),
+                                           **fixed),
+                 lambda: rga.GraphReranker(index, graph, candidates=30, scorer="hyperbolic", **fixed)):
         n = len(calls)
         make().search(q, 5)
         assert len(calls) == n + 1
@@ -121,7 +126,7 @@ def test_subclass_overriding_expand_takes_the_general_path():
     X, G, index, _ = _graph(4)
     graph = _OwnExpand(G)
     q = X[5] + 0.1
-    rga.GraphReranker(index, graph, candidates=30).search(q, 5)
+    rga.GraphReranker(index, graph, candidates=30, temperature=0.2, blend=0.8, graph_candidates=0).search(q, 5)
     assert graph.seen == 1
     assert fastpath.snapshot_of(graph) is None
 
@@ -162,8 +167,10 @@ def test_filters_and_graph_candidates(gc, directed, gcd):
         if gc and flt is None and cap is None:   # graph candidates did join (past column 30)
             assert any(h.vector_rank >= 30 for row in fast for h in row)
     if gc:
+        rr = rga.GraphReranker(index, graph, candidates=30, graph_candidates=gc)
+        rr.search(Q[1], 5)               # the one sample of the graph for the "auto" defaults
         calls = _expand_counter(graph)
-        rga.GraphReranker(index, graph, candidates=30, graph_candidates=gc).search(Q[0], 5)
+        rr.search(Q[0], 5)
         assert calls == []
 
 
@@ -220,8 +227,8 @@ def test_cache_follows_refresh_on_the_fast_path():
         fastpath.ENABLED = True
     _same([after], [expect])
     assert after != first
-    assert 155 in next(h for h in after if h.id == first[0].id).attention or \
-        first[0].id not in [h.id for h in after]
+    by_id = {h.id: h for h in after}
+    assert first[0].id not in by_id or 155 in by_id[first[0].id].attention
 
 
 def test_search_hand_computed():
@@ -261,7 +268,8 @@ def test_projection_fused_equals_server_general_path(neo4j_server, label):
     assert fastpath.snapshot_of(proj) is not None and fastpath.snapshot_of(g) is None
     calls = _expand_counter(proj)
     Q = np.random.default_rng(16).normal(size=(4, X.shape[1])).astype(np.float32)
-    for kw in ({"direction": "both"}, {"direction": "out", "max_neighbors": 3, "graph_candidates": 3}):
+    fixed = {"temperature": 0.2, "blend": 0.8}     # no graph sample for the "auto" defaults
+    for kw in ({"direction": "both", **fixed}, {"direction": "out", "max_neighbors": 3, "graph_candidates": 3, **fixed}):
         server = rga.GraphReranker(index, g, candidates=25, **kw).search_batch(Q, 10)
         local = rga.GraphReranker(index, proj, candidates=25, **kw).search_batch(Q, 10)
         _same(local, server)

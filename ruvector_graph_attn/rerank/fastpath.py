@@ -2,7 +2,8 @@
 
 When the graph is a :class:`~ruvector_graph_attn.connectors.NetworkXGraph` or a
 :class:`~ruvector_graph_attn.connectors.neo4j.Neo4jProjection` (their ``expand`` not
-overridden by a subclass), the scorer is exactly :class:`AttentionScorer` and the radius is 0
+overridden by a subclass), the scorer is exactly :class:`AttentionScorer` with the default
+``context="pooled"`` and the radius is 0
 or 1, expansion and scoring of every (query, candidate) pair run as one Numba kernel
 (:func:`~ruvector_graph_attn.kernels.rerank.snapshot_attention`) on the snapshot's arrays: the
 neighbourhood of each candidate is read from the snapshot CSR, the feature rows are read in
@@ -58,7 +59,8 @@ def snapshot_of(graph: Any) -> Optional[Any]:
 
 def applies(reranker: Any) -> bool:
     """Whether ``reranker``'s scorer and radius are ones the fused path computes."""
-    return ENABLED and type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
+    return (ENABLED and type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
+            and getattr(reranker.scorer, "context", "pooled") == "pooled")
 
 
 _EMPTY = np.empty(0, np.int64)
