@@ -641,8 +641,8 @@ class RerankerTrainer(_BaseTrainer):
                 if directed:
                     flip = sub.edge_ids >= n_edges
                     sub_ei = np.where(flip[None, :], sub_ei[::-1], sub_ei)
-                    key = sub_ei[0] * np.int64(sub.nodes.size) + sub_ei[1]
-                    _, first = np.unique(key, return_index=True)  # an edge sampled from both ends once
+                    # an edge sampled from both of its ends counts once (by its original id)
+                    _, first = np.unique(sub.edge_ids % n_edges, return_index=True)
                     sub_ei = np.ascontiguousarray(sub_ei[:, np.sort(first)])
                 h = self._embed(x[sub.nodes], sub_ei)
                 rows = h.shape[0]
