@@ -296,3 +296,18 @@ def test_layer_scorer_gives_directed_layer_stored_orientation():
             np.testing.assert_array_equal(ids[b], np.argsort(-want[b], kind="stable")[:5])
         full[alpha] = ids
     assert not np.array_equal(full[0.0], full[1.0])      # in- and out-neighbours are told apart
+
+
+def test_dirgnn_checkpoint_round_trip(tmp_path):
+    from ruvector_graph_attn.training import load_checkpoint, save_checkpoint
+
+    rng = np.random.default_rng(9)
+    layer = DirGNNConv(SAGEConv(5, 5, aggr="sum", rng=0), alpha=0.2, rng=1)
+    x = rng.normal(size=(9, 5)).astype(np.float32)
+    ei = _graph()
+    path = tmp_path / "dir.rga"
+    save_checkpoint(layer, path)
+    back = load_checkpoint(path)
+    assert isinstance(back, DirGNNConv) and back.alpha == 0.2 and back.conv_in.aggr == "sum"
+    assert back.conv_in.root_weight is False
+    np.testing.assert_array_equal(back(x, ei), layer(x, ei))

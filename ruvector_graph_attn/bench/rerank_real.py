@@ -318,8 +318,9 @@ def training_pairs(args, task: Task, X: np.ndarray, n_queries: int = 2000):
     return np.ascontiguousarray(task.ei[:, ~drop]), task.ei[0, drop], task.ei[1, drop]
 
 
-def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, hard: int = 32,
-                 aggr: str = "mean", n_queries: int = 2000, epochs: int | None = None):
+def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, hard: int = 8,
+                 aggr: str = "mean", n_queries: int = 2000, epochs: int | None = None, lr: float = 1e-2,
+                 in_scale: float = 0.5, out_scale: float = 0.0, batch_size: int = 256, fanout: int = 32):
     """A direction-aware residual layer, ``DirGNNConv(SAGEConv(D, D, aggr))`` started at the
     identity (:meth:`DirGNNConv.residual_init`), trained with RerankerTrainer on
     (description of p, dependency d) pairs of packages outside the held-out set, with ``hard``
@@ -350,11 +351,11 @@ def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, ha
             C[b, :r.size] = r
         hn = mine_hard_negatives(pos, hard, candidates=C[inv], query_ids=qp)
     D = X.shape[1]
-    layer = rga.graph.DirGNNConv(rga.graph.SAGEConv(D, D, aggr=aggr), alpha=0.5).residual_init()
-    opt = rga.training.Adam(layer.parameters(), lr=1e-3)
+    layer = rga.graph.DirGNNConv(rga.graph.SAGEConv(D, D, aggr=aggr), alpha=0.5).residual_init(in_scale, out_scale)
+    opt = rga.training.Adam(layer.parameters(), lr=lr)
     n_ep = epochs or args.train_epochs
     tr = rga.training.RerankerTrainer(layer, opt, max_epochs=n_ep, temperature=0.05, num_negatives=64,
-                                      batch_size=512, fanouts=[64], progress=False)
+                                      batch_size=batch_size, fanouts=[fanout], progress=False)
     tr.fit(X, ei_train, X[qp], pos, hard_negatives=hn)
     secs = time.perf_counter() - t0
     info = (f"{pos.size} pairs, {hard} hard negs{' (+graph cands)' if graph_candidates and hard else ''}, "

@@ -74,6 +74,8 @@ class DirGNNConv(Module):
         self.out_channels = int(conv.out_channels)
         self.conv_in = copy.deepcopy(conv)
         self.conv_out = copy.deepcopy(conv)
+        object.__setattr__(self, "_wrapped_flags", {k: getattr(conv, k) for k in ("add_self_loops", "root_weight")
+                                                    if hasattr(conv, k)})
         for c in (self.conv_in, self.conv_out):
             if hasattr(c, "add_self_loops"):
                 c.add_self_loops = False
@@ -83,19 +85,34 @@ class DirGNNConv(Module):
             self.lin = Linear(self.in_channels, self.out_channels, bias=True, rng=rng)
         object.__setattr__(self, "_n", None)
 
-    def residual_init(self) -> "DirGNNConv":
-        """``lin`` = identity (zero bias) and every parameter of the two aggregations zero:
-        the output starts at the node's own features (needs ``root_weight`` and equal in/out
-        widths). Returns ``self``."""
+    def residual_init(self, in_scale: float = 0.0, out_scale: float = 0.0) -> "DirGNNConv":
+        """``lin`` = identity (zero bias); each aggregation's ``lin_l`` = ``scale * I`` (zero
+        bias; other parameters of the copies zero): with the default zeros the output starts at
+        the node's own features, ``x_i + in_scale (1 - alpha) mean_in + out_scale alpha mean_out``
+        in general (mean aggregation). Needs ``root_weight`` and equal in/out widths; returns
+        ``self``."""
         if not self.root_weight or self.in_channels != self.out_channels:
             raise InvalidInputError("residual_init needs root_weight=True and in_channels == out_channels")
         dt = self.lin.weight.data.dtype
         self.lin.weight.data = np.eye(self.in_channels, dtype=dt)
         self.lin.bias.data = np.zeros(self.out_channels, dtype=dt)
-        for c in (self.conv_in, self.conv_out):
+        for c, scale in ((self.conv_in, in_scale), (self.conv_out, out_scale)):
             for p in c.parameters():
                 p.data = np.zeros_like(p.data)
+            lin_l = getattr(c, "lin_l", None)
+            if lin_l is not None and lin_l.weight.data.shape[0] == lin_l.weight.data.shape[1]:
+                lin_l.weight.data = (float(scale) * np.eye(self.in_channels)).astype(dt)
+            elif scale:
+                raise InvalidInputError("residual_init scales need a wrapped layer with a square lin_l (e.g. SAGEConv)")
         return self
+
+    def wrapped_template(self) -> Module:
+        """A copy of the wrapped layer as it was passed in (its own root term and self loops as
+        they were), e.g. to rebuild this layer from a checkpoint."""
+        c = copy.deepcopy(self.conv_in)
+        for k, v in self._wrapped_flags.items():
+            setattr(c, k, v)
+        return c
 
     def forward(self, x: Any, edge_index: Any, edge_attr: Any = None) -> np.ndarray:
         if edge_attr is not None:
