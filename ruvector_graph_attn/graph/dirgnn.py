@@ -9,7 +9,7 @@ semantics and parameter names (``torch_geometric.nn.DirGNNConv``):
 ``conv_in`` and ``conv_out`` are deep copies of the wrapped layer (e.g. a
 :class:`~ruvector_graph_attn.graph.SAGEConv`) with their own root term switched off
 (``root_weight = False``; the copies keep their unused ``lin_r`` parameters, as PyG's do, so a
-PyG state dict loads unchanged). Names: ``conv_in.*``, ``conv_out.*``, ``lin.weight``,
+PyG state dict loads unchanged; they are frozen, ``requires_grad = False``). Names: ``conv_in.*``, ``conv_out.*``, ``lin.weight``,
 ``lin.bias``.
 
 Re-ranking: with ``edge_index`` oriented ``p -> d`` ("p depends on d"), ``x_in`` of a
@@ -81,6 +81,10 @@ class DirGNNConv(Module):
                 c.add_self_loops = False
             if hasattr(c, "root_weight"):
                 c.root_weight = False
+                lin_r = getattr(c, "lin_r", None)
+                if lin_r is not None:  # kept for the state dict only: never used, never trained
+                    for p in lin_r.parameters():
+                        p.requires_grad = False
         if self.root_weight:
             self.lin = Linear(self.in_channels, self.out_channels, bias=True, rng=rng)
         object.__setattr__(self, "_n", None)
