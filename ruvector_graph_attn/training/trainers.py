@@ -533,7 +533,15 @@ class RerankerTrainer(_BaseTrainer):
     every neighbour is kept, so the outputs at the scored nodes -- and the loss and the
     gradients -- equal the full-graph ones; ``fanouts=[f1, f2, ...]`` (one per layer, ``-1`` =
     all) samples at most ``f`` incoming edges per node and hop (cheaper on hubs, stochastic).
-    ``full_graph=True`` runs the layer over the whole graph for every batch instead.
+    ``full_graph=True`` runs the layer over the whole graph for every batch instead. A
+    direction-aware layer (``reads_out_edges``, e.g.
+    :class:`~ruvector_graph_attn.graph.DirGNNConv`) gets neighbourhoods sampled over both
+    edge directions, with the edges in their stored orientation.
+
+    Hard negatives (``fit(..., hard_negatives=)``, mined with :func:`mine_hard_negatives`
+    from the candidates the re-ranker will see) are added per query to the random and
+    in-batch ones. Each epoch runs with OpenBLAS on one thread (small products; idle BLAS
+    workers busy-wait between them).
     """
 
     def __init__(self, layer: Module, optimizer: Optimizer, max_epochs: int = 50, patience: Optional[int] = None,
