@@ -1,7 +1,11 @@
 """RerankerTrainer epoch time on the 80K-node / 384-d taxonomy-shaped graph: per-batch
 computation subgraphs (the default) vs the whole graph per batch (``full_graph=True``).
 
-``python benchmarks/reranker_train_bench.py [--pairs 80000] [--full-batches 8]``
+``python benchmarks/reranker_train_bench.py [--pairs 80000] [--full-batches 8] [--layer sage|dirgnn]``
+
+``--layer dirgnn`` trains the direction-aware residual layer
+(``DirGNNConv(SAGEConv(384, 384)).residual_init()``, whose computation subgraphs span both
+edge directions) instead of the plain ``SAGEConv``.
 
 The subgraph path trains one full epoch over ``--pairs`` (query, relevant node) pairs
 (``graph_query_pairs``) with a ``SAGEConv(384, 384)`` layer, batch 256, 64 negatives. The
@@ -24,10 +28,16 @@ def main(argv=None) -> int:
     ap.add_argument("--full-batches", type=int, default=8)
     ap.add_argument("--quality-pairs", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layer", choices=("sage", "dirgnn"), default="sage")
     args = ap.parse_args(argv)
     import numba
 
-    from ruvector_graph_attn.graph import SAGEConv
+    from ruvector_graph_attn import graph as _graph
+
+    def SAGEConv(i, o, rng=None):  # noqa: N802  (the layer under test)
+        if args.layer == "sage":
+            return _graph.SAGEConv(i, o, rng=rng)
+        return _graph.DirGNNConv(_graph.SAGEConv(i, o, rng=rng), rng=rng).residual_init()
     from ruvector_graph_attn.training import Adam, RerankerTrainer, graph_query_pairs
     from ruvector_graph_attn.training.datasets import taxonomy_like
 

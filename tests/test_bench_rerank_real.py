@@ -57,6 +57,10 @@ def test_bench_runs_on_sample(tmp_path, capsys):
         assert 0.0 <= r["ndcg@10"] <= 1.0 and 0.0 <= r["recall@10"] <= 1.0
     # with every other package among the candidates, candidate recall is 1
     assert vec["cand_recall"] == pytest.approx(1.0)
+    # the trained re-rankers: hard negatives and random only, each without and with graph candidates
+    for name in ("DirGNN trained, hard negatives", "DirGNN trained, random negatives only"):
+        assert name in rows and name + " + graph_candidates=10" in rows
+        assert "blend=" in rows[name]["params"] and "tune_ndcg@10" in rows[name]
 
 
 def test_split_and_removed_edges():

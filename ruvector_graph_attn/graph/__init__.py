@@ -20,3 +20,7 @@ __all__ += ["GraphSequential"]
 from .gat import GATConv, GATv2Conv  # noqa: E402  (GAT area)
 
 __all__ += ["GATConv", "GATv2Conv"]
+
+from .dirgnn import DirGNNConv  # noqa: E402  (re-ranking area)
+
+__all__ += ["DirGNNConv"]

@@ -56,6 +56,7 @@ from ..kernels.rerank import (
     build_csr, neighbourhood_attention, neighbourhoods, pair_similarity, pooled_context,
     segment_softmax_pool,
 )
+from ..graph.dirgnn import reads_out_edges as _reads_out_edges
 from ..validation import check_float, check_positive_int
 from .explanations import (
     AggregationExplanation, AttentionExplanation, Explanation, PageRankExplanation,
@@ -605,7 +606,9 @@ class LayerScorer:
     """A trained graph layer (GAT/GATv2, SAGE, GIN/GINE, or a ``GraphSequential`` of them) run
     once on the expanded subgraph: ``h = layer(x, edge_index[, edge_attr])`` (messages
     ``edge_index[0] -> edge_index[1]``; with ``direction="both"`` each traversed edge is given in
-    both orientations, once), ``ctx = sim(q, h_c)``, ``score = (1 - blend) v_c + blend ctx``.
+    both orientations, once, except to a direction-aware layer -- one with
+    ``reads_out_edges = True`` such as :class:`~ruvector_graph_attn.graph.DirGNNConv` -- which
+    gets the edges in their stored orientation and tells in- from out-neighbours itself), ``ctx = sim(q, h_c)``, ``score = (1 - blend) v_c + blend ctx``.
     The layer's output dimension must equal the query dimension. ``hops_needed`` is the
     layer's number of message-passing steps.
 
@@ -644,7 +647,7 @@ class LayerScorer:
         ea = sg.edge_attr
         weights = None
         eidx = sg.edge_index
-        if candidates.direction == "both" and eidx.shape[1]:
+        if candidates.direction == "both" and eidx.shape[1] and not _reads_out_edges(layer):
             # "both" treats the graph as undirected: the layer sees every traversed edge in
             # both orientations (each (source, target) pair once), like PyG's to_undirected
             both = np.concatenate([eidx, eidx[::-1]], axis=1)

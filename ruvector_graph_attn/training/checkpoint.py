@@ -154,6 +154,8 @@ register_layer("LayerNorm", _lazy("nn.layers", "LayerNorm"),
 register_layer("GraphSequential", _lazy("graph.sequential", "GraphSequential"), container=True)
 register_layer("SAGEConv", _lazy("graph.sage", "SAGEConv"), _sage_args)
 register_layer("GINConv", _lazy("graph.gin", "GINConv"), _gin_args)
+register_layer("DirGNNConv", _lazy("graph.dirgnn", "DirGNNConv"),
+               lambda m: dict(conv=m.wrapped_template(), alpha=float(m.alpha), root_weight=bool(m.root_weight)))
 register_layer("GINEConv", _lazy("graph.gin", "GINEConv"), _gin_args)
 # read from the constructor signature (attributes of the same names), verified at save time
 register_layer("GATConv", _lazy("graph.gat", "GATConv"))

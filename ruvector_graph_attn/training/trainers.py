@@ -17,7 +17,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError, NotFittedError
+from ..graph.dirgnn import reads_out_edges
 from ..kernels.segment import csr_from_index, scatter_sum
+from ..kernels.threads import serial_below
 from ..nn.layers import run_backward
 from ..nn.module import Module
 from ..validation import as_float_array, as_index_array, check_edge_index, check_int
@@ -26,7 +28,7 @@ from .optim import LRScheduler, Optimizer, clip_grad_norm_
 from .sampling import NeighborSampler, corrupt_tails, edge_keys, negative_pairs, split_edges
 
 __all__ = ["NodeClassificationTrainer", "LinkPredictionTrainer", "RerankerTrainer", "roc_auc", "mrr",
-           "graph_query_pairs"]
+           "graph_query_pairs", "mine_hard_negatives"]
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -449,6 +451,69 @@ def graph_query_pairs(x: Any, edge_index: Any, num_pairs: int, noise: float = 0.
     return np.ascontiguousarray(q, dtype=xx.dtype), pos.astype(np.int64)
 
 
+def mine_hard_negatives(positives: Any, m: int, candidates: Any = None, index: Any = None, queries: Any = None,
+                        query_ids: Any = None, search_k: Optional[int] = None) -> np.ndarray:
+    """Hard negatives for :meth:`RerankerTrainer.fit`: for each (query, positive) pair, the first
+    ``m`` of the query's candidates that are not relevant to it -- the items a re-ranker has to
+    push down, as opposed to random nodes it separates anyway.
+
+    Candidates come either from ``candidates`` (``[n_pairs, C]`` node indices per pair, best
+    first, ``-1`` = padding; e.g. the HNSW hits the re-ranker will see, plus graph candidates)
+    or from ``index`` (an index with ``search(queries, k)`` returning ``(labels, distances)``
+    whose labels are the node indices; it is searched with ``queries`` for ``search_k``
+    = ``m`` + 32 hits by default, each distinct query once). A candidate is excluded when it is
+    a positive of any pair of the same query: pairs belong to the same query when their
+    ``query_ids`` are equal, or (default) when their query vectors are identical. Returns
+    ``[n_pairs, m]`` int64, ``-1`` where fewer than ``m`` candidates remain.
+    """
+    p = as_index_array(positives, "positives", allow_empty=False)
+    m = check_int(m, "m", lo=1)
+    if (candidates is None) == (index is None):
+        raise InvalidInputError("mine_hard_negatives needs exactly one of candidates= or index=")
+    if query_ids is None:
+        if queries is None:
+            raise InvalidInputError("mine_hard_negatives needs queries= or query_ids= to group pairs by query")
+        qa = as_float_array(queries, "queries", ndim=2)
+        if qa.shape[0] != p.size:
+            raise DimensionMismatchError(p.size, qa.shape[0], "number of queries (one per pair)")
+        _, first, gid = np.unique(np.ascontiguousarray(qa).view(np.dtype((np.void, qa.dtype.itemsize * qa.shape[1]))).ravel(),
+                                  return_index=True, return_inverse=True)
+    else:
+        qid = np.asarray(query_ids).reshape(-1)
+        if qid.size != p.size:
+            raise DimensionMismatchError(p.size, qid.size, "number of query_ids (one per pair)")
+        _, first, gid = np.unique(qid, return_index=True, return_inverse=True)
+    gid = gid.reshape(-1)
+    if candidates is not None:
+        cand = np.asarray(candidates)
+        if cand.ndim != 2 or cand.shape[0] != p.size:
+            raise DimensionMismatchError((p.size, "C"), cand.shape, "candidates shape (one row per pair)")
+        if cand.size and cand.dtype.kind not in "iu":
+            raise InvalidInputError(f"candidates must hold integer node indices, got dtype {cand.dtype}")
+        cand = cand.astype(np.int64)
+        group_cand = cand[first]                     # one candidate row per query (its first pair's)
+    else:
+        if queries is None:
+            raise InvalidInputError("mine_hard_negatives with index= needs the queries to search")
+        qa = as_float_array(queries, "queries", ndim=2)
+        if qa.shape[0] != p.size:
+            raise DimensionMismatchError(p.size, qa.shape[0], "number of queries (one per pair)")
+        k = int(search_k) if search_k is not None else m + 32
+        labels, _ = index.search(qa[first], k=k)
+        group_cand = np.asarray(labels, dtype=np.int64)
+    # the positives of each query, as sorted keys gid * (max id + 2) + node
+    span = np.int64(max(int(p.max()), int(group_cand.max(initial=0))) + 2)
+    pos_keys = np.unique(gid.astype(np.int64) * span + p)
+    g_rows = np.arange(group_cand.shape[0], dtype=np.int64)[:, None]
+    keys = g_rows * span + group_cand
+    is_pos = np.isin(keys, pos_keys) | (group_cand < 0)
+    out = np.full((group_cand.shape[0], m), -1, dtype=np.int64)
+    for g in range(group_cand.shape[0]):
+        keep = group_cand[g][~is_pos[g]][:m]
+        out[g, :keep.size] = keep
+    return out[gid]
+
+
 class RerankerTrainer(_BaseTrainer):
     """Fit the graph layer used by :class:`~ruvector_graph_attn.GraphReranker`'s layer scorers
     (``scorer="gat" | "sage" | "gin"``, passed as ``layer=``).
@@ -468,7 +533,15 @@ class RerankerTrainer(_BaseTrainer):
     every neighbour is kept, so the outputs at the scored nodes -- and the loss and the
     gradients -- equal the full-graph ones; ``fanouts=[f1, f2, ...]`` (one per layer, ``-1`` =
     all) samples at most ``f`` incoming edges per node and hop (cheaper on hubs, stochastic).
-    ``full_graph=True`` runs the layer over the whole graph for every batch instead.
+    ``full_graph=True`` runs the layer over the whole graph for every batch instead. A
+    direction-aware layer (``reads_out_edges``, e.g.
+    :class:`~ruvector_graph_attn.graph.DirGNNConv`) gets neighbourhoods sampled over both
+    edge directions, with the edges in their stored orientation.
+
+    Hard negatives (``fit(..., hard_negatives=)``, mined with :func:`mine_hard_negatives`
+    from the candidates the re-ranker will see) are added per query to the random and
+    in-batch ones. Each epoch runs with OpenBLAS on one thread (small products; idle BLAS
+    workers busy-wait between them).
     """
 
     def __init__(self, layer: Module, optimizer: Optimizer, max_epochs: int = 50, patience: Optional[int] = None,
@@ -507,12 +580,32 @@ class RerankerTrainer(_BaseTrainer):
         return h
 
     def fit(self, x: Any, edge_index: Any, queries: Any, positives: Any, val_queries: Any = None,
-            val_positives: Any = None) -> list[dict[str, Any]]:
-        """Train; returns the history (``epoch, loss, val_mrr, val_recall, lr, seconds``)."""
+            val_positives: Any = None, hard_negatives: Any = None) -> list[dict[str, Any]]:
+        """Train; returns the history (``epoch, loss, val_mrr, val_recall, lr, seconds``).
+
+        ``hard_negatives``: optional ``[n_pairs, m]`` node indices, the hard negatives of each
+        pair (``-1`` = none), e.g. from :func:`mine_hard_negatives` (the top vector hits of the
+        pair's query that are not among its relevant nodes). Each query is then scored against
+        its positive, its own ``m`` hard negatives, the ``num_negatives`` random nodes shared by
+        the batch and the other positives of the batch. An entry equal to the pair's own
+        positive, or ``-1``, is replaced by a random node.
+        """
         x = as_float_array(x, "x", ndim=2)
         n = x.shape[0]
         ei = check_edge_index(edge_index, n)
         q, p = self._pairs(queries, positives, n, x.shape[1], "training")
+        hard = None
+        if hard_negatives is not None:
+            hard = np.asarray(hard_negatives)
+            if hard.ndim != 2 or hard.shape[0] != p.shape[0]:
+                raise DimensionMismatchError((p.shape[0], "m"), hard.shape, "hard_negatives shape (one row per pair)")
+            if hard.size and hard.dtype.kind not in "iu":
+                raise InvalidInputError(f"hard_negatives must hold integer node indices, got dtype {hard.dtype}")
+            hard = hard.astype(np.int64)
+            if hard.size and (hard.min() < -1 or hard.max() >= n):
+                raise InvalidInputError(f"hard_negatives must be node indices in 0..{n - 1} (or -1 for none)")
+            if hard.shape[1] == 0:
+                hard = None
         val = None
         if val_queries is not None:
             val = self._pairs(val_queries, val_positives, n, x.shape[1], "validation")
@@ -520,42 +613,78 @@ class RerankerTrainer(_BaseTrainer):
             self.monitor = "loss"
         self._seed_everything()
         sampler = None
+        directed = reads_out_edges(self.model)
+        n_edges = ei.shape[1]
         if not self.full_graph:
             fanouts = self.fanouts if self.fanouts is not None else [-1] * _graph_depth(self.model)
-            sampler = NeighborSampler(ei, n, fanouts, seed=self.seed)
+            # a direction-aware layer reads out-neighbours too: sample over both orientations
+            # and hand the layer each sampled edge in its stored orientation
+            sample_ei = np.concatenate([ei, ei[::-1]], axis=1) if directed else ei
+            sampler = NeighborSampler(sample_ei, n, fanouts, seed=self.seed)
         local = np.full(n, -1, dtype=np.int64)
+
+        def batch_step(b: np.ndarray) -> float:
+            self.model.zero_grad()
+            negs = self._rng.integers(0, n, size=self.num_negatives) if self.num_negatives else None
+            hb = None
+            if hard is not None:
+                hb = hard[b].copy()
+                bad = (hb < 0) | (hb == p[b][:, None])
+                if bad.any():
+                    hb[bad] = self._rng.integers(0, n, size=int(bad.sum()))
+            pos_rows, neg_rows, hard_rows = p[b], negs, hb
+            if sampler is None:
+                h = self._embed(x, ei)
+                rows = n
+            else:  # the layer on the scored nodes' computation subgraph only
+                parts = [p[b]] + ([] if negs is None else [negs]) + ([] if hb is None else [hb.ravel()])
+                scored = np.unique(np.concatenate(parts))
+                sub = sampler.sample(scored)
+                local[scored] = np.arange(scored.size)
+                pos_rows = local[p[b]]
+                neg_rows = None if negs is None else local[negs]
+                hard_rows = None if hb is None else local[hb]
+                local[scored] = -1
+                sub_ei = sub.edge_index
+                if directed:
+                    flip = sub.edge_ids >= n_edges
+                    sub_ei = np.where(flip[None, :], sub_ei[::-1], sub_ei)
+                    # an edge sampled from both of its ends counts once (by its original id)
+                    _, first = np.unique(sub.edge_ids % n_edges, return_index=True)
+                    sub_ei = np.ascontiguousarray(sub_ei[:, np.sort(first)])
+                h = self._embed(x[sub.nodes], sub_ei)
+                rows = h.shape[0]
+            if h.shape[1] != q.shape[1]:
+                raise DimensionMismatchError(q.shape[1], h.shape[1], "layer output dimension (must equal query dimension)")
+            if hard_rows is None:
+                neg_h = None if negs is None else h[neg_rows]
+            else:  # per-query negatives: own hard negatives, then the shared random ones
+                per = hard_rows if neg_rows is None else \
+                    np.concatenate([hard_rows, np.broadcast_to(neg_rows, (b.size, neg_rows.size))], axis=1)
+                neg_h = h[per]
+            loss, (_, gp, gn) = info_nce(q[b], h[pos_rows], neg_h, temperature=self.temperature,
+                                         in_batch=True, normalize=True)
+            gh = _scatter_rows(pos_rows, gp.astype(h.dtype), rows)
+            if gn is not None:
+                if hard_rows is None:
+                    gh += _scatter_rows(neg_rows, gn.astype(h.dtype), rows)
+                else:
+                    gh += _scatter_rows(per.ravel(), gn.reshape(-1, gn.shape[-1]).astype(h.dtype), rows)
+            run_backward(self.model, gh, need_input_grad=False)
+            self._step()
+            return float(loss)
 
         def epoch_fn(epoch: int) -> dict[str, Any]:
             self.model.train()
             order = self._rng.permutation(q.shape[0])
             total = 0.0
-            for start in range(0, order.size, self.batch_size):
-                b = order[start:start + self.batch_size]
-                self.model.zero_grad()
-                negs = self._rng.integers(0, n, size=self.num_negatives) if self.num_negatives else None
-                pos_rows, neg_rows = p[b], negs
-                if sampler is None:
-                    h = self._embed(x, ei)
-                    rows = n
-                else:  # the layer on the scored nodes' computation subgraph only
-                    scored = np.unique(p[b] if negs is None else np.concatenate([p[b], negs]))
-                    sub = sampler.sample(scored)
-                    local[scored] = np.arange(scored.size)
-                    pos_rows = local[p[b]]
-                    neg_rows = None if negs is None else local[negs]
-                    local[scored] = -1
-                    h = self._embed(x[sub.nodes], sub.edge_index)
-                    rows = h.shape[0]
-                if h.shape[1] != q.shape[1]:
-                    raise DimensionMismatchError(q.shape[1], h.shape[1], "layer output dimension (must equal query dimension)")
-                loss, (_, gp, gn) = info_nce(q[b], h[pos_rows], None if negs is None else h[neg_rows],
-                                             temperature=self.temperature, in_batch=True, normalize=True)
-                gh = _scatter_rows(pos_rows, gp.astype(h.dtype), rows)
-                if negs is not None:
-                    gh += _scatter_rows(neg_rows, gn.astype(h.dtype), rows)
-                run_backward(self.model, gh, need_input_grad=False)
-                self._step()
-                total += loss * b.size
+            # one BLAS thread for the whole epoch: every product here is small, and idle
+            # OpenBLAS workers busy-wait between them (10x slower products on a busy 2-core
+            # machine); the Numba kernels keep their own thread policy
+            with serial_below(0, 0, single_blas=True):
+                for start in range(0, order.size, self.batch_size):
+                    b = order[start:start + self.batch_size]
+                    total += batch_step(b) * b.size
             rec: dict[str, Any] = {"loss": total / q.shape[0]}
             if val is not None:
                 m = self._rank_metrics(x, ei, *val)
