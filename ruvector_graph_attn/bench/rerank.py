@@ -23,6 +23,19 @@ GOAL_P50_MS = 0.6
 GOAL_P99_MS = 1.0
 
 
+def _int_or_auto(text: str):
+    """``--graph-candidates``: ``auto`` or a count >= 0."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
+    return value
+
+
 def build_parser(prog: str = "rerank_bench") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=100_000)
@@ -35,8 +48,9 @@ def build_parser(prog: str = "rerank_bench") -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--scorer", default="attention")
     p.add_argument("--threads", type=int, default=1, help="HNSW search threads")
-    p.add_argument("--graph-candidates", type=int, default=0,
-                   help="GraphReranker(graph_candidates=...): neighbours of the best vector hits join the candidates")
+    p.add_argument("--graph-candidates", type=_int_or_auto, default="auto",
+                   help="GraphReranker(graph_candidates=...): neighbours of the best vector hits join the "
+                        "candidates (default: the package default, 'auto'; 0 turns it off)")
     p.add_argument("--stream", type=int, default=3000,
                    help="repeated-query stream: searches drawn (0: skip the cache measurement)")
     p.add_argument("--distinct", type=int, default=10_000, help="distinct queries of the stream")
@@ -121,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     res = {
         "n": data.n, "dim": args.dim, "edges": int(data.edges.shape[1]), "k": args.k,
         "candidates": args.candidates, "hops": args.hops, "scorer": args.scorer,
-        "graph_candidates": args.graph_candidates,
+        "graph_candidates": rr.graph_candidates,
         "setup_s": setup, "snapshot_s": t_snap,
         "search_p50_ms": float(np.percentile(lat, 50)), "search_p99_ms": float(np.percentile(lat, 99)),
         "search_mean_ms": float(lat.mean()),
