@@ -20,6 +20,12 @@ Parent retrieval: a fraction of the nodes that have a parent are held out, their
 parent`` edges removed from the graph every method sees; the query is the child's embedding,
 the relevant items its parents. The held-out nodes are split once, a third for tuning, two
 thirds for test.
+
+``--trained`` adds, on the benchmarks with held-out nodes, the trained rows of ``bench
+rerank-real`` (:func:`~ruvector_graph_attn.bench.rerank_real.trained_rows`): a DirGNN layer
+trained with RerankerTrainer on the (node, out-neighbour) pairs of nodes outside the held-out
+set, with and without mined hard negatives and graph candidates, and its ensemble with the
+package default's attention scorer.
 """
 from __future__ import annotations
 
