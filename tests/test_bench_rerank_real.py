@@ -61,6 +61,13 @@ def test_bench_runs_on_sample(tmp_path, capsys):
     for name in ("DirGNN trained, hard negatives", "DirGNN trained, random negatives only"):
         assert name in rows and name + " + graph_candidates=10" in rows
         assert "blend=" in rows[name]["params"] and "tune_ndcg@10" in rows[name]
+    # the ensemble of the hard-negative layer with the attention scorer, and that part alone
+    for suffix in ("", " + graph_candidates=10"):
+        ens = rows["ensemble: trained layer + attention" + suffix]
+        alone = rows["attention alone (the ensemble's other part)" + suffix]
+        assert "w_layer=" in ens["params"] and "beats both:" in ens["params"]
+        # the tuning figure of the chosen weight is the best of the grid, so at least both parts'
+        assert ens["tune_ndcg@10"] >= alone["tune_ndcg@10"] - 1e-12
 
 
 def test_split_and_removed_edges():

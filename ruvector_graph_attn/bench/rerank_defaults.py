@@ -20,6 +20,12 @@ Parent retrieval: a fraction of the nodes that have a parent are held out, their
 parent`` edges removed from the graph every method sees; the query is the child's embedding,
 the relevant items its parents. The held-out nodes are split once, a third for tuning, two
 thirds for test.
+
+``--trained`` adds, on the benchmarks with held-out nodes, the trained rows of ``bench
+rerank-real`` (:func:`~ruvector_graph_attn.bench.rerank_real.trained_rows`): a DirGNN layer
+trained with RerankerTrainer on the (node, out-neighbour) pairs of nodes outside the held-out
+set, with and without mined hard negatives and graph candidates, and its ensemble with the
+package default's attention scorer.
 """
 from __future__ import annotations
 
@@ -56,6 +62,13 @@ def build_parser(prog: str = "rerank_defaults") -> argparse.ArgumentParser:
                    help="also re-rank the pyclasses benchmark with Poincare positions (PoincareScorer)")
     p.add_argument("--poincare-dim", type=int, default=10)
     p.add_argument("--poincare-epochs", type=int, default=300)
+    p.add_argument("--trained", action="store_true",
+                   help="also the trained re-rankers of bench rerank-real (DirGNN layer trained with RerankerTrainer "
+                        "on (node, parent) pairs of the non-held-out nodes; and its ensemble with the attention "
+                        "scorer) on the parent-retrieval benchmarks")
+    p.add_argument("--train-epochs", type=int, default=4)
+    p.add_argument("--train-queries", type=int, default=6000,
+                   help="nodes outside the held-out set whose out-edges are the training pairs")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -65,18 +78,27 @@ class Bench:
     """One benchmark: index, graph (GraphSource), query vectors and relevant sets per split."""
 
     def __init__(self, name: str, X: np.ndarray, edges: np.ndarray, index: Any, queries: dict, relevant: dict,
-                 exclude: dict):
+                 exclude: dict, held: Optional[np.ndarray] = None, n_cand: int = 100):
         from ..connectors import NetworkXGraph
         import networkx as nx
 
         self.name, self.X, self.edges, self.index = name, X, edges, index
         self.queries, self.relevant, self.exclude = queries, relevant, exclude
+        # what the trained rows of bench rerank-real read (training_pairs, train_dirgnn):
+        # the graph the methods see, every held-out node, the node count, the candidate count
+        self.ei, self.held, self.n, self.n_cand = edges, held, X.shape[0], n_cand
         G = nx.DiGraph()
         G.add_nodes_from((i, {"embedding": X[i]}) for i in range(X.shape[0]))
         G.add_edges_from(zip(edges[0].tolist(), edges[1].tolist()))
         self.graph = NetworkXGraph(G)
         self.graph.refresh()
         self._naive_means = None
+
+    def candidates(self, qn: np.ndarray) -> np.ndarray:
+        """``[B, n_cand]`` HNSW hits of the nodes ``qn``, each node itself removed."""
+        from .rerank_real import vector_candidates
+
+        return vector_candidates(self.index, self.X, qn, self.n_cand)
 
     def rank(self, split: str, n_cand: int, **kw) -> list:
         import ruvector_graph_attn as rga
@@ -145,7 +167,7 @@ def _index(X: np.ndarray, ef_construction: int = 200):
 
 
 def hierarchy_bench(name: str, X: np.ndarray, edge_index: np.ndarray, holdout: float, seed: int,
-                    max_tune: int, max_test: int) -> Bench:
+                    max_tune: int, max_test: int, n_cand: int = 100) -> Bench:
     """Parent (or dependency) retrieval: held-out nodes lose their out-edges; relevant = their
     out-neighbours in the full graph (module docstring)."""
     from .rerank_real import split_queries
@@ -162,7 +184,7 @@ def hierarchy_bench(name: str, X: np.ndarray, edge_index: np.ndarray, holdout: f
     ei = np.ascontiguousarray(edge_index[:, keep])
     rel = {s: [edge_index[1, edge_index[0] == p] for p in qs.tolist()] for s, qs in (("tune", tune), ("test", test))}
     return Bench(name, X, ei, _index(X), {"tune": X[tune], "test": X[test]}, rel,
-                 {"tune": tune.tolist(), "test": test.tolist()})
+                 {"tune": tune.tolist(), "test": test.tolist()}, held=held, n_cand=n_cand)
 
 
 def load_bench(name: str, args) -> Bench:
@@ -172,19 +194,22 @@ def load_bench(name: str, args) -> Bench:
 
         g = dependency_graph(load_records(default_package_lists()))
         X = embed_texts(g.texts, cache_dir=args.cache_dir)
-        return hierarchy_bench(name, X, g.edge_index, 0.05, args.seed, args.max_tune_queries, args.max_test_queries)
+        return hierarchy_bench(name, X, g.edge_index, 0.05, args.seed, args.max_tune_queries, args.max_test_queries,
+                               args.candidates)
     if name == "pyclasses":
         from ..datasets.pyclasses import stdlib_class_hierarchy
         from .embeddings import embed_texts
 
         h = stdlib_class_hierarchy()
         X = embed_texts(h.texts, cache_dir=args.cache_dir)
-        return hierarchy_bench(name, X, h.edge_index, 0.25, args.seed, args.max_tune_queries, args.max_test_queries)
+        return hierarchy_bench(name, X, h.edge_index, 0.25, args.seed, args.max_tune_queries, args.max_test_queries,
+                               args.candidates)
     if name == "taxonomy":
         from ..rerank.synthetic import taxonomy_graph
 
         d = taxonomy_graph(n=args.taxonomy_n, dim=64, seed=args.seed)
-        return hierarchy_bench(name, d.x, d.edges, 0.05, args.seed, args.max_tune_queries, args.max_test_queries)
+        return hierarchy_bench(name, d.x, d.edges, 0.05, args.seed, args.max_tune_queries, args.max_test_queries,
+                               args.candidates)
     if name == "latent":
         from ..rerank.synthetic import latent_citation_graph
 
@@ -252,6 +277,21 @@ def poincare_rows(b: Bench, args, add) -> None:
         b.rank("test", args.candidates, scorer=sc, graph_candidates=AUTO_GRAPH_CANDIDATES), {"tune_ndcg@10": best})
 
 
+def trained_bench_rows(b: Bench, args, add) -> None:
+    """The trained rows of ``bench rerank-real`` (:func:`~.rerank_real.trained_rows`: the
+    DirGNN residual layer trained with RerankerTrainer on (node, out-neighbour) pairs of nodes
+    outside the held-out set, with and without mined hard negatives, scored with and without
+    graph candidates; and its ensemble with the package default's attention scorer), every
+    parameter chosen on the tuning split."""
+    from .rerank_real import default_attention, trained_rows
+
+    def add_row(method, params, ranked, tune_ndcg=None):
+        add(method, params, ranked, None if tune_ndcg is None else {"tune_ndcg@10": tune_ndcg})
+
+    trained_rows(args, b, b.X, lambda split, **kw: b.rank(split, args.candidates, **kw), add_row,
+                 lambda split, ranked: b.metrics(split, ranked), attention=default_attention(b.index, b.graph))
+
+
 # ---------------------------------------------------------------------------- run
 def evaluate(b: Bench, args, out: dict) -> list:
     """Rows of one benchmark on the test split (and the grid on the tuning split)."""
@@ -286,6 +326,8 @@ def evaluate(b: Bench, args, out: dict) -> list:
             gc = b.candidate_sets("test", n, scorer="attention", graph_candidates=m)
             add(f"attention, auto T/blend + graph_candidates={m}", auto, b.rank("test", n, graph_candidates=m),
                 {"cand_recall": b.cand_recall("test", gc), "cand_size": float(np.mean([len(c) for c in gc]))})
+    if args.trained and b.held is not None:
+        trained_bench_rows(b, args, add)
     if args.poincare and b.name == "pyclasses":
         poincare_rows(b, args, add)
     if args.grid:

@@ -82,6 +82,28 @@ def csr(src: np.ndarray, dst: np.ndarray, n: int):
     return indptr, dst[order]
 
 
+def vector_candidates(index: Any, X: np.ndarray, qn: np.ndarray, n_cand: int) -> np.ndarray:
+    """``[B, n_cand]`` HNSW hits of the nodes ``qn`` (queried by their own features), each
+    query node itself removed."""
+    lab, _ = index.search(X[qn], k=n_cand + 1)
+    lab = np.asarray(lab, dtype=np.int64)
+    out = np.empty((qn.size, n_cand), np.int64)
+    for b in range(qn.size):
+        row = lab[b][lab[b] != qn[b]]
+        out[b] = row[:n_cand]
+    return out
+
+
+def default_attention(index: Any, graph: Any):
+    """The package default's attention scorer for ``graph`` (its auto temperature and blend)."""
+    import ruvector_graph_attn as rga
+    from ..rerank.scorers import AttentionScorer
+
+    rr = rga.GraphReranker(index, graph)
+    rr._resolve_auto()
+    return AttentionScorer(rr.temperature, rr.blend)
+
+
 class Task:
     """The dependency-retrieval split, candidates and the numpy baselines."""
 
@@ -107,13 +129,7 @@ class Task:
 
     def candidates(self, qn: np.ndarray) -> np.ndarray:
         """``[B, n_cand]`` HNSW hits of each query package, the package itself removed."""
-        lab, _ = self.index.search(self.X[qn], k=self.n_cand + 1)
-        lab = np.asarray(lab, dtype=np.int64)
-        out = np.empty((qn.size, self.n_cand), np.int64)
-        for b in range(qn.size):
-            row = lab[b][lab[b] != qn[b]]
-            out[b] = row[: self.n_cand]
-        return out
+        return vector_candidates(self.index, self.X, qn, self.n_cand)
 
     def rel(self, qn):
         return [self.relevant[int(p)] for p in qn.tolist()]
@@ -303,7 +319,7 @@ def run_deps(args, g, X, out: dict) -> list:
                                     graph_candidate_direction="out", **c))
 
     # trained re-rankers (RerankerTrainer on pairs from the training graph)
-    trained_rows(args, task, X, lib_rank, add, evaluate)
+    trained_rows(args, task, X, lib_rank, add, evaluate, attention=default_attention(index, graph))
     for r in rows:
         r["ndcg_vs_vector"] = r["ndcg@10"] / max(vec["ndcg@10"], 1e-12)
         r["ndcg_vs_naive"] = r["ndcg@10"] / max(naive["ndcg@10"], 1e-12)
@@ -367,24 +383,50 @@ def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, ha
     return layer, info, secs
 
 
-def trained_rows(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Callable, evaluate: Callable) -> None:
+def trained_rows(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Callable, evaluate: Callable,
+                 attention: Any = None) -> None:
     """The trained re-rankers: the direction-aware residual layer trained with hard negatives
     from the candidates it will see, and with random negatives only,
-    each scored without and with graph candidates (blend chosen on the tuning split)."""
+    each scored without and with graph candidates (blend chosen on the tuning split).
+
+    With ``attention`` (an AttentionScorer, e.g. :func:`default_attention`), also the ensemble
+    ``EnsembleScorer([LayerScorer(layer, blend), attention], [w, 1 - w])`` of the hard-negative
+    layer, its weight ``w`` chosen on the tuning split (``w = 1`` is the layer alone, ``w = 0``
+    the attention scorer alone, so the ensemble row says whether the mix beat both parts there);
+    the attention scorer alone on the same candidates is reported beside it."""
+    from ..rerank.scorers import EnsembleScorer, LayerScorer
+
     variants = [("DirGNN trained, hard negatives", dict(graph_candidates=10, hard=8)),
                 ("DirGNN trained, random negatives only", dict(graph_candidates=0, hard=0))]
-    for name, kw in variants:
+    for vi, (name, kw) in enumerate(variants):
         layer, info, _ = train_dirgnn(args, task, X, n_queries=args.train_queries, **kw)
         for gc in (0, 10):
             extra = dict(graph_candidates=10, graph_candidate_direction="out") if gc else {}
+            suffix = " + graph_candidates=10" if gc else ""
             best, b_best = -1.0, None
             for blend in (0.5, 0.8, 1.0):
                 v = evaluate("tune", lib_rank("tune", scorer="sage", direction="both", blend=blend, layer=layer,
                                               **extra))["ndcg@10"]
                 if v > best:
                     best, b_best = v, blend
-            add(name + (" + graph_candidates=10" if gc else ""), f"{info}, blend={b_best}",
+            add(name + suffix, f"{info}, blend={b_best}",
                 lib_rank("test", scorer="sage", direction="both", blend=b_best, layer=layer, **extra), best)
+            if attention is None or vi:
+                continue
+            part = LayerScorer(layer, b_best)
+            tune = {}
+            for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+                sc = EnsembleScorer([part, attention], [w, 1.0 - w])
+                tune[w] = evaluate("tune", lib_rank("tune", scorer=sc, direction="both", **extra))["ndcg@10"]
+            w_best = max(tune, key=lambda w: (tune[w], -abs(w - 0.5)))
+            add("attention alone (the ensemble's other part)" + suffix, repr(attention),
+                lib_rank("test", scorer=attention, direction="both", **extra), tune[0.0])
+            beats = tune[w_best] > max(tune[0.0], tune[1.0])
+            add("ensemble: trained layer + attention" + suffix,
+                f"w_layer={w_best} (tune: layer {tune[1.0]:.4f}, attention {tune[0.0]:.4f}, "
+                f"ensemble {tune[w_best]:.4f}, beats both: {'yes' if beats else 'no'})",
+                lib_rank("test", scorer=EnsembleScorer([part, attention], [w_best, 1.0 - w_best]),
+                         direction="both", **extra), tune[w_best])
 
 
 # ---------------------------------------------------------------------------- task (b)

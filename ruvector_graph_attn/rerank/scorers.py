@@ -40,6 +40,9 @@ candidate and every node within ``hops`` of it; ``beta`` the blend)::
                                          personalised PageRank over the query's expanded
                                          subgraph, restart distribution p_c = softmax(v_c / T)
                                          over the query's candidates; ctx = PageRank mass of c
+    EnsembleScorer(scorers, weights)     score = sum_i w_i score_i (weights normalised to
+                                         sum 1), e.g. a trained LayerScorer with the
+                                         AttentionScorer context
 
 For ``"cosine"`` the features and queries enter every scorer as unit vectors.
 """
@@ -65,7 +68,7 @@ from .explanations import (
 __all__ = [
     "Scorer", "Scores", "Candidates", "Neighbourhoods", "VectorScorer", "AttentionScorer",
     "GeometricScorer", "LayerScorer", "MultiHeadScorer", "SparseTopKScorer",
-    "PersonalizedPageRankScorer", "resolve_scorer", "ALIASES", "graph_depth",
+    "PersonalizedPageRankScorer", "EnsembleScorer", "resolve_scorer", "ALIASES", "graph_depth",
     "Explanation", "AttentionExplanation", "AggregationExplanation", "PageRankExplanation",
     "DEFAULT_TEMPERATURE", "DEFAULT_BLEND", "HYPERBOLIC_RADIUS",
 ]
@@ -780,6 +783,73 @@ class PersonalizedPageRankScorer:
         expl = PageRankExplanation(sg.node_ids, candidates.pair_index, candidates.ids.shape[1], nb.entry_ptr,
                                    entry_mass, seg_of=nb.seg_of, seg_ptr=nb.seg_ptr, members=nb.members)
         return _finish(candidates, s, mass, expl)
+
+
+class EnsembleScorer:
+    """A weighted sum of other scorers' final scores on the same candidates and subgraph:
+    ``score = sum_i w_i score_i`` with the weights normalised to sum to 1 (each part already
+    blends in the vector score ``v_c`` by its own ``blend``), ``ctx = sum_i w_i ctx_i`` (NaN where
+    a part has no context). The typical use combines a trained layer with the attention
+    context, the weight chosen on held-out tuning queries::
+
+        EnsembleScorer([LayerScorer(layer, blend=0.8), AttentionScorer(0.1, 0.5)], [0.5, 0.5])
+
+    ``hops_needed`` is the largest of the parts'; the subgraph is expanded when any part reads
+    the graph (parts that do not, such as VectorScorer, get ``subgraph=None``). The explanation
+    is the first part's (the parts' weights of a hit's neighbours are not comparable).
+    """
+
+    def __init__(self, scorers: Any, weights: Any = None) -> None:
+        parts = list(scorers) if isinstance(scorers, (list, tuple)) else None
+        if not parts:
+            raise ConfigError("EnsembleScorer needs a non-empty list of scorer objects")
+        for p in parts:
+            if not (callable(getattr(p, "score", None)) and hasattr(p, "hops_needed")):
+                raise ConfigError(f"EnsembleScorer parts must be scorer objects, got {type(p).__name__}")
+        if weights is None:
+            w = np.full(len(parts), 1.0 / len(parts))
+        else:
+            try:
+                w = np.asarray(weights, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"weights must be numbers, got {weights!r}") from exc
+            if w.shape[0] != len(parts):
+                raise InvalidInputError(f"{len(parts)} scorers but {w.shape[0]} weights")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise InvalidInputError(f"weights must be finite, non-negative and not all 0; got {weights!r}")
+            w = w / w.sum()
+        self.scorers = parts
+        self.weights = w
+        self.hops_needed = max(int(p.hops_needed) for p in parts)
+        self.uses_graph = any(bool(getattr(p, "uses_graph", True)) for p in parts)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{w:.3g} * {p!r}" for p, w in zip(self.scorers, self.weights))
+        return f"EnsembleScorer({inner})"
+
+    def score(self, queries: np.ndarray, candidates: Candidates, subgraph: Optional[Subgraph]) -> Scores:
+        # only the present pairs are combined; the others keep their vector score (padding
+        # columns may hold -inf there, which a zero weight must not turn into NaN)
+        mask = np.asarray(candidates.present, dtype=bool)
+        total = np.zeros(int(mask.sum()))
+        ctx = np.zeros(total.shape[0])
+        expl = None
+        for i, (p, w) in enumerate(zip(self.scorers, self.weights)):
+            sg = subgraph if getattr(p, "uses_graph", True) else None
+            out = p.score(queries, candidates, sg)
+            s = np.asarray(out.scores, dtype=np.float64)
+            if s.shape != mask.shape:
+                raise InvalidInputError(f"EnsembleScorer part {p!r} returned scores of shape {s.shape}, "
+                                        f"expected {mask.shape}")
+            total += w * s[mask]
+            ctx += w * (np.nan if out.context is None else np.asarray(out.context, dtype=np.float64)[mask])
+            if i == 0:
+                expl = out.explanation
+        scores = candidates.vector_scores.astype(np.float64, copy=True)
+        scores[mask] = total
+        context = np.full(mask.shape, np.nan)
+        context[mask] = ctx
+        return Scores(scores, context, expl)
 
 
 # ---------------------------------------------------------------------------- aliases
