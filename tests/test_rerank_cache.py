@@ -226,6 +226,40 @@ def test_fingerprint_sees_weights():
     assert fingerprint(s) != f0
 
 
+def test_fingerprint_sees_nested_layer_weights_and_the_cache_follows_them():
+    """A direction-aware wrapper keeps its convolutions' weights several levels down: an
+    in-place update anywhere in it, in a scorer or an ensemble, changes the fingerprint and
+    empties the cache (no stale re-ranking after retraining in place)."""
+    layer = rga.graph.DirGNNConv(rga.graph.SAGEConv(4, 4)).residual_init(in_scale=0.5)
+    scorer = rga.scorers.LayerScorer(layer, blend=1.0)
+    ens = rga.scorers.EnsembleScorer([scorer, rga.scorers.AttentionScorer(0.2, 0.8)], [0.5, 0.5])
+    f_s, f_e = fingerprint(scorer), fingerprint(ens)
+    w = layer.conv_in.lin_l.weight.data
+    w[0, 1] += 1e-6
+    assert fingerprint(scorer) != f_s and fingerprint(ens) != f_e
+    w[0, 1] -= 1e-6
+    layer.alpha = 0.25                       # a plain field of the wrapper
+    assert fingerprint(scorer) != f_s
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    G = nx.DiGraph()
+    for i, x in enumerate(X):
+        G.add_node(i, embedding=x)
+    G.add_edges_from((i, (i * 7 + 3) % 30) for i in range(30))
+    index = rga.HNSWIndex(dim=4, space="cosine", max_elements=30)
+    index.add(np.arange(30), X)
+    layer.alpha = 0.5
+    rr = rga.GraphReranker(index, NetworkXGraph(G), scorer=scorer, candidates=20, cache=16)
+    q = X[4] + 0.1
+    first = rr.search(q, 5)
+    layer.conv_out.lin_l.weight.data[:] = rng.normal(size=(4, 4))
+    after = rr.search(q, 5)
+    fresh = rga.GraphReranker(index, NetworkXGraph(G), scorer=scorer, candidates=20).search(q, 5)
+    assert [(h.id, round(h.score, 6)) for h in after] == [(h.id, round(h.score, 6)) for h in fresh]
+    assert [h.score for h in after] != [h.score for h in first]
+
+
 def test_concurrent_threads_with_index_changes():
     X, G, index, graph = _data(n=150)
     rr = _fresh(index, graph, cache=32)

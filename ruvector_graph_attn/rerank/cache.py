@@ -149,17 +149,31 @@ def array_key(a: np.ndarray) -> tuple:
     return (a.dtype.str, a.shape, a.tobytes())
 
 
+def _is_module(obj: Any) -> bool:
+    """A layer (``nn.Module`` or anything shaped like one)."""
+    return callable(getattr(obj, "named_modules", None)) and hasattr(obj, "_parameters")
+
+
 def fingerprint(obj: Any, depth: int = _FP_DEPTH) -> Any:
     """A hashable value that changes when ``obj``'s parameters change: scalars and strings as
     they are, arrays by dtype, shape and a digest of their bytes, containers and objects
-    (their ``__dict__``/``__slots__``, class included) recursively; beyond a few levels, and
-    for functions, the object's identity."""
+    (their ``__dict__``/``__slots__``, class included) recursively; layers (``nn.Module``)
+    through every submodule whatever its depth; beyond a few levels, and for functions, the
+    object's identity."""
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
         return obj
     if isinstance(obj, np.ndarray):
         a = np.ascontiguousarray(obj)
         return ("nd", a.dtype.str, a.shape, hashlib.blake2b(a.view(np.uint8), digest_size=16).digest()
                 if a.dtype != object else tuple(fingerprint(v, depth - 1) for v in a.reshape(-1).tolist()))
+    if _is_module(obj):
+        modules = obj.named_modules
+        # a layer: every submodule at any nesting depth (wrappers such as DirGNNConv hold
+        # their convolutions' weights several levels down), each with its own fields
+        return ("module", type(obj).__module__, type(obj).__qualname__, tuple(
+            (prefix, type(mod).__qualname__,
+             fingerprint({k: v for k, v in vars(mod).items() if k != "_modules" and not _is_module(v)}, _FP_DEPTH))
+            for prefix, mod in modules()))
     if depth <= 0 or callable(obj) and not hasattr(obj, "__dict__") and not hasattr(obj, "__slots__"):
         return ("id", id(obj))
     if isinstance(obj, (list, tuple)):
