@@ -275,7 +275,20 @@ class HNSWIndex:
         return (1.0 - d) if self.space in ("cosine", "ip") else -d
 
     def contains(self, ids: Iterable[Any]) -> np.ndarray:
-        return np.fromiter((i in self for i in ids), dtype=bool)
+        """``[n]`` bool: which ids are live in the index (one lock, one pass)."""
+        get = self._id_label.get
+        labs = []
+        for i in ids:
+            try:
+                lab = get(i.item() if isinstance(i, np.generic) else i)
+            except TypeError:  # unhashable: never an id
+                lab = None
+            labs.append(-1 if lab is None else lab)
+        labs = np.asarray(labs, dtype=np.int64)
+        out = labs >= 0
+        with self._lock:
+            out[out] = self._alive[labs[out]]
+        return out
 
     # ------------------------------------------------------------------ search
     def _filter_labels(self, filter: FilterArg) -> Optional[np.ndarray]:

@@ -122,11 +122,9 @@ def graph_candidates(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndar
         return ids, own, valid
     node_ids = snap.node_arr if snap.node_int is None else snap.node_int
     rows = [node_ids[extra[row_ptr[b]:row_ptr[b + 1]]].tolist() for b in range(B)]
-    pos_of_id = dict(zip(node_ids[extra].tolist(), extra.tolist()))
 
     def scores(pad, vext):
-        rows_pos = np.fromiter((pos_of_id[i] for i in pad[vext].tolist()), dtype=np.int64, count=int(vext.sum()))
-        return _feature_scores(Q, snap.x[rows_pos], np.nonzero(vext)[0], reranker.space)
+        return _feature_scores(Q, snap.x[_positions(reranker, snap, pad[vext])], np.nonzero(vext)[0], reranker.space)
 
     return reranker._append_candidates(Q, ids, own, valid, rows, filter, scores)
 
