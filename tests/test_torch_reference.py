@@ -43,7 +43,8 @@ import pytest
 import ruvector_graph_attn as rga
 from ruvector_graph_attn import nn as rnn
 from ruvector_graph_attn.graph import (
-    AttentionalAggregation, GATConv, GATv2Conv, GINConv, GINEConv, GraphSequential, MaxPool, MeanPool, SAGEConv,
+    AttentionalAggregation, DirGNNConv, GATConv, GATv2Conv, GINConv, GINEConv, GraphSequential, MaxPool, MeanPool,
+    SAGEConv,
     SumPool, global_add_pool, global_max_pool, global_mean_pool,
 )
 from ruvector_graph_attn.manifold import PoincareBall
@@ -54,7 +55,7 @@ from ruvector_graph_attn.training import (
 )
 
 REF_DIR = Path(__file__).parent / "reference"
-FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare", "riemannian", "nn")
+FILES = ("gat", "gin_sage", "readout", "attention", "training", "poincare", "riemannian", "nn", "dirgnn")
 MAX_TOTAL_BYTES = 2 * 1024 * 1024
 
 #: (rtol, atol factor) per dtype; atol = factor * max(1, max|reference|)
@@ -245,6 +246,20 @@ def test_gin_sage_matches_pyg(case, dt):
     _close(y, c["out"]["y"], dt, f"{case} output")
     gx = _edge_attr_grad_checked(layer.backward(c["in"]["gout"].astype(dt)), ea, c, dt, case)
     _close(gx, c["grad"]["x"], dt, f"{case} d loss / d x")
+    _check_param_grads(layer, c["pgrad"], dt, case)
+
+
+# ----------------------------------------------------------------------------- DirGNN
+@pytest.mark.parametrize("case,dt", _params("dirgnn"))
+def test_dirgnn_matches_pyg(case, dt):
+    c = _fixture("dirgnn")[case]
+    meta = c["meta"]
+    layer = _load(DirGNNConv(SAGEConv(**meta["conv"]), **meta["kwargs"]), c["sd"], dt)
+    x = c["in"]["x"].astype(dt)
+    layer.train()
+    layer.zero_grad()
+    _close(layer(x, c["in"]["edge_index"]), c["out"]["y"], dt, f"{case} output")
+    _close(layer.backward(c["in"]["gout"].astype(dt)), c["grad"]["x"], dt, f"{case} d loss / d x")
     _check_param_grads(layer, c["pgrad"], dt, case)
 
 

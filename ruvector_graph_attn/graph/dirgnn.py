@@ -124,12 +124,11 @@ class DirGNNConv(Module):
         x = as_float_array(x, "x", ndim=2)
         ei = validate_edge_index(edge_index, x.shape[0])
         a = self.alpha
-        out = None
-        if a < 1.0:
-            out = (1.0 - a) * self.conv_in(x, ei)
-        if a > 0.0:
-            x_out = a * self.conv_out(x, np.ascontiguousarray(ei[::-1]))
-            out = x_out if out is None else out + x_out
+        # both directions always run (as in PyG, so alpha 0 or 1 still gives the unused
+        # side zero gradients rather than none)
+        x_in = self.conv_in(x, ei)
+        x_out = self.conv_out(x, np.ascontiguousarray(ei[::-1]))
+        out = a * x_out + (1.0 - a) * x_in
         if self.root_weight:
             out = out + self.lin(x)
         object.__setattr__(self, "_n", out.shape)
@@ -143,11 +142,8 @@ class DirGNNConv(Module):
             raise DimensionMismatchError(self._n, g.shape, "DirGNNConv.backward grad_output shape")
         a = self.alpha
         gx = None
-        parts = []
-        if a < 1.0:
-            parts.append(run_backward(self.conv_in, (1.0 - a) * g, need_input_grad))
-        if a > 0.0:
-            parts.append(run_backward(self.conv_out, a * g, need_input_grad))
+        parts = [run_backward(self.conv_in, (1.0 - a) * g, need_input_grad),
+                 run_backward(self.conv_out, a * g, need_input_grad)]
         if self.root_weight:
             parts.append(self.lin.backward(g, need_input_grad=need_input_grad))
         if not need_input_grad:
