@@ -58,7 +58,7 @@ def graph_statistics(graph: Any, ids: Any, direction: str = "both", seed: int = 
     ids = ids[np.asarray(graph.contains(ids), dtype=bool)]
     if ids.size == 0:
         return None
-    from .scorers import traversed_pairs
+    from .scorers import _unit_rows, traversed_pairs
 
     sg = graph.expand(ids, hops=1, direction=direction, max_neighbors=MAX_DEGREE, seed=seed)
     seeds = np.asarray(sg.seeds, dtype=np.int64)
@@ -73,10 +73,7 @@ def graph_statistics(graph: Any, ids: Any, direction: str = "both", seed: int = 
     deg = np.bincount(a, minlength=n)[seeds].astype(np.float64)
     mean = float(deg.mean())
     cv = float(deg.std() / mean) if mean > 0 else 0.0
-    X = np.asarray(sg.x, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1)
-    norms[norms == 0] = 1.0
-    U = X / norms[:, None]
+    U = _unit_rows(np.asarray(sg.x, dtype=np.float64))
     edge_cos = float(np.einsum("ij,ij->i", U[a], U[b]).mean()) if a.size else float("nan")
     if seeds.size > 1:
         perm = np.roll(rng.permutation(seeds.size), 1)

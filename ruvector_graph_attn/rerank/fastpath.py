@@ -29,7 +29,7 @@ from ..errors import InvalidInputError
 from ..validation import DEFAULT_MAX_KEYS
 from .explanations import AttentionExplanation
 from .results import RankedNeighbour
-from .scorers import AttentionScorer, _context_metric, _unit_rows
+from .scorers import AttentionScorer, _context_metric, _unit_rows, pair_similarity_rows
 
 __all__ = ["ENABLED", "snapshot_of", "applies", "rank", "results", "graph_candidates"]
 
@@ -94,9 +94,6 @@ def _positions(reranker: Any, snap: Any, flat: np.ndarray) -> np.ndarray:
     return snapshot_positions(snap, flat)
 
 
-_MODES = {"out": 0, "in": 1, "both": 2}
-
-
 def graph_candidates(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray,
                      valid: Optional[np.ndarray], filter: Any):
     """``GraphReranker._add_graph_candidates`` on the snapshot arrays (the same candidates in
@@ -124,20 +121,10 @@ def graph_candidates(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndar
     rows = [node_ids[extra[row_ptr[b]:row_ptr[b + 1]]].tolist() for b in range(B)]
 
     def scores(pad, vext):
-        return _feature_scores(Q, snap.x[_positions(reranker, snap, pad[vext])], np.nonzero(vext)[0], reranker.space)
+        return pair_similarity_rows(Q, snap.x[_positions(reranker, snap, pad[vext])], np.nonzero(vext)[0],
+                                    reranker.space)
 
     return reranker._append_candidates(Q, ids, own, valid, rows, filter, scores)
-
-
-def _feature_scores(Q: np.ndarray, X: np.ndarray, qrow: np.ndarray, space: str) -> np.ndarray:
-    """``GraphReranker._feature_scores`` for rows ``X`` already gathered (one per pair)."""
-    Qd, Xd = Q.astype(np.float64), X.astype(np.float64)
-    if space == "cosine":
-        Qd, Xd = _unit_rows(Qd), _unit_rows(Xd)
-    dot = np.einsum("ij,ij->i", Qd[qrow], Xd)
-    if space == "l2":
-        return -(np.einsum("ij,ij->i", Qd, Qd)[qrow] - 2.0 * dot + np.einsum("ij,ij->i", Xd, Xd))
-    return dot
 
 
 def _id_table(reranker: Any, snap: Any) -> np.ndarray:

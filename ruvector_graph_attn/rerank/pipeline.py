@@ -29,7 +29,7 @@ from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
-    graph_depth, resolve_scorer, traversed_pairs,
+    graph_depth, pair_similarity_rows, resolve_scorer, traversed_pairs,
 )
 
 __all__ = ["GraphReranker", "SCORERS", "DEFAULT_TEMPERATURE", "DEFAULT_BLEND"]
@@ -470,14 +470,7 @@ class GraphReranker:
         X = np.asarray(self.graph.features(uniq.tolist()))
         if X.ndim != 2 or X.shape[1] != Q.shape[1]:
             raise DimensionMismatchError(Q.shape[1], X.shape[-1], "graph feature dimension (query dimension)")
-        qrow = np.nonzero(valid)[0]
-        Qd, Xd = Q.astype(np.float64), X.astype(np.float64)[inverse.reshape(-1)]
-        if self.space == "cosine":
-            Qd, Xd = _unit_rows(Qd), _unit_rows(Xd)
-        dot = np.einsum("ij,ij->i", Qd[qrow], Xd)
-        if self.space == "l2":
-            return -(np.einsum("ij,ij->i", Qd, Qd)[qrow] - 2.0 * dot + np.einsum("ij,ij->i", Xd, Xd))
-        return dot
+        return pair_similarity_rows(Q, X[inverse.reshape(-1)], np.nonzero(valid)[0], self.space)
 
     @staticmethod
     def _check_filter(filter: Any) -> Any:

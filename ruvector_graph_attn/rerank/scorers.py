@@ -100,6 +100,18 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a / n, dtype=a.dtype)
 
 
+def pair_similarity_rows(Q: np.ndarray, X: np.ndarray, qrow: np.ndarray, space: str) -> np.ndarray:
+    """Index-space similarity (float64) of query ``Q[qrow[t]]`` and feature row ``X[t]`` for
+    every ``t``: cosine, inner product, or ``-squared distance`` for ``"l2"``."""
+    Qd, Xd = Q.astype(np.float64), X.astype(np.float64)
+    if space == "cosine":
+        Qd, Xd = _unit_rows(Qd), _unit_rows(Xd)
+    dot = np.einsum("ij,ij->i", Qd[qrow], Xd)
+    if space == "l2":
+        return -(np.einsum("ij,ij->i", Qd, Qd)[qrow] - 2.0 * dot + np.einsum("ij,ij->i", Xd, Xd))
+    return dot
+
+
 #: range check of a float parameter (finite, in the given interval)
 _number = check_float
 
