@@ -470,12 +470,17 @@ def mine_hard_negatives(positives: Any, m: int, candidates: Any = None, index: A
     m = check_int(m, "m", lo=1)
     if (candidates is None) == (index is None):
         raise InvalidInputError("mine_hard_negatives needs exactly one of candidates= or index=")
-    if query_ids is None:
+
+    def pair_queries(why: str) -> np.ndarray:
         if queries is None:
-            raise InvalidInputError("mine_hard_negatives needs queries= or query_ids= to group pairs by query")
+            raise InvalidInputError(f"mine_hard_negatives {why}")
         qa = as_float_array(queries, "queries", ndim=2)
         if qa.shape[0] != p.size:
             raise DimensionMismatchError(p.size, qa.shape[0], "number of queries (one per pair)")
+        return qa
+
+    if query_ids is None:
+        qa = pair_queries("needs queries= or query_ids= to group pairs by query")
         _, first, gid = np.unique(np.ascontiguousarray(qa).view(np.dtype((np.void, qa.dtype.itemsize * qa.shape[1]))).ravel(),
                                   return_index=True, return_inverse=True)
     else:
@@ -493,11 +498,7 @@ def mine_hard_negatives(positives: Any, m: int, candidates: Any = None, index: A
         cand = cand.astype(np.int64)
         group_cand = cand[first]                     # one candidate row per query (its first pair's)
     else:
-        if queries is None:
-            raise InvalidInputError("mine_hard_negatives with index= needs the queries to search")
-        qa = as_float_array(queries, "queries", ndim=2)
-        if qa.shape[0] != p.size:
-            raise DimensionMismatchError(p.size, qa.shape[0], "number of queries (one per pair)")
+        qa = pair_queries("with index= needs the queries to search")
         k = int(search_k) if search_k is not None else m + 32
         labels, _ = index.search(qa[first], k=k)
         group_cand = np.asarray(labels, dtype=np.int64)
