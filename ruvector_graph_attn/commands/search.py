@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import ConfigError, InvalidInputError
 from ._io import attach_features, parse_ids, read_graph, read_vectors
 
 
@@ -40,8 +40,10 @@ def build_parser(prog: str = "ruvector-graph-attn search") -> argparse.ArgumentP
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--scorer", default="attention",
                    choices=("vector", "attention", "hyperbolic", "sphere", "euclidean", "sparse_topk", "ppr",
-                            "gat", "sage", "gin"),
-                   help="gat/sage/gin score with the trained layer given by --layer")
+                            "vote", "gat", "sage", "gin"),
+                   help="gat/sage/gin score with the trained layer given by --layer; vote (neighbour vote of "
+                        "the best hits: use --direction out for 'what items like the query link to') takes an "
+                        "optional trained query map (a Linear checkpoint from VoteTrainer) as --layer")
     p.add_argument("--layer", metavar="CKPT",
                    help="checkpoint (from `ruvector-graph-attn train` or save_checkpoint) of the layer or model "
                         "used by --scorer gat|sage|gin")
@@ -114,6 +116,19 @@ class _ExplainedModel:
         return x, att
 
 
+def load_query_map(path):
+    """The trained query map of ``--scorer vote`` (an ``nn.Linear`` checkpoint, e.g. saved after
+    ``VoteTrainer``); ConfigError for any other checkpoint."""
+    from ..nn import Linear
+    from ..training.checkpoint import load_checkpoint
+
+    model = load_checkpoint(path)
+    if not isinstance(model, Linear):
+        raise ConfigError(f"--scorer vote --layer needs a Linear checkpoint (the query map trained by VoteTrainer); "
+                          f"{path} holds a {type(model).__name__}")
+    return model
+
+
 def load_scorer_layer(path, scorer: str):
     """The layer for ``GraphReranker(scorer=scorer, layer=...)`` from a checkpoint: the loaded
     module itself when it is one layer of the scorer's kind, else a :class:`_ExplainedModel`
@@ -153,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--scorer {args.scorer} needs --layer CKPT (a trained layer's checkpoint, "
                                     f"from `ruvector-graph-attn train` or save_checkpoint)")
         layer = load_scorer_layer(args.layer, args.scorer)
+    elif args.scorer == "vote" and args.layer:
+        layer = load_query_map(args.layer)
     elif args.layer:
-        raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin (got --scorer {args.scorer})")
+        raise InvalidInputError(f"--layer is only used by --scorer gat|sage|gin|vote (got --scorer {args.scorer})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=args.json or not err.is_terminal) as prog:
         task = prog.add_task("loading index", total=3)
@@ -168,7 +185,14 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[yellow]warning:[/] {len(dropped)} graph node(s) without features were dropped "
                   f"(e.g. {dropped[0]!r})")
     graph = NetworkXGraph(G)
-    rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
+    scorer = args.scorer
+    if args.scorer == "vote" and layer is not None:
+        from ..rerank.vote import VOTE_TEMPERATURE, VoteScorer
+
+        scorer = VoteScorer(VOTE_TEMPERATURE if args.temperature is None else args.temperature,
+                            blend=1.0 if args.blend is None else args.blend, query_map=layer)
+        layer = None
+    rr = GraphReranker(index, graph, scorer=scorer, hops=hops, candidates=args.candidates,
                        temperature="auto" if args.temperature is None else args.temperature,
                        blend="auto" if args.blend is None else args.blend,
                        direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)

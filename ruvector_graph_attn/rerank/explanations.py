@@ -96,6 +96,13 @@ class PageRankExplanation(AttentionExplanation):
     kind = "pagerank"
 
 
+class VoteExplanation(AttentionExplanation):
+    """Shares of the terms of each candidate's neighbour vote (:class:`~ruvector_graph_attn.rerank.vote.VoteScorer`):
+    the candidate itself and every voter (a best hit of the query that links to it); they sum to 1."""
+
+    kind = "vote"
+
+
 class AggregationExplanation(_PairExplanation):
     """Aggregation shares of the edges into each candidate: for pair ``p`` with subgraph node
     ``u = pair_node[p]``, the sources ``nbr[indptr[u]:indptr[u+1]]`` with ``share[...]`` (shares of

@@ -5,7 +5,7 @@ allow-list or predicate ``filter``) or from anywhere else (:meth:`GraphReranker.
 list of ids and, optionally, their scores). The scoring step is a scorer object
 (:mod:`ruvector_graph_attn.rerank.scorers`; the protocol and every built-in scorer's equations
 are documented there); the strings ``"vector"``, ``"attention"``, ``"hyperbolic"``, ``"gat"``,
-``"sage"``, ``"gin"``, ``"sphere"``, ``"euclidean"``, ``"multihead"``, ``"sparse_topk"`` and ``"ppr"``
+``"sage"``, ``"gin"``, ``"sphere"``, ``"euclidean"``, ``"multihead"``, ``"sparse_topk"``, ``"ppr"`` and ``"vote"``
 are aliases of configured scorers.
 
 Candidates missing from the graph keep ``score = v_c`` (their vector score) and are flagged
@@ -27,6 +27,7 @@ from . import fastpath as _fastpath
 from .auto import AUTO, AUTO_GRAPH_CANDIDATES, auto_parameters, graph_statistics
 from .cache import array_key, fingerprint, make_cache
 from .results import RankedNeighbour
+from .vote import VOTE_TEMPERATURE, VoteScorer
 from .scorers import (  # noqa: F401  (re-exported: older import paths)
     ALIASES, DEFAULT_BLEND, DEFAULT_TEMPERATURE, HYPERBOLIC_RADIUS, Candidates, Scores, _number, _unit_rows,
     graph_depth, pair_similarity_rows, resolve_scorer, traversed_pairs,
@@ -93,7 +94,7 @@ class GraphReranker:
         scorer: a scorer object (:mod:`ruvector_graph_attn.rerank.scorers`: anything with
             ``hops_needed`` and ``score(queries, candidates, subgraph)``) or an alias:
             ``"vector"``, ``"attention"`` (default), ``"hyperbolic"``, ``"sphere"``,
-            ``"euclidean"``, ``"sparse_topk"``, ``"ppr"``, ``"gat"``, ``"sage"``, ``"gin"``
+            ``"euclidean"``, ``"sparse_topk"``, ``"ppr"``, ``"vote"``, ``"gat"``, ``"sage"``, ``"gin"``
             (these three need ``layer=``), ``"multihead"`` (``layer=`` a MultiHeadAttention).
         hops: neighbourhood radius (0..8). Default (``None``): ``max(1, scorer.hops_needed)``
             (an L-layer model reads L hops around each candidate; a smaller radius would
@@ -109,8 +110,9 @@ class GraphReranker:
             they are chosen per graph at the first call from cheap statistics of a sample of
             the index's nodes (degree spread, feature homophily; the rule and its measurements:
             :mod:`ruvector_graph_attn.rerank.auto`, ``docs/quality.md``; the statistics are kept
-            in ``auto_statistics``); every other alias gets ``DEFAULT_TEMPERATURE`` /
-            ``DEFAULT_BLEND``. Numbers are used as given.
+            in ``auto_statistics``); ``"vote"`` gets ``VOTE_TEMPERATURE`` (0.1) and blend 1;
+            every other alias gets ``DEFAULT_TEMPERATURE`` / ``DEFAULT_BLEND``. Numbers are used
+            as given.
         direction: ``"both"`` (default: any edge counts as a neighbour), ``"out"`` or ``"in"``.
         max_neighbors: cap on each expanded node's neighbours (deterministic sample).
         ef: HNSW beam width for the candidate search (default: ``max(index.ef, candidates)``).
@@ -124,8 +126,10 @@ class GraphReranker:
             ``rerank_arrays``): the neighbours of each query's ``graph_candidates`` best vector
             hits that are not candidates yet join its candidate set, with their feature
             similarity to the query as vector score; filters apply to them too. 0: off.
-            Default ``"auto"``: ``AUTO_GRAPH_CANDIDATES`` (5) for the ``"attention"`` scorer, 0
-            for every other scorer (measurements: ``docs/quality.md``).
+            Default ``"auto"``: ``AUTO_GRAPH_CANDIDATES`` (5) for the ``"attention"`` scorer,
+            the scorer's ``voters`` for a :class:`~ruvector_graph_attn.rerank.vote.VoteScorer`
+            (so every node a voter reaches is scored), 0 for every other scorer (measurements:
+            ``docs/quality.md``).
         graph_candidate_direction: which neighbours those are (``"out"``, ``"in"``, ``"both"``;
             default ``direction``).
         cache: an LRU cache of results (:mod:`ruvector_graph_attn.rerank.cache`): ``None``
@@ -158,7 +162,12 @@ class GraphReranker:
         self._auto_state: Any = None
         #: the graph statistics the "auto" parameters were chosen from (None: not computed)
         self.auto_statistics: Optional[dict] = None
-        t0, b0 = auto_parameters(None) if scorer == "attention" else (DEFAULT_TEMPERATURE, DEFAULT_BLEND)
+        if scorer == "attention":
+            t0, b0 = auto_parameters(None)
+        elif scorer == "vote":
+            t0, b0 = VOTE_TEMPERATURE, 1.0
+        else:
+            t0, b0 = DEFAULT_TEMPERATURE, DEFAULT_BLEND
         self.temperature = self._check_float(t0 if auto_t else temperature, "temperature", lo=0.0, lo_open=True)
         self.blend = self._check_float(b0 if auto_b else blend, "blend", lo=0.0, hi=1.0)
         self.curvature = self._check_float(curvature, "curvature", lo=0.0, lo_open=True)
@@ -196,7 +205,10 @@ class GraphReranker:
             if graph_candidates != AUTO:
                 raise ConfigError(f"graph_candidates must be a non-negative integer or {AUTO!r}, "
                                   f"got {graph_candidates!r}")
-            graph_candidates = AUTO_GRAPH_CANDIDATES if scorer == "attention" else 0
+            if scorer == "attention":
+                graph_candidates = AUTO_GRAPH_CANDIDATES
+            else:  # a vote scorer: every node its voters reach is a candidate
+                graph_candidates = int(self.scorer.voters) if isinstance(self.scorer, VoteScorer) else 0
         self.graph_candidates = check_positive_int(graph_candidates, "graph_candidates", allow_zero=True)
         self.graph_candidate_direction = check_direction(graph_candidate_direction) \
             if graph_candidate_direction is not None else self.direction

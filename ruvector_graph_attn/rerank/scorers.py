@@ -40,6 +40,11 @@ candidate and every node within ``hops`` of it; ``beta`` the blend)::
                                          personalised PageRank over the query's expanded
                                          subgraph, restart distribution p_c = softmax(v_c / T)
                                          over the query's candidates; ctx = PageRank mass of c
+    VoteScorer(temperature, voters, blend)
+                                         neighbour vote: s_c = T log(exp(sim(q, x_c)/T) +
+                                         sum over the query's best hits h that reach c of
+                                         exp(sim(q, x_h)/T)); score = (1 - beta) v_c + beta s_c
+                                         (rerank/vote.py)
     EnsembleScorer(scorers, weights)     score = sum_i w_i score_i (weights normalised to
                                          sum 1), e.g. a trained LayerScorer with the
                                          AttentionScorer context
@@ -62,14 +67,14 @@ from ..kernels.rerank import (
 from ..graph.dirgnn import reads_out_edges as _reads_out_edges
 from ..validation import check_float, check_positive_int
 from .explanations import (
-    AggregationExplanation, AttentionExplanation, Explanation, PageRankExplanation,
+    AggregationExplanation, AttentionExplanation, Explanation, PageRankExplanation, VoteExplanation,
 )
 
 __all__ = [
     "Scorer", "Scores", "Candidates", "Neighbourhoods", "VectorScorer", "AttentionScorer",
     "GeometricScorer", "LayerScorer", "MultiHeadScorer", "SparseTopKScorer",
-    "PersonalizedPageRankScorer", "EnsembleScorer", "resolve_scorer", "ALIASES", "graph_depth",
-    "Explanation", "AttentionExplanation", "AggregationExplanation", "PageRankExplanation",
+    "PersonalizedPageRankScorer", "EnsembleScorer", "VoteScorer", "resolve_scorer", "ALIASES", "graph_depth",
+    "Explanation", "AttentionExplanation", "AggregationExplanation", "PageRankExplanation", "VoteExplanation",
     "DEFAULT_TEMPERATURE", "DEFAULT_BLEND", "HYPERBOLIC_RADIUS",
 ]
 
@@ -864,10 +869,12 @@ class EnsembleScorer:
         return Scores(scores, context, expl)
 
 
+from .vote import VOTE_VOTERS, VoteScorer  # noqa: E402  (vote.py imports this module lazily)
+
 # ---------------------------------------------------------------------------- aliases
 #: string aliases accepted by ``GraphReranker(scorer=...)``
 ALIASES = ("vector", "attention", "hyperbolic", "gat", "sage", "gin", "sphere", "euclidean", "multihead",
-           "sparse_topk", "ppr")
+           "sparse_topk", "ppr", "vote")
 _LAYER_ALIASES = {"gat": "attention", "sage": "mean", "gin": "gin"}
 _LAYER_CLASS = {"gat": "GATConv", "sage": "SAGEConv", "gin": "GINConv"}
 
@@ -879,7 +886,8 @@ def resolve_scorer(scorer: Any, layer: Any = None, temperature: float = DEFAULT_
 
     Aliases: ``"vector"``, ``"attention"``, ``"hyperbolic"`` (PoincareBall(curvature)),
     ``"sphere"``, ``"euclidean"``, ``"sparse_topk"`` (k = 8), ``"ppr"`` (alpha 0.5, 30 iterations,
-    the given temperature, blend 1), ``"gat"``/``"sage"``/``"gin"`` (``layer=`` a graph layer),
+    the given temperature, blend 1), ``"vote"`` (VoteScorer: the given temperature and blend,
+    ``VOTE_VOTERS`` voters), ``"gat"``/``"sage"``/``"gin"`` (``layer=`` a graph layer),
     ``"multihead"`` (``layer=`` a MultiHeadAttention).
     """
     from ..manifold import Euclidean, PoincareBall, Sphere
@@ -902,6 +910,8 @@ def resolve_scorer(scorer: Any, layer: Any = None, temperature: float = DEFAULT_
             return SparseTopKScorer(8, temperature, blend)
         if scorer == "ppr":
             return PersonalizedPageRankScorer(temperature=temperature)
+        if scorer == "vote":
+            return VoteScorer(temperature, VOTE_VOTERS, blend)
         if scorer == "multihead":
             if layer is None:
                 raise NotFittedError("scorer 'multihead' needs a rga.MultiHeadAttention with loaded weights: "
