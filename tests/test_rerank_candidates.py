@@ -44,7 +44,7 @@ def _same(a, b, exact=True):
                                        rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("scorer", ["attention", "vector", "hyperbolic", "ppr", "sparse_topk"])
+@pytest.mark.parametrize("scorer", ["attention", "vector", "hyperbolic", "ppr", "sparse_topk", "vote"])
 def test_rerank_with_the_candidates_search_found_equals_search(world, scorer):
     X, index, graph, Q = world
     # graph_candidates=0: search must score exactly the candidates handed to rerank (with the

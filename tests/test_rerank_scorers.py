@@ -292,6 +292,7 @@ def _all_scorers(d):
         "euclidean": ("euclidean", {}),
         "sparse_topk": ("sparse_topk", {}),
         "ppr": ("ppr", {}),
+        "vote": ("vote", {}),
         "multihead": ("multihead", {"layer": mha}),
         "gat": ("gat", {"layer": GATConv(d, d, heads=2, concat=False, rng=np.random.default_rng(1))}),
         "sage": ("sage", {"layer": SAGEConv(d, d, rng=np.random.default_rng(2))}),
@@ -345,12 +346,12 @@ def test_aliases_and_resolution():
     X, G, index, graph, rng = _world()
     for alias, cls in (("vector", S.VectorScorer), ("attention", S.AttentionScorer), ("hyperbolic", S.GeometricScorer),
                        ("sphere", S.GeometricScorer), ("sparse_topk", S.SparseTopKScorer),
-                       ("ppr", S.PersonalizedPageRankScorer)):
+                       ("ppr", S.PersonalizedPageRankScorer), ("vote", S.VoteScorer)):
         rr = rga.GraphReranker(index, graph, scorer=alias)
         assert isinstance(rr.scorer, cls) and rr.scorer_name == alias
         assert isinstance(rr.scorer, S.Scorer)
     assert set(rga.rerank.pipeline.SCORERS) >= {"vector", "attention", "hyperbolic", "gat", "sage", "gin", "ppr",
-                                                "sphere", "multihead", "sparse_topk"}
+                                                "sphere", "multihead", "sparse_topk", "vote"}
     rr = rga.GraphReranker(index, graph, scorer="sphere", temperature=0.3, blend=0.4)
     assert isinstance(rr.scorer.manifold, Sphere) and rr.scorer.temperature == 0.3 and rr.scorer.blend == 0.4
     with pytest.raises(ConfigError):
@@ -369,7 +370,7 @@ def test_aliases_and_resolution():
             raise AssertionError("not called")
 
     assert rga.GraphReranker(index, graph, scorer=Deep()).hops == 3
-    for alias in ("attention", "ppr", "sparse_topk", "hyperbolic"):       # any radius, default 1
+    for alias in ("attention", "ppr", "sparse_topk", "hyperbolic", "vote"):       # any radius, default 1
         assert rga.GraphReranker(index, graph, scorer=alias).hops == 1
         rr0 = rga.GraphReranker(index, graph, scorer=alias, hops=0, candidates=5)
         hits = rr0.search(rng.standard_normal(6).astype(np.float32), k=5)

@@ -125,9 +125,9 @@ def test_reranker_matches_the_definition(direction):
             assert h.score == pytest.approx(want, abs=2e-6)   # (vector scores: float32 distances)
             tot = sum(terms.values())
             assert h.attention == pytest.approx({k: v / tot for k, v in terms.items()}, abs=2e-5)
-            if len(terms) == 1:       # no voter reaches it: its own similarity, no context
+            assert h.context_score == pytest.approx(h.score, abs=1e-12)     # blend 1: the score is the context
+            if len(terms) == 1:       # no voter reaches it: its own similarity
                 assert h.score == pytest.approx(h.vector_score, abs=1e-9)
-                assert h.context_score is None or math.isnan(h.context_score)
         scores = [h.score for h in hits]
         assert scores == sorted(scores, reverse=True)
 

@@ -132,8 +132,9 @@ def _query_map_weights(query_map: Any):
 class VoteScorer:
     """Neighbour vote (module docstring): ``s_c = T log(exp(sim(q, x_c)/T) + sum over the query's
     ``voters`` best hits that reach c of exp(sim(q, x_h)/T))``, ``score = (1 - blend) v_c +
-    blend s_c``; ``context`` is the voters' part (NaN where no voter reaches the candidate); the
-    explanation gives each term's share (the candidate itself and every voter).
+    blend s_c``; ``context`` is ``s_c`` (as the attention scorers' context, it includes the
+    candidate itself: ``sim(q, x_c)`` when no voter reaches it); the explanation gives each
+    term's share (the candidate itself and every voter).
 
     Args:
         temperature: ``T > 0``.
@@ -183,9 +184,9 @@ class VoteScorer:
         indptr, indices = candidates.traversal_adjacency(sg)
         tgt, src = vote_terms(candidates.pair_query, candidates.pair_node, candidates.pair_vector_score,
                               self.voters, indptr, indices, sg.num_nodes)
-        s, vote, share = vote_scores(sim, tgt, src, self.temperature)
+        s, _, share = vote_scores(sim, tgt, src, self.temperature)
         total = (1.0 - self.blend) * candidates.pair_vector_score + self.blend * s
         entry_ptr = np.searchsorted(tgt, np.arange(sim.shape[0] + 1)).astype(np.int64)
         expl = VoteExplanation(sg.node_ids, candidates.pair_index, candidates.ids.shape[1], entry_ptr,
                                share, entry_node=np.asarray(candidates.pair_node)[src])
-        return Scores(candidates.to_matrix(total), candidates.to_matrix(vote, fill=np.nan), expl)
+        return Scores(candidates.to_matrix(total), candidates.to_matrix(s, fill=np.nan), expl)
