@@ -312,7 +312,8 @@ def test_vector_index_equals_brute_force(neo4j_server, label, space):
 
 
 @pytest.mark.neo4j
-def test_reranker_on_neo4j_equals_networkx_pipeline(neo4j_server, label):
+@pytest.mark.parametrize("scorer", ["attention", "vote"])
+def test_reranker_on_neo4j_equals_networkx_pipeline(neo4j_server, label, scorer):
     rng = np.random.default_rng(21)
     n, dim = 120, 16
     X = rng.normal(size=(n, dim)).astype(np.float32)
@@ -331,11 +332,14 @@ def test_reranker_on_neo4j_equals_networkx_pipeline(neo4j_server, label):
     Q = rng.normal(size=(3, dim)).astype(np.float32)
     # explicit temperature / blend: "auto" samples the index's ids, which the Neo4j vector index
     # does not list (it then uses the fallback values); graph candidates stay at their default
-    kw = dict(hops=2, candidates=20, max_neighbors=4, temperature=0.2, blend=0.9)
+    if scorer == "attention":
+        kw = dict(hops=2, candidates=20, max_neighbors=4, temperature=0.2, blend=0.9)
+    else:   # the neighbour vote: its voters' out-neighbours are graph candidates (as many as voters)
+        kw = dict(scorer="vote", candidates=20, max_neighbors=4, direction="out", temperature=0.2)
     ref = rga.GraphReranker(index=hidx, graph=NetworkXGraph(G), **kw)
     neo = rga.GraphReranker(index=nidx, graph=g, **kw)
     mixed = rga.GraphReranker(index=hidx, graph=g, **kw)
-    assert ref.graph_candidates == neo.graph_candidates == 5
+    assert ref.graph_candidates == neo.graph_candidates == (5 if scorer == "attention" else 20)
     for a_list, b_list, c_list in zip(ref.search_batch(Q, k=8), neo.search_batch(Q, k=8), mixed.search_batch(Q, k=8)):
         assert [h.id for h in a_list] == [h.id for h in b_list] == [h.id for h in c_list]
         np.testing.assert_allclose([h.score for h in a_list], [h.score for h in b_list], atol=1e-5)

@@ -44,7 +44,7 @@ def test_procedures_are_registered(db):
     assert [r["name"] for r in recs] == ["rga.rerank", "rga.search"]
 
 
-@pytest.mark.parametrize("scorer", ["attention", "gat"])
+@pytest.mark.parametrize("scorer", ["attention", "gat", "vote"])
 def test_search_equals_python_api(db, svc, ref, ds, scorer):
     import ruvector_graph_attn as rga
 
