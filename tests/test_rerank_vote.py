@@ -344,3 +344,59 @@ def test_trainer_bad_input():
     hist = tr.fit(X, ei, q, [[0], [1], [2], [3]], query_nodes=np.arange(4, 8))
     assert len(hist) == 1 and np.isfinite(hist[0]["loss"])
     assert not np.array_equal(W0, sc.query_map.weight.data)
+
+
+# ---------------------------------------------------------------------------- snapshot path
+def _both_paths(rr, Q, k, **kw):
+    from ruvector_graph_attn.rerank import fastpath
+
+    fast = rr.search_batch(Q, k=k, **kw)
+    assert fastpath.applies_vote(rr)
+    fastpath.ENABLED = False
+    try:
+        slow = rr.search_batch(Q, k=k, **kw)
+    finally:
+        fastpath.ENABLED = True
+    return fast, slow
+
+
+@pytest.mark.parametrize("direction", ["out", "in", "both"])
+@pytest.mark.parametrize("cap", [None, 2])
+@pytest.mark.parametrize("mapped", [False, True])
+def test_snapshot_path_equals_the_general_path(direction, cap, mapped):
+    rng = np.random.default_rng(11)
+    n, d = 80, 6
+    X = _unit(rng.standard_normal((n, d))).astype(np.float32)
+    G = nx.DiGraph()
+    names = [f"pkg-{i}" for i in range(n)]            # string ids: the position lookup by search
+    G.add_nodes_from((names[i], {"embedding": X[i]}) for i in range(n))
+    for i in range(n):
+        for j in rng.choice(n, size=int(rng.integers(0, 7)), replace=False).tolist():
+            G.add_edge(names[i], names[j])             # (self-loops included: a voter never votes for itself)
+    G.add_edge(names[3], names[3])
+    index = rga.HNSWIndex(dim=d, space="cosine", M=16, ef_construction=200)
+    index.add(names, X)
+    qm = None
+    if mapped:
+        qm = identity_query_map(d, np.float64)
+        qm.weight.data[...] += 0.4 * rng.standard_normal((d, d))
+    rr = rga.GraphReranker(index, NetworkXGraph(G), scorer=VoteScorer(0.15, 6, 0.9, query_map=qm), candidates=15,
+                           direction=direction, max_neighbors=cap, graph_candidates=6)
+    Q = rng.standard_normal((7, d)).astype(np.float32)
+    Q[2] = X[3]
+    allowed = set(names[::2])
+    for kw in ({}, {"filter": allowed}):
+        fast, slow = _both_paths(rr, Q, 40, **kw)
+        for a, b in zip(fast, slow):
+            assert [h.id for h in a] == [h.id for h in b]
+            assert [h.score for h in a] == [h.score for h in b]           # the same sums in the same order
+            assert [h.context_score for h in a] == [h.context_score for h in b]
+            assert [h.attention for h in a] == [h.attention for h in b]
+            assert [(h.in_graph, h.vector_rank) for h in a] == [(h.in_graph, h.vector_rank) for h in b]
+        assert any(len(h.attention) > 1 for row in fast for h in row)      # voters did vote
+    rr0 = rga.GraphReranker(index, NetworkXGraph(G), scorer=VoteScorer(0.15, 6), candidates=15, hops=0,
+                            direction=direction)
+    fast, slow = _both_paths(rr0, Q, 15)
+    for a, b in zip(fast, slow):
+        assert [h.id for h in a] == [h.id for h in b] and [h.score for h in a] == [h.score for h in b]
+        assert all(set(h.attention) == {h.id} for h in a)                 # radius 0: nothing is reached

@@ -390,3 +390,79 @@ def graph_candidate_rows(cand_pos, valid, B, C, m, indptr, nbr, node_key, cap, s
                     x += 1
         row_ptr[b + 1] = x
     return row_ptr, extra[:x].copy()
+
+
+@njit(cache=True)
+def snapshot_vote_terms(cand_pos, valid, own, B, C, voters, indptr, nbr, node_key, cap, salt, num_nodes):
+    """The neighbour vote's terms on a snapshot (``rerank/vote.py``; the snapshot counterpart of
+    ``vote_terms`` over an expanded subgraph). Present pairs are the flat candidates with a
+    position (``cand_pos >= 0``) that are ``valid``, numbered in row-major order. Each row's
+    voters are its ``voters`` present pairs with the largest ``own`` (ties: column order); a
+    voter gives a term to each present pair of its row whose node it reaches (its neighbours in
+    the CSR, at most ``cap`` with the expansion's sample), itself and repeats left out.
+
+    Returns ``(pair_index [B*C] (-1: not present), pair_flat [P], tgt [V], src [V])``: the voter
+    terms ``(target pair, voter pair)``, by target and then voter pair number."""
+    pair_index = np.full(B * C, -1, np.int64)
+    P = 0
+    for f in range(B * C):
+        if cand_pos[f] >= 0 and valid[f]:
+            pair_index[f] = P
+            P += 1
+    pair_flat = np.empty(P, np.int64)
+    for f in range(B * C):
+        if pair_index[f] >= 0:
+            pair_flat[pair_index[f]] = f
+    slot = np.full(num_nodes, -1, np.int64)      # node -> pair of the current row
+    seen = np.full(num_nodes, -1, np.int64)      # node -> last voter pair that reached it
+    tgt = np.empty(64, np.int64)
+    src = np.empty(64, np.int64)
+    x = 0
+    for b in range(B):
+        base = b * C
+        n_p = 0
+        for c in range(C):
+            if pair_index[base + c] >= 0:
+                n_p += 1
+        if n_p == 0:
+            continue
+        cols = np.empty(n_p, np.int64)
+        key = np.empty(n_p, np.float64)
+        j = 0
+        for c in range(C):
+            p = pair_index[base + c]
+            if p >= 0:
+                cols[j] = c
+                key[j] = -own[base + c]
+                slot[cand_pos[base + c]] = p
+                j += 1
+        order = np.argsort(key, kind="mergesort")
+        nv = min(voters, n_p)
+        vcols = np.sort(cols[order[:nv]])
+        start = x
+        for i in range(nv):
+            f = base + vcols[i]
+            pv = pair_index[f]
+            picks = _picks(indptr, nbr, node_key, cand_pos[f], cap, salt)
+            for t in range(picks.shape[0]):
+                u = nbr[picks[t]]
+                pt = slot[u]
+                if pt < 0 or pt == pv or seen[u] == pv:
+                    continue
+                seen[u] = pv
+                if x == tgt.shape[0]:
+                    tgt = _grown(tgt, x, 2 * x)
+                    src = _grown(src, x, 2 * x)
+                tgt[x] = pt
+                src[x] = pv
+                x += 1
+        # by target, then voter (voters were visited in pair order: a stable sort keeps it)
+        if x > start:
+            o = np.argsort(tgt[start:x], kind="mergesort")
+            tgt[start:x] = tgt[start:x][o]
+            src[start:x] = src[start:x][o]
+        for c in range(C):
+            p = pair_index[base + c]
+            if p >= 0:
+                slot[cand_pos[base + c]] = -1
+    return pair_index, pair_flat, tgt[:x].copy(), src[:x].copy()

@@ -2,9 +2,11 @@
 
 When the graph is a :class:`~ruvector_graph_attn.connectors.NetworkXGraph` or a
 :class:`~ruvector_graph_attn.connectors.neo4j.Neo4jProjection` (their ``expand`` not
-overridden by a subclass), the scorer is exactly :class:`AttentionScorer` with the default
-``context="pooled"`` and the radius is 0
-or 1, expansion and scoring of every (query, candidate) pair run as one Numba kernel
+overridden by a subclass) and the radius is 0 or 1, two scorers skip the subgraph: exactly
+:class:`~ruvector_graph_attn.rerank.vote.VoteScorer` (its voters' neighbours are read from the
+snapshot CSR by one Numba kernel, then the vote is scored as on the general path) and exactly
+:class:`AttentionScorer` with the default ``context="pooled"``, whose
+expansion and scoring of every (query, candidate) pair run as one Numba kernel
 (:func:`~ruvector_graph_attn.kernels.rerank.snapshot_attention`) on the snapshot's arrays: the
 neighbourhood of each candidate is read from the snapshot CSR, the feature rows are read in
 place (no subgraph, no gathered feature copy). The equations, the neighbourhoods (the
@@ -24,14 +26,15 @@ from typing import Any, Optional
 import numpy as np
 
 from ..connectors.networkx import NetworkXGraph, snapshot_positions
-from ..kernels.rerank import graph_candidate_rows, snapshot_attention
+from ..kernels.rerank import graph_candidate_rows, snapshot_attention, snapshot_vote_terms
 from ..errors import InvalidInputError
 from ..validation import DEFAULT_MAX_KEYS
-from .explanations import AttentionExplanation
+from .explanations import AttentionExplanation, VoteExplanation
 from .results import RankedNeighbour
 from .scorers import AttentionScorer, _context_metric, _unit_rows, pair_similarity_rows
+from .vote import VoteScorer, vote_scores
 
-__all__ = ["ENABLED", "snapshot_of", "applies", "rank", "results", "graph_candidates"]
+__all__ = ["ENABLED", "snapshot_of", "applies", "applies_vote", "rank", "results", "graph_candidates"]
 
 #: set to ``False`` to send every call down the general path (for comparisons)
 ENABLED = True
@@ -58,9 +61,15 @@ def snapshot_of(graph: Any) -> Optional[Any]:
 
 
 def applies(reranker: Any) -> bool:
-    """Whether ``reranker``'s scorer and radius are ones the fused path computes."""
+    """Whether ``reranker``'s scorer and radius are ones the fused attention path computes."""
     return (ENABLED and type(reranker.scorer) is AttentionScorer and reranker.hops <= 1
             and getattr(reranker.scorer, "context", "pooled") == "pooled")
+
+
+def applies_vote(reranker: Any) -> bool:
+    """Whether the snapshot vote path computes ``reranker``'s scorer: exactly
+    :class:`~ruvector_graph_attn.rerank.vote.VoteScorer` at a radius of 0 or 1."""
+    return ENABLED and type(reranker.scorer) is VoteScorer and reranker.hops <= 1
 
 
 _EMPTY = np.empty(0, np.int64)
@@ -149,7 +158,11 @@ def _id_table(reranker: Any, snap: Any) -> np.ndarray:
 def rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray],
          timings: dict, t_start: float):
     """``GraphReranker._rank`` on the fused kernel, or ``None`` when it does not apply."""
-    if not applies(reranker) or ids.size > DEFAULT_MAX_KEYS:
+    if ids.size > DEFAULT_MAX_KEYS:
+        return None
+    if applies_vote(reranker):
+        return _vote_rank(reranker, Q, ids, own, valid, timings, t_start)
+    if not applies(reranker):
         return None
     snap = snapshot_of(reranker.graph)
     if snap is None or snap.dim != Q.shape[1]:
@@ -195,6 +208,64 @@ def rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: 
         expl = AttentionExplanation(snap.nodes, pair_index, C, entry_ptr, w, entry_node=entry_node)
     order = np.argsort(-score, axis=1, kind="stable")
     info = {"present": present.reshape(B, C), "explain": expl, "context": context,
+            "graph_used": True, "fast": fast}
+    timings["score"] = time.perf_counter() - t2
+    return ids, own, score, order, info, valid
+
+
+def _vote_rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, valid: Optional[np.ndarray],
+               timings: dict, t_start: float):
+    """The neighbour vote on the snapshot arrays: each row's voters' neighbours are read from
+    the snapshot CSR (with the expansion's sample), no subgraph is built; the terms, scores and
+    explanation are those of :meth:`VoteScorer.score` on the general path."""
+    snap = snapshot_of(reranker.graph)
+    scorer = reranker.scorer
+    qm = scorer.query_map
+    if snap is None or snap.dim != Q.shape[1] or (qm is not None and (qm.in_features != Q.shape[1]
+                                                                      or qm.out_features != snap.dim)):
+        return None           # (the general path reports a dimension mismatch with its message)
+    B, C = ids.shape
+    pos = _positions(reranker, snap, ids.reshape(-1))
+    flat_valid = np.ones(B * C, dtype=bool) if valid is None else np.ascontiguousarray(valid.reshape(-1))
+    indptr, nbr, _, _ = snap.csr[reranker.direction]
+    cap = 0 if reranker.hops == 0 else (-1 if reranker.max_neighbors is None else int(reranker.max_neighbors))
+    own_flat = np.ascontiguousarray(own.reshape(-1), dtype=np.float64)
+    t2 = time.perf_counter()
+    timings["expand"] = t2 - t_start
+    pair_index, pair_flat, tgt, src = snapshot_vote_terms(pos, flat_valid, own_flat, B, C, scorer.voters, indptr,
+                                                          nbr, snap.keys, cap, reranker.seed, snap.num_nodes)
+    P = pair_flat.shape[0]
+    own_p = own_flat[pair_flat]
+    if qm is None:
+        sim = own_p
+    else:
+        U = np.asarray(Q, np.float64) @ qm.weight.data.T.astype(np.float64)
+        if qm.bias is not None:
+            U = U + qm.bias.data
+        sim = pair_similarity_rows(U, snap.x[pos[pair_flat]], pair_flat // C, reranker.space)
+    selfs = np.arange(P, dtype=np.int64)
+    t_all = np.concatenate([selfs, tgt])
+    s_all = np.concatenate([selfs, src])
+    o = np.argsort(t_all, kind="stable")      # each pair's own term first, then its voters in order
+    t_all, s_all = t_all[o], s_all[o]
+    s, _, share = vote_scores(sim, t_all, s_all, scorer.temperature)
+    total = (1.0 - scorer.blend) * own_p + scorer.blend * s
+    if not np.isfinite(total).all():
+        raise InvalidInputError(f"scorer {reranker.scorer_name!r} returned NaN or Inf scores")
+    score = own.astype(np.float64, copy=True)
+    score.reshape(-1)[pair_flat] = total
+    context = None
+    fast = expl = None
+    if P:
+        context = np.full(B * C, np.nan)
+        context[pair_flat] = s
+        context = context.reshape(B, C)
+        entry_ptr = np.searchsorted(t_all, np.arange(P + 1)).astype(np.int64)
+        entry_node = pos[pair_flat][s_all]
+        fast = (snap, pair_index, entry_ptr, entry_node, share)
+        expl = VoteExplanation(snap.nodes, pair_index, C, entry_ptr, share, entry_node=entry_node)
+    order = np.argsort(-score, axis=1, kind="stable")
+    info = {"present": (pair_index >= 0).reshape(B, C), "explain": expl, "context": context,
             "graph_used": True, "fast": fast}
     timings["score"] = time.perf_counter() - t2
     return ids, own, score, order, info, valid
