@@ -1,7 +1,8 @@
 """The trained rows of ``bench rerank-real --task deps`` alone, with the two reference rows
 (vector-only and the naive re-rank) on the same queries: the same split, candidates, training
 pairs and scoring as the full benchmark, without its zero-shot grids; with the ensemble of the
-hard-negative layer and the package default's attention scorer (weight chosen on the tuning split).
+hard-negative layer and the package default's attention scorer (weight chosen on the tuning split);
+and the vote with a query map trained by VoteTrainer (``--skip-dirgnn``: that one alone).
 
 ``python benchmarks/rerank_real_trained.py [rerank-real options, e.g. --quick
 --max-tune-queries 100 --max-test-queries 400 --train-epochs 4 --train-queries 6000]``
