@@ -1,7 +1,9 @@
 """The trained rows of ``bench rerank-real --task deps`` alone, with the two reference rows
 (vector-only and the naive re-rank) on the same queries: the same split, candidates, training
 pairs and scoring as the full benchmark, without its zero-shot grids; with the ensemble of the
-hard-negative layer and the package default's attention scorer (weight chosen on the tuning split).
+hard-negative layer and the package default's attention scorer (weight chosen on the tuning split);
+and the vote with a query map trained by VoteTrainer (``--skip-dirgnn``: that one alone), beside
+the untrained vote with the alias defaults.
 
 ``python benchmarks/rerank_real_trained.py [rerank-real options, e.g. --quick
 --max-tune-queries 100 --max-test-queries 400 --train-epochs 4 --train-queries 6000]``
@@ -62,6 +64,9 @@ def main(argv=None) -> int:
         ids, _ = rr.rerank_arrays(qx[split], R.K + 1)
         return [r[r != q][: R.K] for r, q in zip(ids, Qs[split])]
 
+    # the untrained vote (alias defaults, dependencies: "out"): the reference of the trained query map
+    add("vote (alias defaults, untrained)", "T=0.1, voters=20, graph_candidates=20, out",
+        lib_rank("test", scorer="vote", direction="out"))
     R.trained_rows(args, task, X, lib_rank, add, evaluate, attention=R.default_attention(task.index, graph))
     vec, naive = rows[0][2]["ndcg@10"], rows[1][2]["ndcg@10"]
     print(f"\n{test.size} test queries, {tune.size} tuning queries; total {time.perf_counter() - t0:.0f} s")

@@ -68,6 +68,43 @@ def test_bench_runs_on_sample(tmp_path, capsys):
         assert "w_layer=" in ens["params"] and "beats both:" in ens["params"]
         # the tuning figure of the chosen weight is the best of the grid, so at least both parts'
         assert ens["tune_ndcg@10"] >= alone["tune_ndcg@10"] - 1e-12
+    _check_vote_rows(rows)
+
+
+def _check_vote_rows(rows):
+    """The vote rows of the sample run (random features: the vote ranks what the packages
+    nearest the query depend on, measured 0.130 / 0.130 / 0.130 against vector-only 0.071)."""
+    vec = rows["HNSW vector-only"]
+    for name in ("vote (alias defaults)", "vote (tuned)", "vote, trained query map (VoteTrainer)"):
+        assert rows[name]["ndcg@10"] > 1.5 * vec["ndcg@10"], (name, rows[name]["ndcg@10"], vec["ndcg@10"])
+        assert rows[name]["ndcg_vs_vector"] == pytest.approx(rows[name]["ndcg@10"] / vec["ndcg@10"])
+    alias = rows["vote (alias defaults)"]
+    assert alias["params"] == "T=0.1, voters=20, graph_candidates=20, out"
+    # 25 packages, 24 candidates: every other package is a candidate already (recall 1, size 24)
+    assert alias["cand_recall"] == pytest.approx(1.0) and alias["cand_size"] == pytest.approx(24.0)
+    assert rows["vote (tuned)"]["cand_size"] == pytest.approx(24.0) and "tune_ndcg@10" in rows["vote (tuned)"]
+    trained = rows["vote, trained query map (VoteTrainer)"]
+    assert "pairs / " in trained["params"] and "lr=" in trained["params"] and "tune_ndcg@10" in trained
+
+
+def test_skip_dirgnn_quick(tmp_path, capsys):
+    """--skip-dirgnn leaves out the DirGNN-trained rows (and their ensembles), keeps the trained vote;
+    --quick shrinks the vote grid to T (0.1, 0.2), 20 voters, direction out."""
+    import_or_unavailable("scipy")
+    from ruvector_graph_attn.bench import rerank_real
+    from ruvector_graph_attn.datasets.debian import dependency_graph, read_packages_file
+
+    g = dependency_graph(read_packages_file(SAMPLE))
+    _fill_cache(tmp_path, g.texts)
+    args = rerank_real.build_parser().parse_args(
+        ["--lists", SAMPLE, "--holdout", "0.5", "--train-epochs", "1", "--cache-dir", str(tmp_path),
+         "--task", "deps", "--json", "--quick", "--skip-dirgnn"])
+    assert rerank_real.run(args) == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["deps"]}
+    assert not any("DirGNN" in m or "ensemble" in m or "attention alone" in m for m in rows)
+    _check_vote_rows(rows)
+    p = rows["vote (tuned)"]["params"]
+    assert p in ("temperature=0.1, voters=20, direction=out", "temperature=0.2, voters=20, direction=out"), p
 
 
 def test_split_and_removed_edges():

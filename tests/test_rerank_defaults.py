@@ -180,7 +180,48 @@ def test_trained_rows_on_a_small_generated_taxonomy():
     ens = rows["ensemble: trained layer + attention + graph_candidates=10"]
     assert ens[1]["tune_ndcg@10"] >= rows["attention alone (the ensemble's other part) + graph_candidates=10"][1][
         "tune_ndcg@10"]
-    assert len(rows) == 4 + 4
+    # the vote with a trained query map: what the children nearest the query point at
+    vote = rows["vote, trained query map (VoteTrainer)"][0]["ndcg@10"]
+    assert vote > 2.0 * vec, (vote, vec)        # measured: 0.505 vs 0.204
+    assert len(rows) == 4 + 4 + 1
+
+
+def test_bench_vote_rows_end_to_end(capsys):
+    """bench rerank-defaults on two small generated benchmarks with --trained --skip-dirgnn: the
+    vote rows (zero-shot, tuned, trained), their candidate-set recall, the ratio columns."""
+    import json
+
+    from ruvector_graph_attn.bench import rerank_defaults as RD
+
+    args = RD.build_parser().parse_args(
+        ["--benchmarks", "latent", "taxonomy", "--taxonomy-n", "3000", "--latent-n", "3000",
+         "--max-tune-queries", "100", "--max-test-queries", "150", "--candidates", "50", "--trained",
+         "--skip-dirgnn", "--train-queries", "1000", "--train-epochs", "2", "--json"])
+    assert RD.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    by = {}
+    for r in out["rows"]:
+        by.setdefault(r["benchmark"], {})[r["method"]] = r
+    for name, rows in by.items():
+        vec, naive = rows["HNSW vector-only"], rows["naive: cos + 0.5 * mean neighbour cos"]
+        for r in rows.values():
+            assert r["ndcg_vs_vector"] == pytest.approx(r["ndcg@10"] / vec["ndcg@10"])
+            assert r["ndcg_vs_naive"] == pytest.approx(r["ndcg@10"] / naive["ndcg@10"])
+        # the vote's candidates are the index hits plus what the voters reach: never fewer, recall never lower
+        for m in ("vote (alias defaults)", "vote (tuned)"):
+            assert rows[m]["cand_size"] >= 50 and rows[m]["cand_recall"] >= vec["cand_recall"] - 1e-12
+        assert not any("DirGNN" in m for m in rows)
+    tax, lat = by["taxonomy"], by["latent"]
+    # parent retrieval: the siblings' out-edges point at the parent (measured 0.641 vs 0.317)
+    assert tax["vote (alias defaults, direction=out)"]["ndcg@10"] > 1.6 * tax["HNSW vector-only"]["ndcg@10"]
+    assert tax["vote (alias defaults)"]["params"].endswith("both")
+    assert tax["vote (tuned)"]["ndcg@10"] > 1.6 * tax["HNSW vector-only"]["ndcg@10"]
+    assert "tune_ndcg@10" in tax["vote (tuned)"]
+    assert tax["vote, trained query map (VoteTrainer)"]["ndcg@10"] > 1.6 * tax["HNSW vector-only"]["ndcg@10"]
+    assert "1000 pairs / 1000 queries" in tax["vote, trained query map (VoteTrainer)"]["params"]
+    # fresh queries without a held-out node: no "out" row, nothing trained
+    assert "vote (alias defaults, direction=out)" not in lat
+    assert not any("trained" in m for m in lat)
 
 
 def test_taxonomy_graph_shape():

@@ -21,11 +21,15 @@ parent`` edges removed from the graph every method sees; the query is the child'
 the relevant items its parents. The held-out nodes are split once, a third for tuning, two
 thirds for test.
 
+Every benchmark also gets the neighbour vote (``scorer="vote"``, :func:`vote_rows`): alias
+defaults, direction ``"out"`` where the relevant items are stored out-neighbours, and tuned.
+
 ``--trained`` adds, on the benchmarks with held-out nodes, the trained rows of ``bench
 rerank-real`` (:func:`~ruvector_graph_attn.bench.rerank_real.trained_rows`): a DirGNN layer
 trained with RerankerTrainer on the (node, out-neighbour) pairs of nodes outside the held-out
 set, with and without mined hard negatives and graph candidates, and its ensemble with the
-package default's attention scorer.
+package default's attention scorer (``--skip-dirgnn`` leaves these out); and the vote with a
+query map fitted by VoteTrainer on the same pairs.
 """
 from __future__ import annotations
 
@@ -66,6 +70,8 @@ def build_parser(prog: str = "rerank_defaults") -> argparse.ArgumentParser:
                    help="also the trained re-rankers of bench rerank-real (DirGNN layer trained with RerankerTrainer "
                         "on (node, parent) pairs of the non-held-out nodes; and its ensemble with the attention "
                         "scorer) on the parent-retrieval benchmarks")
+    p.add_argument("--skip-dirgnn", action="store_true",
+                   help="with --trained: leave out the DirGNN-trained rows (the slow part), keep the trained vote")
     p.add_argument("--train-epochs", type=int, default=4)
     p.add_argument("--train-queries", type=int, default=6000,
                    help="nodes outside the held-out set whose out-edges are the training pairs")
@@ -111,16 +117,10 @@ class Bench:
     def candidate_sets(self, split: str, n_cand: int, **kw) -> list:
         """The candidate set each query is scored on (index hits, plus graph candidates)."""
         import ruvector_graph_attn as rga
+        from .rerank_real import reranker_candidate_sets
 
         rr = rga.GraphReranker(self.index, self.graph, candidates=n_cand + 1, **kw)
-        Q = rr._queries(self.queries[split])
-        ids, own, valid, _ = rr._candidates(Q, n_cand + 1)
-        ids, own, valid = rr._add_graph_candidates(Q, ids, own, valid)
-        out = []
-        for b, q in enumerate(self.exclude[split]):
-            row = ids[b] if valid is None else ids[b][valid[b]]
-            out.append(row[row != q] if q is not None else row)
-        return out
+        return reranker_candidate_sets(rr, self.queries[split], self.exclude[split])
 
     def naive(self, split: str, n_cand: int, cand_lists: Optional[list] = None) -> list:
         """``cos(q, x_c) + 0.5 * mean_j cos(q, x_j)`` over the candidate's neighbours (both
@@ -277,6 +277,39 @@ def poincare_rows(b: Bench, args, add) -> None:
         b.rank("test", args.candidates, scorer=sc, graph_candidates=AUTO_GRAPH_CANDIDATES), {"tune_ndcg@10": best})
 
 
+#: the vote's zero-shot grid on each benchmark (voters and graph candidates: the alias's)
+VOTE_GRID = [{"temperature": t, "direction": d} for t in (0.1, 0.2) for d in ("out", "in", "both")]
+
+
+def vote_rows(b: Bench, args, add) -> None:
+    """The neighbour vote (:class:`~ruvector_graph_attn.rerank.vote.VoteScorer`, alias
+    ``"vote"``: every node a voter reaches is a candidate), zero-shot: with every alias default
+    (direction ``"both"``, the re-ranker's default); on the benchmarks with held-out nodes also
+    with direction ``"out"`` (their relevant items are the held-out node's stored out-neighbours
+    -- dependencies, parents -- so the voters' out-edges point at them); and with temperature and
+    direction chosen on the tuning split (:data:`VOTE_GRID`). Each row with its candidate-set
+    recall and mean size on the test split."""
+    from ..rerank.vote import VOTE_TEMPERATURE, VOTE_VOTERS
+
+    n = args.candidates
+
+    def row(method, params, extra=None, **kw):
+        cs = b.candidate_sets("test", n, scorer="vote", **kw)
+        add(method, params, b.rank("test", n, scorer="vote", **kw),
+            {**(extra or {}), "cand_recall": b.cand_recall("test", cs),
+             "cand_size": float(np.mean([len(c) for c in cs]))})
+
+    base = f"T={VOTE_TEMPERATURE}, voters={VOTE_VOTERS}, graph_candidates={VOTE_VOTERS}"
+    row("vote (alias defaults)", f"{base}, both")
+    if b.held is not None:
+        row("vote (alias defaults, direction=out)", f"{base}, out", direction="out")
+    tune = {i: b.metrics("tune", b.rank("tune", n, scorer="vote", **c))["ndcg@10"] for i, c in enumerate(VOTE_GRID)}
+    i = max(tune, key=lambda i: (tune[i], -i))
+    c = VOTE_GRID[i]
+    row("vote (tuned)", f"T={c['temperature']}, {c['direction']}, voters={VOTE_VOTERS}", {"tune_ndcg@10": tune[i]},
+        **c)
+
+
 def trained_bench_rows(b: Bench, args, add) -> None:
     """The trained rows of ``bench rerank-real`` (:func:`~.rerank_real.trained_rows`: the
     DirGNN residual layer trained with RerankerTrainer on (node, out-neighbour) pairs of nodes
@@ -326,10 +359,15 @@ def evaluate(b: Bench, args, out: dict) -> list:
             gc = b.candidate_sets("test", n, scorer="attention", graph_candidates=m)
             add(f"attention, auto T/blend + graph_candidates={m}", auto, b.rank("test", n, graph_candidates=m),
                 {"cand_recall": b.cand_recall("test", gc), "cand_size": float(np.mean([len(c) for c in gc]))})
+    vote_rows(b, args, add)
     if args.trained and b.held is not None:
         trained_bench_rows(b, args, add)
     if args.poincare and b.name == "pyclasses":
         poincare_rows(b, args, add)
+    vec, naive = rows[0]["ndcg@10"], rows[1]["ndcg@10"]
+    for r in rows:
+        r["ndcg_vs_vector"] = r["ndcg@10"] / max(vec, 1e-12)
+        r["ndcg_vs_naive"] = r["ndcg@10"] / max(naive, 1e-12)
     if args.grid:
         from ..rerank.scorers import AttentionScorer
 
@@ -355,9 +393,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=float))
         return 0
-    print_table(["benchmark", "method", "params", "recall@10", "MRR@10", "nDCG@10", "cand. recall"],
+    print_table(["benchmark", "method", "params", "recall@10", "MRR@10", "nDCG@10", "/ vector", "/ naive",
+                 "tune nDCG", "cand. recall", "cand. size"],
                 [[r["benchmark"], r["method"], r["params"], r["recall@10"], r["mrr@10"], r["ndcg@10"],
-                  r.get("cand_recall", "")] for r in out["rows"]], title="test split, k = 10")
+                  f"{r['ndcg_vs_vector']:.2f}x", f"{r['ndcg_vs_naive']:.2f}x", r.get("tune_ndcg@10", ""),
+                  r.get("cand_recall", ""), "" if "cand_size" not in r else f"{r['cand_size']:.0f}"]
+                 for r in out["rows"]], title="test split, k = 10")
     for name, st in out.get("statistics", {}).items():
         if st:
             print(f"  {name}: degree mean {st['degree_mean']:.2f}, cv {st['degree_cv']:.2f}, "

@@ -14,6 +14,11 @@ tuning third (every parameter is chosen there by nDCG@10) and a test two thirds 
 ``--max-tune-queries`` / ``--max-test-queries`` cap how many of them are evaluated (every held-out
 package loses its edges either way).
 Methods rank the ``--candidates`` HNSW hits (cosine) unless they add graph candidates.
+The neighbour vote (``scorer="vote"``) rows take every node the query's voters reach as a
+candidate (the alias default) and report the candidate set's recall and size; the trained
+rows (``trained_rows``) are the DirGNN layer (``--skip-dirgnn`` leaves it out: the slow part)
+and the vote's query map fitted by VoteTrainer, both on the dependencies of packages outside
+the held-out set.
 
 Task (b), section classification: a 2-layer GraphSAGE against a 2-layer MLP on the same
 features, same widths, same optimiser and epochs; random 60/20/20 split of the nodes, the
@@ -48,6 +53,9 @@ def build_parser(prog: str = "rerank_real") -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--quick", action="store_true",
                    help="small parameter grids, no numpy PPR, fewer epochs (for a busy machine)")
+    p.add_argument("--skip-dirgnn", action="store_true",
+                   help="leave out the DirGNN-trained rows (and their ensemble rows): the slow part; "
+                        "the trained vote query map is still measured")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -91,6 +99,20 @@ def vector_candidates(index: Any, X: np.ndarray, qn: np.ndarray, n_cand: int) ->
     for b in range(qn.size):
         row = lab[b][lab[b] != qn[b]]
         out[b] = row[:n_cand]
+    return out
+
+
+def reranker_candidate_sets(rr: Any, Q: np.ndarray, exclude) -> list:
+    """The candidate set each query is scored on by the GraphReranker ``rr`` (its index hits
+    plus its graph candidates, padding dropped), without each query's own node ``exclude[b]``
+    (``None``: keep every candidate)."""
+    Q = rr._queries(Q)
+    ids, own, valid, _ = rr._candidates(Q, 1)
+    ids, own, valid = rr._add_graph_candidates(Q, ids, own, valid)
+    out = []
+    for b, q in enumerate(exclude):
+        row = ids[b] if valid is None else ids[b][valid[b]]
+        out.append(row[row != q] if q is not None else row)
     return out
 
 
@@ -233,14 +255,20 @@ def run_deps(args, g, X, out: dict) -> list:
             print(f"  {method:<46} {params:<34} nDCG@10 {m['ndcg@10']:.4f}", flush=True)
         return row
 
-    def tune_grid(method, grid, fn):
-        """fn(split, cfg) -> ranked lists; chooses cfg on tuning, reports on test."""
+    def tune_grid(method, grid, fn, sets=None):
+        """fn(split, cfg) -> ranked lists; chooses cfg on tuning, reports on test. With
+        ``sets(split, cfg)`` -> candidate lists, also the chosen cfg's test candidate-set
+        recall and mean size."""
         best, cfg_best = -1.0, None
         for cfg in grid:
             v = evaluate("tune", fn("tune", cfg))["ndcg@10"]
             if v > best:
                 best, cfg_best = v, cfg
-        return add(method, ", ".join(f"{k}={v}" for k, v in cfg_best.items()), fn("test", cfg_best), best)
+        row = add(method, ", ".join(f"{k}={v}" for k, v in cfg_best.items()), fn("test", cfg_best), best)
+        if sets is not None:
+            cs = sets("test", cfg_best)
+            row["cand_recall"], row["cand_size"] = cand_recall("test", cs), float(np.mean([len(c) for c in cs]))
+        return row
 
     qx = {s: X[Qs[s]] for s in Qs}
     cos = {s: np.einsum("bd,bcd->bc", qx[s], X[C[s]]) for s in Qs}
@@ -275,6 +303,12 @@ def run_deps(args, g, X, out: dict) -> list:
         rr = rga.GraphReranker(index, graph, candidates=args.candidates + 1, **kw)
         ids, _ = rr.rerank_arrays(qx[split], K + 1)
         return [r[r != q][:K] for r, q in zip(ids, Qs[split])]
+
+    def lib_sets(split, **kw):
+        """The candidate sets lib_rank(split, **kw) scores (the query package removed)."""
+        kw.setdefault("graph_candidates", 0)
+        rr = rga.GraphReranker(index, graph, candidates=args.candidates + 1, **kw)
+        return reranker_candidate_sets(rr, qx[split], Qs[split])
 
     add("attention, former default", "T=0.2, blend=0.8, both", lib_rank("test", scorer="attention",
                                                                        temperature=0.2, blend=0.8))
@@ -318,7 +352,28 @@ def run_deps(args, g, X, out: dict) -> list:
               lambda s, c: lib_rank(s, scorer="attention", direction="in", graph_candidates=10,
                                     graph_candidate_direction="out", **c))
 
-    # trained re-rankers (RerankerTrainer on pairs from the training graph)
+    # the neighbour vote (rerank/vote.py): what the query's best hits depend on; with the alias
+    # every node a voter reaches is a candidate (graph_candidates = voters)
+    from ..rerank.auto import AUTO
+    from ..rerank.vote import VOTE_TEMPERATURE, VOTE_VOTERS, VoteScorer
+
+    alias = dict(scorer="vote", direction="out", graph_candidates=AUTO)
+    cs = lib_sets("test", **alias)
+    add("vote (alias defaults)", f"T={VOTE_TEMPERATURE}, voters={VOTE_VOTERS}, graph_candidates={VOTE_VOTERS}, out",
+        lib_rank("test", **alias), extra={"cand_recall": cand_recall("test", cs),
+                                         "cand_size": float(np.mean([len(c) for c in cs]))})
+
+    def vote_kw(c):
+        return dict(scorer=VoteScorer(c["temperature"], c["voters"]), direction=c["direction"],
+                    graph_candidates=c["voters"])
+
+    tune_grid("vote (tuned)", [{"temperature": t, "voters": v, "direction": d}
+                               for t in ((0.05, 0.1, 0.2) if not args.quick else (0.1, 0.2))
+                               for v in ((10, 20, 50) if not args.quick else (20,))
+                               for d in (("out", "both") if not args.quick else ("out",))],
+              lambda s, c: lib_rank(s, **vote_kw(c)), sets=lambda s, c: lib_sets(s, **vote_kw(c)))
+
+    # trained re-rankers (RerankerTrainer on pairs from the training graph; the vote's query map)
     trained_rows(args, task, X, lib_rank, add, evaluate, attention=default_attention(index, graph))
     for r in rows:
         r["ndcg_vs_vector"] = r["ndcg@10"] / max(vec["ndcg@10"], 1e-12)
@@ -383,11 +438,67 @@ def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, ha
     return layer, info, secs
 
 
+#: the trained vote's grid (chosen on the tuning split by nDCG@10)
+VOTE_TRAIN_TEMPERATURES = (0.1, 0.2)
+VOTE_TRAIN_LRS = (1e-3, 3e-3)
+
+
+def train_vote(args, task: Task, X: np.ndarray, temperature: float, lr: float, n_queries: int = 2000,
+               epochs: int | None = None, direction: str = "out"):
+    """A :class:`~ruvector_graph_attn.rerank.vote.VoteScorer` (``temperature``, the alias's
+    voters) whose query map, started at the identity, is fitted by VoteTrainer (Adam, ``lr``) on
+    the :func:`training_pairs` grouped per node: the query is the node's own feature, the
+    relevant items its out-neighbours, the graph the one without those nodes' out-edges, the
+    candidates ``task.index``'s hits as the re-ranker sees them (the node itself left out) plus
+    every node a voter reaches (``direction``). Returns ``(scorer, info, seconds)``; ``info``
+    holds the pair, query and used-query counts and the epochs."""
+    import ruvector_graph_attn as rga
+    from ..rerank.vote import VOTE_VOTERS, VoteScorer, identity_query_map
+
+    ei_train, qp, pos = training_pairs(args, task, X, n_queries)
+    t0 = time.perf_counter()
+    order = np.argsort(qp, kind="stable")
+    uq, first = np.unique(qp[order], return_index=True)
+    rel = np.split(pos[order], first[1:])
+    sc = VoteScorer(temperature, VOTE_VOTERS, query_map=identity_query_map(X.shape[1]))
+    n_ep = epochs or args.train_epochs
+    tr = rga.training.VoteTrainer(sc, rga.training.Adam(sc.query_map.parameters(), lr=lr), max_epochs=n_ep,
+                                  candidates=task.n_cand, direction=direction, seed=args.seed, progress=False)
+    hist = tr.fit(X, ei_train, X[uq], rel, query_nodes=uq, index=task.index)
+    secs = time.perf_counter() - t0
+    info = {"pairs": int(pos.size), "queries": int(uq.size), "queries_used": int(hist[-1]["queries_used"]),
+            "epochs": n_ep}
+    return sc, info, secs
+
+
+def trained_vote_row(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Callable, evaluate: Callable,
+                     direction: str = "out") -> Any:
+    """The vote with a trained query map (:func:`train_vote`), temperature and learning rate
+    chosen on the tuning split; every node a voter reaches is a candidate. Returns the row."""
+    best, chosen, total = -1.0, None, 0.0
+    for t in VOTE_TRAIN_TEMPERATURES:
+        for lr in VOTE_TRAIN_LRS:
+            sc, info, secs = train_vote(args, task, X, t, lr, args.train_queries, direction=direction)
+            total += secs
+            v = evaluate("tune", lib_rank("tune", scorer=sc, direction=direction,
+                                          graph_candidates=sc.voters))["ndcg@10"]
+            if v > best:
+                best, chosen = v, (sc, info, secs, lr)
+    sc, info, secs, lr = chosen
+    return add("vote, trained query map (VoteTrainer)",
+               f"T={sc.temperature}, lr={lr:g}, voters={sc.voters}, {direction}; {info['pairs']} pairs / "
+               f"{info['queries']} queries ({info['queries_used']} used), {info['epochs']} ep, {secs:.0f}s "
+               f"(grid of {len(VOTE_TRAIN_TEMPERATURES) * len(VOTE_TRAIN_LRS)}: {total:.0f}s)",
+               lib_rank("test", scorer=sc, direction=direction, graph_candidates=sc.voters), best)
+
+
 def trained_rows(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Callable, evaluate: Callable,
                  attention: Any = None) -> None:
     """The trained re-rankers: the direction-aware residual layer trained with hard negatives
     from the candidates it will see, and with random negatives only,
-    each scored without and with graph candidates (blend chosen on the tuning split).
+    each scored without and with graph candidates (blend chosen on the tuning split);
+    ``args.skip_dirgnn`` leaves them out. Then the vote with a trained query map
+    (:func:`trained_vote_row`).
 
     With ``attention`` (an AttentionScorer, e.g. :func:`default_attention`), also the ensemble
     ``EnsembleScorer([LayerScorer(layer, blend), attention], [w, 1 - w])`` of the hard-negative
@@ -398,6 +509,8 @@ def trained_rows(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Calla
 
     variants = [("DirGNN trained, hard negatives", dict(graph_candidates=10, hard=8)),
                 ("DirGNN trained, random negatives only", dict(graph_candidates=0, hard=0))]
+    if getattr(args, "skip_dirgnn", False):
+        variants = []
     for vi, (name, kw) in enumerate(variants):
         layer, info, _ = train_dirgnn(args, task, X, n_queries=args.train_queries, **kw)
         for gc in (0, 10):
@@ -427,6 +540,7 @@ def trained_rows(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Calla
                 f"ensemble {tune[w_best]:.4f}, beats both: {'yes' if beats else 'no'})",
                 lib_rank("test", scorer=EnsembleScorer([part, attention], [w_best, 1.0 - w_best]),
                          direction="both", **extra), tune[w_best])
+    trained_vote_row(args, task, X, lib_rank, add, evaluate)
 
 
 # ---------------------------------------------------------------------------- task (b)
