@@ -440,13 +440,14 @@ def train_dirgnn(args, task: Task, X: np.ndarray, graph_candidates: int = 10, ha
 
 #: the trained vote's grid (chosen on the tuning split by nDCG@10)
 VOTE_TRAIN_TEMPERATURES = (0.1, 0.2)
-VOTE_TRAIN_LRS = (1e-3, 3e-3)
+VOTE_TRAIN_VOTERS = (20, 50)
+VOTE_TRAIN_LR = 1e-3
 
 
 def train_vote(args, task: Task, X: np.ndarray, temperature: float, lr: float, n_queries: int = 2000,
-               epochs: int | None = None, direction: str = "out"):
-    """A :class:`~ruvector_graph_attn.rerank.vote.VoteScorer` (``temperature``, the alias's
-    voters) whose query map, started at the identity, is fitted by VoteTrainer (Adam, ``lr``) on
+               epochs: int | None = None, direction: str = "out", voters: int | None = None):
+    """A :class:`~ruvector_graph_attn.rerank.vote.VoteScorer` (``temperature``, ``voters``,
+    default the alias's) whose query map, started at the identity, is fitted by VoteTrainer (Adam, ``lr``) on
     the :func:`training_pairs` grouped per node: the query is the node's own feature, the
     relevant items its out-neighbours, the graph the one without those nodes' out-edges, the
     candidates ``task.index``'s hits as the re-ranker sees them (the node itself left out) plus
@@ -460,7 +461,7 @@ def train_vote(args, task: Task, X: np.ndarray, temperature: float, lr: float, n
     order = np.argsort(qp, kind="stable")
     uq, first = np.unique(qp[order], return_index=True)
     rel = np.split(pos[order], first[1:])
-    sc = VoteScorer(temperature, VOTE_VOTERS, query_map=identity_query_map(X.shape[1]))
+    sc = VoteScorer(temperature, voters or VOTE_VOTERS, query_map=identity_query_map(X.shape[1]))
     n_ep = epochs or args.train_epochs
     tr = rga.training.VoteTrainer(sc, rga.training.Adam(sc.query_map.parameters(), lr=lr), max_epochs=n_ep,
                                   candidates=task.n_cand, direction=direction, seed=args.seed, progress=False)
@@ -473,22 +474,24 @@ def train_vote(args, task: Task, X: np.ndarray, temperature: float, lr: float, n
 
 def trained_vote_row(args, task: Task, X: np.ndarray, lib_rank: Callable, add: Callable, evaluate: Callable,
                      direction: str = "out") -> Any:
-    """The vote with a trained query map (:func:`train_vote`), temperature and learning rate
-    chosen on the tuning split; every node a voter reaches is a candidate. Returns the row."""
+    """The vote with a trained query map (:func:`train_vote`, Adam ``VOTE_TRAIN_LR``),
+    temperature and number of voters chosen on the tuning split; every node a voter reaches is a
+    candidate. Returns the row."""
     best, chosen, total = -1.0, None, 0.0
+    lr = VOTE_TRAIN_LR
     for t in VOTE_TRAIN_TEMPERATURES:
-        for lr in VOTE_TRAIN_LRS:
-            sc, info, secs = train_vote(args, task, X, t, lr, args.train_queries, direction=direction)
+        for nv in VOTE_TRAIN_VOTERS:
+            sc, info, secs = train_vote(args, task, X, t, lr, args.train_queries, direction=direction, voters=nv)
             total += secs
             v = evaluate("tune", lib_rank("tune", scorer=sc, direction=direction,
                                           graph_candidates=sc.voters))["ndcg@10"]
             if v > best:
-                best, chosen = v, (sc, info, secs, lr)
-    sc, info, secs, lr = chosen
+                best, chosen = v, (sc, info, secs)
+    sc, info, secs = chosen
     return add("vote, trained query map (VoteTrainer)",
                f"T={sc.temperature}, lr={lr:g}, voters={sc.voters}, {direction}; {info['pairs']} pairs / "
                f"{info['queries']} queries ({info['queries_used']} used), {info['epochs']} ep, {secs:.0f}s "
-               f"(grid of {len(VOTE_TRAIN_TEMPERATURES) * len(VOTE_TRAIN_LRS)}: {total:.0f}s)",
+               f"(grid of {len(VOTE_TRAIN_TEMPERATURES) * len(VOTE_TRAIN_VOTERS)}: {total:.0f}s)",
                lib_rank("test", scorer=sc, direction=direction, graph_candidates=sc.voters), best)
 
 
