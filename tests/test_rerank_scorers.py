@@ -377,3 +377,22 @@ def test_aliases_and_resolution():
         assert all(set(h.attention) == {h.id} for h in hits)           # N(c) = {c} at radius 0
     with pytest.raises(ConfigError, match="hops"):
         rga.GraphReranker(index, graph, scorer=Deep(), hops=2)
+
+
+@pytest.mark.parametrize("manifold", ["ball", "sphere", "product"])
+def test_geometric_blocks_of_pairs_give_the_same_scores(monkeypatch, manifold):
+    """The points are mapped a block of whole pairs at a time (bounded memory on hubs): any
+    block size gives the same scores and weights, down to blocks of one pair."""
+    X, G, index, graph, rng = _world()
+    m = {"ball": PoincareBall(0.7), "sphere": Sphere(1.0),
+         "product": Product([PoincareBall(), Sphere()], [3, 3])}[manifold]
+    Q = rng.standard_normal((4, 6)).astype(np.float32)
+    rr = rga.GraphReranker(index, graph, scorer=S.GeometricScorer(m, 0.3, 0.7), candidates=20)
+    ref = rr.search_batch(Q, k=20)
+    for block in (1, 6 * 8 * 5, 6 * 8 * 37):              # bytes: one entry, a few, a few dozen entries
+        monkeypatch.setattr(S, "GEOMETRIC_BLOCK_BYTES", block)
+        got = rr.search_batch(Q, k=20)
+        for a, b in zip(ref, got):
+            assert [h.id for h in a] == [h.id for h in b]
+            assert [h.score for h in a] == [h.score for h in b]
+            assert [h.attention for h in a] == [h.attention for h in b]

@@ -87,6 +87,9 @@ DEFAULT_BLEND = 0.8
 CONTEXTS = ("pooled", "mean")
 #: Poincare-ball radius the features are scaled to (fraction of the ball) by GeometricScorer
 HYPERBOLIC_RADIUS = 0.9
+#: GeometricScorer maps the points of whole pairs in blocks of about this many bytes per
+#: [entries, D] array (hubs with thousands of neighbours would otherwise need gigabytes)
+GEOMETRIC_BLOCK_BYTES = 1 << 25
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -539,13 +542,30 @@ class GeometricScorer(_Blended):
         pair_of, mem = nb.entries()
         pq = candidates.pair_query
         qb = pq[pair_of]
-        if isinstance(self.manifold, PoincareBall):
-            nx_ = np.sqrt(np.maximum(xsq, 0.0))[mem]
-            uq, ux = _ball_points(self.manifold, Qd[qb], Xd[mem], np.sqrt(np.maximum(qsq, 0.0))[pq], nx_,
-                                  pair_of, nb.entry_ptr, Qd.dtype)
-        else:
-            uq, ux = _manifold_points(self.manifold, Qd[qb], Xd[mem], pair_of, nb.entry_ptr, Qd.dtype)
-        d = np.asarray(self.manifold.dist(uq, ux), dtype=Qd.dtype).reshape(-1)
+        ball = isinstance(self.manifold, PoincareBall)
+        qn = np.sqrt(np.maximum(qsq, 0.0))
+        xn = np.sqrt(np.maximum(xsq, 0.0))
+        ptr = nb.entry_ptr
+        P = pq.shape[0]
+        d = np.empty(pair_of.shape[0], dtype=Qd.dtype)
+        # the points of a block of whole pairs at a time: [entries, D] copies stay bounded when
+        # hubs make neighbourhoods large (a pair's points depend on that pair's entries only)
+        budget = max(1, GEOMETRIC_BLOCK_BYTES // max(1, Qd.shape[1] * Qd.dtype.itemsize))
+        p0 = 0
+        while p0 < P:
+            e0 = int(ptr[p0])
+            p1 = min(P, max(p0 + 1, int(np.searchsorted(ptr, e0 + budget, side="right")) - 1))
+            e1 = int(ptr[p1])
+            loc_ptr = ptr[p0:p1 + 1] - e0
+            loc_pair = pair_of[e0:e1] - p0
+            Qe, Xe = Qd[qb[e0:e1]], Xd[mem[e0:e1]]
+            if ball:
+                uq, ux = _ball_points(self.manifold, Qe, Xe, qn[pq[p0:p1]], xn[mem[e0:e1]], loc_pair, loc_ptr,
+                                      Qd.dtype)
+            else:
+                uq, ux = _manifold_points(self.manifold, Qe, Xe, loc_pair, loc_ptr, Qd.dtype)
+            d[e0:e1] = np.asarray(self.manifold.dist(uq, ux), dtype=Qd.dtype).reshape(-1)
+            p0 = p1
         w, _ = segment_softmax_pool(np.ascontiguousarray(-(d * d) / self.temperature), np.zeros_like(d), nb.entry_ptr)
         s, ctx = _pooled_scores(Qd, Xd, qsq, candidates, mem, w, nb.entry_ptr, self.blend, Qd.dtype)
         expl = AttentionExplanation(sg.node_ids, candidates.pair_index, candidates.ids.shape[1], nb.entry_ptr, w,
