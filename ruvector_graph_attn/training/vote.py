@@ -17,14 +17,19 @@ __all__ = ["VoteTrainer", "VoteCandidates"]
 _SPACES = ("cosine", "ip", "l2")
 
 
-def _similarity(U: np.ndarray, X: np.ndarray, space: str) -> np.ndarray:
-    """``[B, N]`` index-space similarity of every row of ``U`` with every row of ``X``."""
+def _similarity(U: np.ndarray, X: np.ndarray, space: str, x_unit: bool = False,
+                xsq: Optional[np.ndarray] = None) -> np.ndarray:
+    """``[B, N]`` index-space similarity of every row of ``U`` with every row of ``X``
+    (``x_unit``: ``X`` already has unit rows; ``xsq``: its squared row norms, for ``"l2"``)."""
     if space == "cosine":
         U = U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        if not x_unit:
+            X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     S = U @ X.T
     if space == "l2":
-        S = 2.0 * S - np.einsum("ij,ij->i", U, U)[:, None] - np.einsum("ij,ij->i", X, X)[None, :]
+        if xsq is None:
+            xsq = np.einsum("ij,ij->i", X, X)
+        S = 2.0 * S - np.einsum("ij,ij->i", U, U)[:, None] - xsq[None, :]
     return S
 
 
@@ -47,10 +52,17 @@ class VoteCandidates:
         n = x.shape[0]
         Q = queries.shape[0]
         nodes, scores = [], []
+        xd = xsq = None
+        if index is None:           # exact search: the features converted (and normalised) once
+            xd = x.astype(np.float64)
+            if space == "cosine":
+                xd = xd / np.maximum(np.linalg.norm(xd, axis=1, keepdims=True), 1e-12)
+            elif space == "l2":
+                xsq = np.einsum("ij,ij->i", xd, xd)
         for s0 in range(0, Q, chunk):
             qb = queries[s0:s0 + chunk]
             if index is None:
-                S = _similarity(qb.astype(np.float64), x.astype(np.float64), space)
+                S = _similarity(qb.astype(np.float64), xd, space, x_unit=True, xsq=xsq)
                 k = min(n_candidates + 1, n)
                 top = np.argpartition(-S, k - 1, axis=1)[:, :k]
                 top = np.take_along_axis(top, np.argsort(-np.take_along_axis(S, top, 1), axis=1, kind="stable"), 1)
