@@ -32,7 +32,7 @@ from ..validation import DEFAULT_MAX_KEYS
 from .explanations import AttentionExplanation, VoteExplanation
 from .results import RankedNeighbour
 from .scorers import AttentionScorer, _context_metric, _unit_rows, pair_similarity_rows
-from .vote import VoteScorer, vote_scores
+from .vote import VoteScorer, mapped_queries, vote_scores, with_own_terms
 
 __all__ = ["ENABLED", "snapshot_of", "applies", "applies_vote", "rank", "results", "graph_candidates"]
 
@@ -239,15 +239,8 @@ def _vote_rank(reranker: Any, Q: np.ndarray, ids: np.ndarray, own: np.ndarray, v
     if qm is None:
         sim = own_p
     else:
-        U = np.asarray(Q, np.float64) @ qm.weight.data.T.astype(np.float64)
-        if qm.bias is not None:
-            U = U + qm.bias.data
-        sim = pair_similarity_rows(U, snap.x[pos[pair_flat]], pair_flat // C, reranker.space)
-    selfs = np.arange(P, dtype=np.int64)
-    t_all = np.concatenate([selfs, tgt])
-    s_all = np.concatenate([selfs, src])
-    o = np.argsort(t_all, kind="stable")      # each pair's own term first, then its voters in order
-    t_all, s_all = t_all[o], s_all[o]
+        sim = pair_similarity_rows(mapped_queries(qm, Q), snap.x[pos[pair_flat]], pair_flat // C, reranker.space)
+    t_all, s_all = with_own_terms(P, tgt, src)
     s, _, share = vote_scores(sim, t_all, s_all, scorer.temperature)
     total = (1.0 - scorer.blend) * own_p + scorer.blend * s
     if not np.isfinite(total).all():

@@ -32,8 +32,8 @@ from ..errors import DimensionMismatchError, InvalidInputError
 from ..validation import check_float, check_positive_int
 from .explanations import VoteExplanation
 
-__all__ = ["VoteScorer", "VOTE_TEMPERATURE", "VOTE_VOTERS", "vote_terms", "vote_scores",
-           "identity_query_map"]
+__all__ = ["VoteScorer", "VOTE_TEMPERATURE", "VOTE_VOTERS", "vote_terms", "with_own_terms", "vote_scores",
+           "mapped_queries", "identity_query_map"]
 
 #: defaults of the ``"vote"`` alias, chosen on the Debian tuning split (docs/quality.md)
 VOTE_TEMPERATURE = 0.1
@@ -83,12 +83,26 @@ def vote_terms(pair_query: np.ndarray, pair_node: np.ndarray, rank_key: np.ndarr
             tgt, src = tv // P, tv % P
     else:
         tgt = src = np.zeros(0, np.int64)
+    return with_own_terms(P, tgt, src)       # (tv was sorted: voters by pair number within a target)
+
+
+def with_own_terms(P: int, tgt: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of the ``P`` pairs' own term ``(t, t)`` added to the voter terms ``(tgt, src)`` (voters
+    in pair order within a target): ``(target, source)`` sorted by target, the own term first."""
     own = np.arange(P, dtype=np.int64)
     t_all = np.concatenate([own, tgt])
     s_all = np.concatenate([own, src])
-    o = np.lexsort((np.concatenate([np.zeros(P, np.int64), np.ones(tgt.size, np.int64)]), t_all))
-    # (within a target: own term first, then voters by pair number -- tv was sorted)
+    o = np.argsort(t_all, kind="stable")
     return t_all[o], s_all[o]
+
+
+def mapped_queries(query_map: Any, queries: np.ndarray) -> np.ndarray:
+    """``W q + b`` of every query row (float64), from the map's weights (no forward call: the
+    layer keeps no input, so the scorer's fingerprint does not change with every query)."""
+    U = np.asarray(queries, np.float64) @ query_map.weight.data.T.astype(np.float64)
+    if query_map.bias is not None:
+        U = U + query_map.bias.data
+    return U
 
 
 def vote_scores(sim: np.ndarray, target: np.ndarray, source: np.ndarray, temperature: float):
@@ -171,10 +185,7 @@ class VoteScorer:
         if subgraph.x.shape[0] and subgraph.x.shape[1] != lin.out_features:
             raise DimensionMismatchError(lin.out_features, subgraph.x.shape[1],
                                          "graph feature dimension (query_map output)")
-        U = np.asarray(queries, np.float64) @ lin.weight.data.T.astype(np.float64)
-        if lin.bias is not None:
-            U = U + lin.bias.data
-        return pair_similarity_rows(U, subgraph.x[candidates.pair_node], candidates.pair_query, candidates.space)
+        return pair_similarity_rows(mapped_queries(lin, queries), subgraph.x[candidates.pair_node], candidates.pair_query, candidates.space)
 
     def score(self, queries: np.ndarray, candidates: Any, subgraph: Optional[Any]):
         from .scorers import Scores

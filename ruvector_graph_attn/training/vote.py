@@ -7,6 +7,8 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..graph.utils import check_edge_index
+from ..kernels.csr import csr_of_pairs
+from ..rerank.scorers import _unit_rows, pair_similarity_rows
 from ..rerank.vote import VoteScorer, vote_scores, vote_terms
 from ..validation import as_float_array, check_float, check_int
 from .optim import LRScheduler, Optimizer
@@ -51,7 +53,7 @@ class VoteCandidates:
                  space: str, index: Any = None, chunk: int = 256) -> None:
         n = x.shape[0]
         Q = queries.shape[0]
-        nodes, scores = [], []
+        nodes = []
         xd = xsq = None
         if index is None:           # exact search: the features converted (and normalised) once
             xd = x.astype(np.float64)
@@ -82,15 +84,13 @@ class VoteCandidates:
                 extra = extra[~np.isin(extra, hits)]
                 if query_nodes is not None:
                     extra = extra[extra != query_nodes[i]]
-                row = np.concatenate([hits, extra]).astype(np.int64)
-                nodes.append(row)
-                scores.append(_similarity(queries[i:i + 1].astype(np.float64), x[row].astype(np.float64), space)[0])
+                nodes.append(np.concatenate([hits, extra]).astype(np.int64))
         sizes = np.array([r.size for r in nodes], np.int64)
         self.pair_ptr = np.zeros(Q + 1, np.int64)
         np.cumsum(sizes, out=self.pair_ptr[1:])
         self.pair_node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
-        self.pair_score = np.concatenate(scores) if scores else np.zeros(0)
         pq = np.repeat(np.arange(Q, dtype=np.int64), sizes)
+        self.pair_score = pair_similarity_rows(queries, x[self.pair_node], pq, space)
         self.pair_query = pq
         self.positive = np.zeros(self.pair_node.shape[0], bool)
         self.n_relevant = np.array([len(r) for r in relevant], np.int64)
@@ -151,16 +151,15 @@ class VoteTrainer(_BaseTrainer):
 
     # -------------------------------------------------------------------- inputs
     def _adjacency(self, ei: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of "``a`` reaches ``b``" along ``direction``."""
         if self.direction == "out":
             a, b = ei[0], ei[1]
         elif self.direction == "in":
             a, b = ei[1], ei[0]
         else:
             a, b = np.concatenate([ei[0], ei[1]]), np.concatenate([ei[1], ei[0]])
-        order = np.argsort(a, kind="stable")
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
-        return indptr, np.ascontiguousarray(b[order], dtype=np.int64)
+        indptr, indices, _ = csr_of_pairs(np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64), n)
+        return indptr, indices
 
     def _examples(self, x, queries, relevant, query_nodes, what: str):
         n = x.shape[0]
@@ -212,7 +211,7 @@ class VoteTrainer(_BaseTrainer):
         if self.space == "cosine":
             un = np.maximum(np.linalg.norm(U, axis=1), 1e-12)
             Uh = U / un[:, None]
-            Xh = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+            Xh = _unit_rows(X)
             sim = np.einsum("ij,ij->i", Uh[bq], Xh)
         elif self.space == "ip":
             sim = np.einsum("ij,ij->i", U[bq], X)
