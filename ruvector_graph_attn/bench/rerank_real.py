@@ -445,18 +445,19 @@ VOTE_TRAIN_LR = 1e-3
 
 
 def train_vote(args, task: Task, X: np.ndarray, temperature: float, lr: float, n_queries: int = 2000,
-               epochs: int | None = None, direction: str = "out", voters: int | None = None):
+               epochs: int | None = None, direction: str = "out", voters: int | None = None, pairs: Any = None):
     """A :class:`~ruvector_graph_attn.rerank.vote.VoteScorer` (``temperature``, ``voters``,
     default the alias's) whose query map, started at the identity, is fitted by VoteTrainer (Adam, ``lr``) on
     the :func:`training_pairs` grouped per node: the query is the node's own feature, the
     relevant items its out-neighbours, the graph the one without those nodes' out-edges, the
     candidates ``task.index``'s hits as the re-ranker sees them (the node itself left out) plus
-    every node a voter reaches (``direction``). Returns ``(scorer, info, seconds)``; ``info``
-    holds the pair, query and used-query counts and the epochs."""
+    every node a voter reaches (``direction``); ``pairs``: those pairs when already made.
+    Returns ``(scorer, info, seconds)``; ``info`` holds the pair, query and used-query counts and
+    the epochs."""
     import ruvector_graph_attn as rga
     from ..rerank.vote import VOTE_VOTERS, VoteScorer, identity_query_map
 
-    ei_train, qp, pos = training_pairs(args, task, X, n_queries)
+    ei_train, qp, pos = training_pairs(args, task, X, n_queries) if pairs is None else pairs
     t0 = time.perf_counter()
     order = np.argsort(qp, kind="stable")
     uq, first = np.unique(qp[order], return_index=True)
@@ -479,9 +480,11 @@ def trained_vote_row(args, task: Task, X: np.ndarray, lib_rank: Callable, add: C
     candidate. Returns the row."""
     best, chosen, total = -1.0, None, 0.0
     lr = VOTE_TRAIN_LR
+    pairs = training_pairs(args, task, X, args.train_queries)       # the same pairs for every grid point
     for t in VOTE_TRAIN_TEMPERATURES:
         for nv in VOTE_TRAIN_VOTERS:
-            sc, info, secs = train_vote(args, task, X, t, lr, args.train_queries, direction=direction, voters=nv)
+            sc, info, secs = train_vote(args, task, X, t, lr, args.train_queries, direction=direction, voters=nv,
+                                        pairs=pairs)
             total += secs
             v = evaluate("tune", lib_rank("tune", scorer=sc, direction=direction,
                                           graph_candidates=sc.voters))["ndcg@10"]
