@@ -176,6 +176,11 @@ def test_query_map_identity_equals_no_map_and_a_map_is_applied():
                                graph_candidates=5)
     q = Q[0]
     hits = mapped.search(q, k=60)
+    via_alias = rga.GraphReranker(index, graph, scorer="vote", layer=lin, temperature=0.2, direction="out",
+                                  graph_candidates=5)
+    assert via_alias.scorer.query_map is lin and via_alias.scorer.voters == 20
+    with pytest.raises(InvalidInputError, match="nn.Linear"):
+        rga.GraphReranker(index, graph, scorer="vote", layer=np.eye(6))
     u = lin.weight.data @ q
     sim_u = _unit(X) @ _unit(u)
     sim_q = _unit(X) @ _unit(q)

@@ -185,14 +185,7 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[yellow]warning:[/] {len(dropped)} graph node(s) without features were dropped "
                   f"(e.g. {dropped[0]!r})")
     graph = NetworkXGraph(G)
-    scorer = args.scorer
-    if args.scorer == "vote" and layer is not None:
-        from ..rerank.vote import VOTE_TEMPERATURE, VoteScorer
-
-        scorer = VoteScorer(VOTE_TEMPERATURE if args.temperature is None else args.temperature,
-                            blend=1.0 if args.blend is None else args.blend, query_map=layer)
-        layer = None
-    rr = GraphReranker(index, graph, scorer=scorer, hops=hops, candidates=args.candidates,
+    rr = GraphReranker(index, graph, scorer=args.scorer, hops=hops, candidates=args.candidates,
                        temperature="auto" if args.temperature is None else args.temperature,
                        blend="auto" if args.blend is None else args.blend,
                        direction=args.direction, max_neighbors=args.max_neighbors, layer=layer)

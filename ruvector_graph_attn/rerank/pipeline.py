@@ -95,7 +95,8 @@ class GraphReranker:
             ``hops_needed`` and ``score(queries, candidates, subgraph)``) or an alias:
             ``"vector"``, ``"attention"`` (default), ``"hyperbolic"``, ``"sphere"``,
             ``"euclidean"``, ``"sparse_topk"``, ``"ppr"``, ``"vote"``, ``"gat"``, ``"sage"``, ``"gin"``
-            (these three need ``layer=``), ``"multihead"`` (``layer=`` a MultiHeadAttention).
+            (these three need ``layer=``), ``"multihead"`` (``layer=`` a MultiHeadAttention);
+            ``"vote"`` takes an optional ``layer=``, its trained query map (an ``nn.Linear``).
         hops: neighbourhood radius (0..8). Default (``None``): ``max(1, scorer.hops_needed)``
             (an L-layer model reads L hops around each candidate; a smaller radius would
             truncate its receptive field by what else is in the batch, so ``search_batch``

@@ -907,7 +907,7 @@ def resolve_scorer(scorer: Any, layer: Any = None, temperature: float = DEFAULT_
     Aliases: ``"vector"``, ``"attention"``, ``"hyperbolic"`` (PoincareBall(curvature)),
     ``"sphere"``, ``"euclidean"``, ``"sparse_topk"`` (k = 8), ``"ppr"`` (alpha 0.5, 30 iterations,
     the given temperature, blend 1), ``"vote"`` (VoteScorer: the given temperature and blend,
-    ``VOTE_VOTERS`` voters), ``"gat"``/``"sage"``/``"gin"`` (``layer=`` a graph layer),
+    ``VOTE_VOTERS`` voters, ``layer=`` an optional trained query map), ``"gat"``/``"sage"``/``"gin"`` (``layer=`` a graph layer),
     ``"multihead"`` (``layer=`` a MultiHeadAttention).
     """
     from ..manifold import Euclidean, PoincareBall, Sphere
@@ -931,7 +931,7 @@ def resolve_scorer(scorer: Any, layer: Any = None, temperature: float = DEFAULT_
         if scorer == "ppr":
             return PersonalizedPageRankScorer(temperature=temperature)
         if scorer == "vote":
-            return VoteScorer(temperature, VOTE_VOTERS, blend)
+            return VoteScorer(temperature, VOTE_VOTERS, blend, query_map=layer)
         if scorer == "multihead":
             if layer is None:
                 raise NotFittedError("scorer 'multihead' needs a rga.MultiHeadAttention with loaded weights: "
